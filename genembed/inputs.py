@@ -1,0 +1,76 @@
+"""Text → token ids. The one place that decides how an input is laid out.
+
+Encoder input, per text (special tokens are appended later as embeddings, never as ids):
+
+    [pad ...] <chat prefix> <instruction> <text, truncated> <chat suffix> [T thought][C compression]
+
+* The text sits inside the backbone's own chat template as the user turn, so the special
+  tokens stand where the assistant's answer would begin (a base model without a template
+  gets the bare instruction + text).
+* Only the text is truncated, before anything is appended: the template, the instruction
+  and the special tokens are never cut.
+* Batches are left-padded, so the special tokens of every row share the last positions;
+  position ids come from the attention mask, so padding does not shift positions.
+"""
+from __future__ import annotations
+
+import torch
+
+_SENTINEL = "\u2063GENEMBED_TEXT\u2063"
+_template_cache: dict[int, tuple[list[int], list[int]]] = {}
+
+
+def chat_wrapping(tokenizer) -> tuple[list[int], list[int]]:
+    """Token ids before and after the user's content in a one-turn chat prompt."""
+    key = id(tokenizer)
+    if key not in _template_cache:
+        if getattr(tokenizer, "chat_template", None):
+            rendered = tokenizer.apply_chat_template(
+                [{"role": "user", "content": _SENTINEL}], add_generation_prompt=True, tokenize=False
+            )
+            before, after = rendered.split(_SENTINEL)
+            prefix = tokenizer(before, add_special_tokens=False)["input_ids"]
+            suffix = tokenizer(after, add_special_tokens=False)["input_ids"]
+        else:
+            bos = tokenizer.bos_token_id
+            prefix, suffix = ([bos] if bos is not None else []), []
+        _template_cache[key] = (prefix, suffix)
+    return _template_cache[key]
+
+
+def prompt_ids(tokenizer, texts: list[str], instruction: str = "", max_text_tokens: int = 256) -> list[list[int]]:
+    """Chat-formatted ids for each text; the text alone is cut to max_text_tokens."""
+    if max_text_tokens < 1:
+        raise ValueError(f"max_text_tokens must be >= 1, got {max_text_tokens}")
+    prefix, suffix = chat_wrapping(tokenizer)
+    instruction_ids = tokenizer(instruction, add_special_tokens=False)["input_ids"] if instruction else []
+    text_ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_text_tokens)["input_ids"]
+    return [prefix + instruction_ids + ids + suffix for ids in text_ids]
+
+
+def response_ids(tokenizer, responses: list[str], max_tokens: int) -> list[list[int]]:
+    """Response ids for reconstruction; an untruncated response ends with the end-of-turn token."""
+    eos = tokenizer.eos_token_id
+    out = []
+    for ids in tokenizer(list(responses), add_special_tokens=False)["input_ids"]:
+        out.append(ids[:max_tokens] if len(ids) >= max_tokens else ids + ([eos] if eos is not None else []))
+    return out
+
+
+def pad(rows: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention_mask) as [batch, longest] tensors, padded on `side`."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if not r:
+            continue
+        sl = slice(width - len(r), width) if side == "left" else slice(0, len(r))
+        ids[i, sl] = torch.tensor(r, dtype=torch.long)
+        mask[i, sl] = 1
+    return ids, mask
+
+
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding (0 at each row's first real token)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)

@@ -1,0 +1,221 @@
+"""The trainable part of LLM2Vec-Gen, around a frozen backbone that it never changes.
+
+    input ids ──embed──► [text embeddings][T thought][C compression] ──frozen LLM──► last-layer states
+    compression states ──recon──► soft prompt (C vectors in the LLM's input space)
+    soft prompt ──align──► mean over C ──► the embedding
+
+Trainable: the T + C token embeddings, `recon` (hidden → hidden) and `align` (hidden → dim).
+The backbone is held by reference (not a submodule), so `state_dict()` holds only what trains.
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .backbone import Backbone
+from .inputs import pad, positions, prompt_ids
+
+# The paper's instruction style: a query asks for its answer, a document for its summary.
+DEFAULT_INSTRUCTIONS = {
+    "query": "Generate a passage that best answers this question: ",
+    "document": "Summarize the following passage: ",
+}
+
+
+@dataclass
+class GenEmbedConfig:
+    backbone: str = "smollm2-135m-instruct"  # alias, .gguf path, folder or hub id
+    backbone_signature: dict = field(default_factory=dict)  # model_type / sizes, checked on load
+    hidden_size: int = 576  # the backbone's hidden size
+    embedding_dim: int = 384  # the teacher's dimension = the embedding's
+    teacher: str = "all-minilm-l6-v2"  # what the alignment targets came from
+    num_thought_tokens: int = 10  # T: scratch tokens whose states are discarded
+    num_compression_tokens: int = 10  # C: their states become the soft prompt
+    max_text_tokens: int = 256  # input texts are cut to this many tokens
+    instructions: dict = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))
+    default_instruction: str = "query"  # the instruction name encode() uses when given none
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cache_keyword(lm) -> str:
+    """transformers 5.x names the KV cache `cache`; earlier versions `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(type(lm).forward).parameters else "past_key_values"
+
+
+class GenEmbed(nn.Module):
+    def __init__(self, config: GenEmbedConfig, backbone: Backbone):
+        super().__init__()
+        if config.num_compression_tokens < 1 or config.num_thought_tokens < 0:
+            raise ValueError("need at least 1 compression token and a non-negative number of thought tokens")
+        if backbone.hidden_size != config.hidden_size:
+            raise ValueError(f"config hidden_size {config.hidden_size} != backbone's {backbone.hidden_size}")
+        self.config = config
+        object.__setattr__(self, "backbone", backbone)  # a reference, never a submodule
+        n_special = config.num_thought_tokens + config.num_compression_tokens
+        self.special_tokens = nn.Parameter(torch.zeros(n_special, config.hidden_size))
+        self.recon = nn.Linear(config.hidden_size, config.hidden_size)
+        self.align = nn.Linear(config.hidden_size, config.embedding_dim)
+        self.to(backbone.device)
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def create(cls, backbone: Backbone, embedding_dim: int, teacher: str, seed: int = 0, **overrides) -> "GenEmbed":
+        """A freshly initialised student: tokens at the mean token embedding (plus a little noise,
+        so they differ), `recon` = identity (the states pass through unchanged), `align` random."""
+        config = GenEmbedConfig(backbone=backbone.name, backbone_signature=backbone.signature(),
+                                hidden_size=backbone.hidden_size, embedding_dim=embedding_dim,
+                                teacher=teacher, **overrides)
+        model = cls(config, backbone)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            table = backbone.model.get_input_embeddings().weight.float()
+            mean, std = table.mean(0), table.std(0).mean()
+            noise = torch.randn(model.special_tokens.shape, generator=gen) * 0.1 * std
+            model.special_tokens.copy_(mean.cpu() + noise)
+            model.recon.weight.copy_(torch.eye(config.hidden_size))
+            model.recon.bias.zero_()
+            bound = config.hidden_size ** -0.5
+            model.align.weight.copy_(torch.rand(model.align.weight.shape, generator=gen) * 2 * bound - bound)
+            model.align.bias.zero_()
+        return model
+
+    @property
+    def device(self) -> torch.device:
+        return self.special_tokens.device
+
+    # -- the forward pass ----------------------------------------------------------------
+    def tokenize(self, texts: list[str], instruction: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        rows = prompt_ids(self.backbone.tokenizer, texts, instruction, self.config.max_text_tokens)
+        return pad(rows, self.backbone.tokenizer.pad_token_id, side="left")
+
+    def compression_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last-layer states [B, C, hidden] of the compression tokens appended to left-padded ids."""
+        lm = self.backbone.model
+        text = lm.get_input_embeddings()(input_ids.to(self.device))
+        special = self.special_tokens.to(text.dtype).unsqueeze(0).expand(text.shape[0], -1, -1)
+        embeds = torch.cat([text, special], dim=1)
+        mask = torch.cat([attention_mask.to(self.device),
+                          attention_mask.new_ones(text.shape[0], special.shape[1]).to(self.device)], dim=1)
+        hidden = lm.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions(mask),
+                               use_cache=False).last_hidden_state
+        return hidden[:, -self.config.num_compression_tokens:]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(soft prompt [B, C, hidden], embedding [B, dim])."""
+        states = self.compression_states(input_ids, attention_mask)
+        soft_prompt = self.recon(states.to(self.recon.weight.dtype))
+        embedding = self.align(soft_prompt).mean(dim=1)
+        return soft_prompt, embedding
+
+    # -- encode --------------------------------------------------------------------------
+    def resolve_instruction(self, instruction: str | None) -> str:
+        """None → the config's default; a name in config.instructions → its text; else the string itself."""
+        if instruction is None:
+            instruction = self.config.default_instruction
+        return self.config.instructions.get(instruction, instruction)
+
+    def _batches(self, texts, instruction, batch_size, show_progress_bar, desc):
+        """Yield (original indices, ids, mask), longest texts first so each batch pads little."""
+        if isinstance(texts, str):
+            raise TypeError("internal: texts must be a list here")
+        if len(texts) == 0:
+            raise ValueError(f"{desc}() got an empty list of texts: pass at least one string")
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"{desc}() expects strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        instruction = self.resolve_instruction(instruction)
+        rows = prompt_ids(self.backbone.tokenizer, texts, instruction, self.config.max_text_tokens)
+        order = sorted(range(len(texts)), key=lambda i: -len(rows[i]))
+        if show_progress_bar is None:
+            show_progress_bar = len(texts) > 4 * batch_size and sys.stderr.isatty()
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not show_progress_bar):
+            idx = order[start:start + batch_size]
+            ids, mask = pad([rows[i] for i in idx], self.backbone.tokenizer.pad_token_id, side="left")
+            yield idx, ids, mask
+
+    @torch.no_grad()
+    def encode(self, texts, instruction: str | None = None, batch_size: int = 32, normalize: bool = False,
+               show_progress_bar: bool | None = None, bf16: bool = False) -> np.ndarray:
+        """Embed texts → float32 array [n, dim] (a single string → [dim]).
+
+        instruction: None → the default ("query"); "query" / "document" → the paper's
+        instructions; any other string is used as the instruction itself ("" for none).
+        bf16: bf16 autocast (CPU or GPU), faster, within ~1e-2 cosine of float32.
+        """
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        was_training = self.training
+        self.eval()
+        out = np.zeros((len(texts), self.config.embedding_dim), dtype=np.float32)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+        for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "encode"):
+            with autocast:
+                _, emb = self(ids, mask)
+            emb = emb.float()
+            if normalize:
+                emb = torch.nn.functional.normalize(emb, dim=-1)
+            out[idx] = emb.cpu().numpy()
+        self.train(was_training)
+        return out[0] if single else out
+
+    def encode_query(self, texts, **kwargs) -> np.ndarray:
+        return self.encode(texts, instruction="query", **kwargs)
+
+    def encode_document(self, texts, **kwargs) -> np.ndarray:
+        return self.encode(texts, instruction="document", **kwargs)
+
+    # -- decode --------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_from_soft_prompt(self, soft_prompt: torch.Tensor, max_new_tokens: int = 64,
+                                  use_cache: bool = True) -> list[list[int]]:
+        """Greedy tokens the frozen LLM writes after the soft prompt alone (KV-cached by default)."""
+        lm, tok = self.backbone.model, self.backbone.tokenizer
+        embed = lm.get_input_embeddings()
+        prompt = soft_prompt.to(embed.weight.dtype)
+        batch = prompt.shape[0]
+        eos = tok.eos_token_id
+        tokens = torch.empty(batch, 0, dtype=torch.long, device=prompt.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=prompt.device)
+        past, cache_kw = None, _cache_keyword(lm)
+        for _ in range(max_new_tokens):
+            if past is None or not use_cache:
+                inputs = torch.cat([prompt, embed(tokens)], dim=1)
+            else:
+                inputs = embed(tokens[:, -1:])
+            out = lm(inputs_embeds=inputs, use_cache=use_cache, logits_to_keep=1, **{cache_kw: past})
+            past = getattr(out, cache_kw, None) if use_cache else None
+            next_token = out.logits[:, -1].argmax(-1)
+            next_token = torch.where(finished, torch.full_like(next_token, tok.pad_token_id), next_token)
+            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+            finished |= next_token == eos
+            if finished.all():
+                break
+        result = []
+        for row in tokens.tolist():
+            result.append(row[: row.index(eos)] if eos in row else row)
+        return result
+
+    @torch.no_grad()
+    def decode(self, texts, max_new_tokens: int = 64, instruction: str | None = None, batch_size: int = 32,
+               show_progress_bar: bool | None = None) -> list[str] | str:
+        """What each text's embedding "says": the LLM's greedy continuation of its soft prompt."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        self.eval()
+        out: list[str] = [""] * len(texts)
+        for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "decode"):
+            soft_prompt, _ = self(ids, mask)
+            for i, row in zip(idx, self.generate_from_soft_prompt(soft_prompt, max_new_tokens)):
+                out[i] = self.backbone.tokenizer.decode(row, skip_special_tokens=True).strip()
+        return out[0] if single else out

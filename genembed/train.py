@@ -1,0 +1,213 @@
+"""Training: the frozen LLM stays untouched; the special tokens, `recon` and `align` learn.
+
+Each step:  queries ─► student ─► (soft prompt, embedding)
+            loss = w_rec · CE(response | soft prompt)  +  w_align · align(embedding, teacher(response))
+
+The run folder holds: `log.jsonl` (every step's loss components), `resume/` (latest checkpoint
+plus optimizer/scheduler state, written atomically every `save_every` steps), and at the end
+`model/` (the final checkpoint: `config.json`, `model.safetensors`) and `losses.png`.
+Data order is a pure function of (seed, step), so a resumed run reaches the same weights as an
+uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .backbone import load_backbone
+from .checkpoint import load_checkpoint, save_checkpoint
+from .inputs import pad, prompt_ids, response_ids
+from .jsonl import append_rows, read_rows
+from .losses import alignment_loss, reconstruction_loss
+from .model import GenEmbed
+from .teachers import cached_targets, load_teacher
+
+
+@dataclass
+class TrainConfig:
+    responses: str  # JSONL of {"query", "response"} rows (from `genembed generate`)
+    out_dir: str  # run folder: log, resume state, final checkpoint, plot
+    backbone: str = "smollm2-135m-instruct"  # alias, .gguf, folder or hub id
+    teacher: str = "all-minilm-l6-v2"  # sentence-transformers name/folder, or "self"
+    num_thought_tokens: int = 10  # T (may be 0)
+    num_compression_tokens: int = 10  # C
+    limit: int | None = None  # use only the first N response rows
+    steps: int = 300  # optimiser steps
+    batch_size: int = 8  # examples per micro-batch
+    grad_accum: int = 1  # micro-batches per optimiser step
+    lr_tokens: float = 5e-2  # the special tokens need a large step to move at all in few steps
+    lr_projections: float = 1e-3  # recon and align
+    weight_decay: float = 0.0
+    warmup_steps: int = 30  # linear warm-up, then linear decay to 0
+    w_rec: float = 1.0  # weight of the reconstruction cross-entropy
+    w_align: float | None = None  # None: dim for "mse" (= squared distance to the target), 1 for "cosine"
+    align_loss: str = "mse"  # "mse" (paper) or "cosine"
+    align_init: str = "ridge"  # "ridge": least-squares fit of align on the initial states; "random"
+    ridge_examples: int = 256  # queries used for that fit
+    max_query_tokens: int = 128  # queries are cut to this many tokens
+    max_response_tokens: int = 64  # responses are cut to this many tokens
+    instruction: str = "query"  # instruction name (or text) put before each training query
+    bf16: bool = False  # bf16 autocast (CPU or GPU)
+    seed: int = 0
+    save_every: int = 50  # write resume/ every N steps
+    clip_grad_norm: float = 1.0
+
+
+def example_order(n: int, seed: int, position: int) -> int:
+    """Index of the example at a global position in an endless stream of seeded permutations."""
+    epoch, offset = divmod(position, n)
+    return int(np.random.default_rng(seed + epoch).permutation(n)[offset])
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+@torch.no_grad()
+def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np.ndarray, batch_size: int = 16) -> float:
+    """Set `align` to the ridge solution from the mean soft prompt to the targets; return the R²."""
+    pad_id = model.backbone.tokenizer.pad_token_id
+    feats = []
+    for start in range(0, len(query_rows), batch_size):
+        ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
+        soft, _ = model(ids, mask)
+        feats.append(soft.float().mean(1).cpu().double())
+    x = torch.cat(feats)
+    y = torch.as_tensor(targets, dtype=torch.float64)
+    xm, ym = x.mean(0), y.mean(0)
+    xc, yc = x - xm, y - ym
+    gram = xc.T @ xc
+    lam = 1e-1 * gram.trace() / gram.shape[0]  # shrinkage relative to the average variance
+    w = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), xc.T @ yc)
+    model.align.weight.copy_(w.T.float())
+    model.align.bias.copy_((ym - xm @ w).float())
+    residual = ((xc @ w - yc) ** 2).sum() / (yc ** 2).sum()
+    return float(1 - residual)
+
+
+def plot_losses(log_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_rows(log_path)
+    if not rows:
+        return
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, title in ((axes[0], "rec", "reconstruction cross-entropy"), (axes[1], "align", "alignment loss")):
+        ax.plot(steps, [r[key] for r in rows], lw=0.8, alpha=0.5)
+        window = max(1, len(rows) // 20)
+        smooth = np.convolve([r[key] for r in rows], np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, lw=2)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+
+    # -- data: queries, responses, teacher targets (cached) --------------------------------
+    rows = [r for r in read_rows(cfg.responses) if r.get("response", "").strip()]
+    if cfg.limit:
+        rows = rows[: cfg.limit]
+    if len(rows) < cfg.batch_size:
+        raise ValueError(f"{cfg.responses} has {len(rows)} usable rows, fewer than one batch ({cfg.batch_size})")
+    backbone = load_backbone(cfg.backbone)
+    teacher = load_teacher(cfg.teacher, backbone)
+    targets = cached_targets(teacher, [r["response"] for r in rows], out / "cache", show_progress_bar)
+
+    # -- the student: fresh, or resumed from resume/ ----------------------------------------
+    resume_dir = out / "resume"
+    if (resume_dir / "trainer.pt").exists():
+        model = load_checkpoint(resume_dir, backbone=backbone)
+        state = torch.load(resume_dir / "trainer.pt", weights_only=False)
+        if state["train_config"] != asdict(cfg):
+            raise ValueError(f"{resume_dir} was written by a run with other settings; use a new --out")
+    else:
+        model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=cfg.seed,
+                                num_thought_tokens=cfg.num_thought_tokens,
+                                num_compression_tokens=cfg.num_compression_tokens,
+                                max_text_tokens=cfg.max_query_tokens, default_instruction=cfg.instruction)
+        state = None
+    instruction = model.resolve_instruction(cfg.instruction)
+    tok = backbone.tokenizer
+    queries = prompt_ids(tok, [r["query"] for r in rows], instruction, cfg.max_query_tokens)
+    responses = response_ids(tok, [r["response"] for r in rows], cfg.max_response_tokens)
+    if state is None and cfg.align_init == "ridge":
+        pick = np.random.default_rng(cfg.seed).permutation(len(rows))[: cfg.ridge_examples]
+        r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick])
+        print(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
+    elif cfg.align_init not in ("ridge", "random"):
+        raise ValueError(f"align_init must be 'ridge' or 'random', got {cfg.align_init!r}")
+
+    # -- optimiser: tokens and projections in their own groups ----------------------------
+    groups = [{"params": [model.special_tokens], "lr": cfg.lr_tokens},
+              {"params": list(model.recon.parameters()) + list(model.align.parameters()), "lr": cfg.lr_projections}]
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
+    start = 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start = state["step"]
+        log_rows = [r for r in read_rows(out / "log.jsonl", repair=True) if r["step"] < start]
+        (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log_rows))
+    elif (out / "log.jsonl").exists():
+        (out / "log.jsonl").unlink()
+    w_align = cfg.w_align if cfg.w_align is not None else (teacher.dim if cfg.align_loss == "mse" else 1.0)
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
+    targets_t = torch.as_tensor(targets)
+
+    # -- the loop -------------------------------------------------------------------------
+    model.train()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="training", disable=not show_progress_bar)
+    for step in bar:
+        t0 = time.time()
+        totals = {"loss": 0.0, "rec": 0.0, "align": 0.0}
+        for micro in range(cfg.grad_accum):
+            first = (step * cfg.grad_accum + micro) * cfg.batch_size
+            idx = [example_order(len(rows), cfg.seed, first + k) for k in range(cfg.batch_size)]
+            q_ids, q_mask = pad([queries[i] for i in idx], tok.pad_token_id, side="left")
+            r_ids, r_mask = pad([responses[i] for i in idx], tok.pad_token_id, side="right")
+            with autocast:
+                soft_prompt, embedding = model(q_ids, q_mask)
+                rec = reconstruction_loss(backbone.model, soft_prompt, r_ids.to(model.device), r_mask.to(model.device))
+            align = alignment_loss(embedding, targets_t[idx].to(model.device), cfg.align_loss)
+            loss = cfg.w_rec * rec + w_align * align
+            (loss / cfg.grad_accum).backward()
+            for key, value in (("loss", loss), ("rec", rec), ("align", align)):
+                totals[key] += value.item() / cfg.grad_accum
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        append_rows(out / "log.jsonl", [{"step": step, **totals, "lr_tokens": optimizer.param_groups[0]["lr"],
+                                        "seconds": round(time.time() - t0, 3)}])
+        bar.set_postfix(rec=f"{totals['rec']:.3f}", align=f"{totals['align']:.4f}")
+        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+            trainer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                             "step": step + 1, "train_config": asdict(cfg)}
+            save_checkpoint(model, resume_dir, extra={"trainer.pt": lambda p: torch.save(trainer_state, p)})
+
+    # -- the result -----------------------------------------------------------------------
+    model.eval()
+    save_checkpoint(model, out / "model")
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    plot_losses(out / "log.jsonl", out / "losses.png")
+    return model

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from genembed.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_encode_shapes_and_dtype(tiny_model):
+    out = tiny_model.encode(["how do I boil an egg", "paris", "write a poem about the sea"])
+    assert out.shape == (3, 16) and out.dtype == np.float32
+    single = tiny_model.encode("paris")
+    assert single.shape == (16,)
+    np.testing.assert_allclose(single, out[1], atol=1e-5)
+    unit = tiny_model.encode(["paris", "the sea"], normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+
+
+def test_left_padding_does_not_change_an_embedding(tiny_model):
+    short = "paris"
+    alone = tiny_model.encode([short], batch_size=1)
+    with_long = tiny_model.encode([short, "explain how a neural network learns " * 5], batch_size=2)
+    np.testing.assert_allclose(alone[0], with_long[0], atol=1e-5)
+
+
+def test_batch_order_is_restored(tiny_model):
+    texts = ["a", "explain how a neural network learns", "paris is", "the sea is wide and blue"]
+    together = tiny_model.encode(texts, batch_size=2)
+    one_by_one = np.stack([tiny_model.encode(t) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_special_tokens_survive_truncation(tiny_model):
+    tiny_model.config.max_text_tokens = 4
+    long = "the sea is wide and blue and deep " * 40
+    ids, mask = tiny_model.tokenize([long, "paris"])
+    states = tiny_model.compression_states(ids, mask)
+    assert states.shape == (2, tiny_model.config.num_compression_tokens, tiny_model.config.hidden_size)
+    # the text was cut: two long texts that differ only after the cut embed identically
+    a, b = tiny_model.encode([long, long + " and then something else entirely"])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_instruction_changes_the_embedding(tiny_model):
+    q = tiny_model.encode("paris", instruction="query")
+    d = tiny_model.encode("paris", instruction="document")
+    none = tiny_model.encode("paris", instruction="")
+    assert not np.allclose(q, d) and not np.allclose(q, none)
+    np.testing.assert_allclose(tiny_model.encode("paris"), q, atol=1e-6)  # default is "query"
+
+
+def test_empty_and_bad_inputs_fail_clearly(tiny_model):
+    with pytest.raises(ValueError, match="empty list"):
+        tiny_model.encode([])
+    with pytest.raises(TypeError, match="expects strings"):
+        tiny_model.encode(["ok", 3])
+    with pytest.raises(TypeError):
+        tiny_model.encode(["ok"], pooling="mean")  # unknown keyword
+
+
+def test_only_trained_tensors_are_parameters(tiny_model):
+    names = {n for n, _ in tiny_model.named_parameters()}
+    assert names == {"special_tokens", "recon.weight", "recon.bias", "align.weight", "align.bias"}
+    assert not any(p.requires_grad for p in tiny_model.backbone.model.parameters())
+
+
+def test_save_load_gives_identical_embeddings(tiny_model, tmp_path):
+    with torch.no_grad():
+        tiny_model.special_tokens.add_(0.3)  # not the initial state
+    texts = ["how do I boil an egg", "paris"]
+    before = tiny_model.encode(texts)
+    save_checkpoint(tiny_model, tmp_path / "ckpt")
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == ["config.json", "model.safetensors"]
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.backbone is tiny_model.backbone, "the backbone is loaded once and shared"
+    np.testing.assert_array_equal(before, loaded.encode(texts))
+
+
+def test_wrong_backbone_and_corrupt_checkpoint_fail_clearly(tiny_model, other_backbone_path, tmp_path):
+    folder = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(folder, backbone=other_backbone_path)
+    (folder / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(folder)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_kv_cached_decode_equals_uncached(tiny_model):
+    with torch.no_grad():
+        tiny_model.special_tokens.normal_(0, 1.0)  # something to say
+    ids, mask = tiny_model.tokenize(["how do I boil an egg", "paris", "write a poem"])
+    soft_prompt, _ = tiny_model(ids, mask)
+    cached = tiny_model.generate_from_soft_prompt(soft_prompt, max_new_tokens=12, use_cache=True)
+    uncached = tiny_model.generate_from_soft_prompt(soft_prompt, max_new_tokens=12, use_cache=False)
+    assert cached == uncached
+    assert any(len(row) > 0 for row in cached)
+    texts = tiny_model.decode(["how do I boil an egg", "paris"], max_new_tokens=5)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
