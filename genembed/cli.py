@@ -75,10 +75,6 @@ def generate(
     typer.echo(f"{len(rows)} answered queries in {out}")
 
 
-def main():
-    app()
-
-
 @app.command()
 def train(
     responses: Path = typer.Option(..., "--responses", "-r", help="JSONL from `genembed generate`."),
@@ -165,3 +161,14 @@ def decode(
     decoded = load(model).decode(items, max_new_tokens=max_new_tokens, instruction=instruction)
     for text, said in zip(items, decoded):
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
+
+
+def main():
+    """Entry point: known errors (bad checkpoint, missing file, bad value) print one clear line."""
+    import sys
+
+    try:
+        app()
+    except (ValueError, FileNotFoundError, TypeError) as e:  # CheckpointError is a ValueError
+        typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(2)

@@ -32,7 +32,8 @@ class SentenceTransformerTeacher:
             path = name
         self.name = name
         self.model = SentenceTransformer(path, device=device)
-        self.dim = self.model.get_sentence_embedding_dimension()
+        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = dim_of()  # renamed in sentence-transformers 6
 
     def embed(self, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
         return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,

@@ -20,7 +20,7 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_backbone(folder, hidden: int = 32, layers: int = 2, seed: int = 0) -> str:
+def build_tiny_backbone(folder, hidden: int = 32, layers: int = 2, seed: int = 0, init_range: float = 0.2) -> str:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -36,7 +36,7 @@ def build_tiny_backbone(folder, hidden: int = 32, layers: int = 2, seed: int = 0
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+                         max_position_embeddings=512, initializer_range=init_range, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          tie_word_embeddings=True)
     model = LlamaForCausalLM(config)

@@ -1,0 +1,71 @@
+"""The real backbone (SmolLM2-135M-Instruct GGUF) and teacher (all-MiniLM-L6-v2) from their
+packages, end to end: generate one answer, two training steps, encode, decode, bundled default."""
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SMOLLM = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    from genembed.backbone import load_backbone
+
+    return load_backbone(SMOLLM)
+
+
+def test_backbone_is_frozen_and_shared(backbone):
+    from genembed.backbone import load_backbone
+
+    assert load_backbone(SMOLLM) is backbone
+    assert backbone.hidden_size == 576 and backbone.config.num_hidden_layers == 30
+    assert not backbone.model.training
+    assert not any(p.requires_grad for p in backbone.model.parameters())
+
+
+def test_generate_one_answer(backbone, tmp_path):
+    from genembed.generate import answer_queries
+
+    rows = answer_queries(backbone, [("q", "What is the capital of France?")], tmp_path / "a.jsonl",
+                          max_new_tokens=12, show_progress_bar=False)
+    assert "Paris" in rows[0]["response"]
+
+
+def test_two_train_steps_then_encode_and_decode(backbone, tmp_path):
+    from genembed import load
+    from genembed.jsonl import read_rows
+    from genembed.train import TrainConfig, train
+
+    data = tmp_path / "responses.jsonl"
+    pairs = [("What is the capital of France?", "The capital of France is Paris."),
+             ("How do I boil an egg?", "Put the egg in boiling water for about nine minutes."),
+             ("Write a haiku about rain.", "Soft rain on the roof, / the garden drinks in silence, / clouds drift out to sea."),
+             ("What is 2 + 2?", "2 + 2 equals 4.")]
+    data.write_text("".join(json.dumps({"id": str(i), "query": q, "response": r}) + "\n" for i, (q, r) in enumerate(pairs)))
+    cfg = TrainConfig(responses=str(data), out_dir=str(tmp_path / "run"), steps=2, batch_size=2, warmup_steps=1,
+                      ridge_examples=4, max_response_tokens=24, bf16=True)
+    train(cfg, show_progress_bar=False)
+    log = read_rows(tmp_path / "run" / "log.jsonl")
+    assert len(log) == 2 and all(np.isfinite(r["rec"]) and np.isfinite(r["align"]) for r in log)
+    model = load(tmp_path / "run" / "model")
+    assert model.backbone is backbone
+    vectors = model.encode(["What is the capital of France?", "Paris is in France."], normalize=True)
+    assert vectors.shape == (2, 384) and np.isfinite(vectors).all()
+    said = model.decode("What is the capital of France?", max_new_tokens=8)
+    assert isinstance(said, str)
+
+
+def test_bundled_default_encodes_and_decodes():
+    import genembed
+
+    model = genembed.load()
+    assert model.config.backbone == SMOLLM and model.config.teacher == "all-minilm-l6-v2"
+    q = model.encode_query(["How do I boil an egg?", "What is the capital of France?"], normalize=True)
+    d = model.encode_document(["Boil the egg for nine minutes, then cool it in cold water.",
+                               "Paris is the capital and largest city of France."], normalize=True)
+    sims = q @ d.T
+    assert sims[0, 0] > sims[0, 1] and sims[1, 1] > sims[1, 0], sims
+    assert model.decode("How do I boil an egg?", max_new_tokens=16).strip()

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import genembed.train as train_module
+from genembed.jsonl import read_rows
+from genembed.train import TrainConfig, example_order, lr_factor, train
+
+
+def config(tiny_backbone_path, responses, out, **kw):
+    base = dict(responses=str(responses), out_dir=str(out), backbone=tiny_backbone_path, teacher="self",
+                num_thought_tokens=2, num_compression_tokens=3, batch_size=2, steps=6, warmup_steps=2,
+                save_every=3, max_query_tokens=16, max_response_tokens=12, ridge_examples=4)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_schedule_and_data_order():
+    assert [round(lr_factor(s, 2, 6), 3) for s in range(6)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]
+    epoch = [example_order(5, 0, p) for p in range(5)]
+    assert sorted(epoch) == list(range(5))  # each epoch is a permutation
+    assert sorted(example_order(5, 0, p) for p in range(5, 10)) == list(range(5))
+    assert example_order(5, 0, 7) == example_order(5, 0, 7)
+
+
+def test_loss_falls_when_overfitting(tiny_backbone_path, tiny_responses, tmp_path):
+    cfg = config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=40, batch_size=5, warmup_steps=4,
+                 lr_tokens=5e-2, lr_projections=1e-2, save_every=100)
+    train(cfg, show_progress_bar=False)
+    log = read_rows(tmp_path / "run" / "log.jsonl")
+    assert len(log) == 40 and {"rec", "align", "loss", "lr_tokens"} <= set(log[0])
+    first, last = log[0], log[-1]
+    assert last["rec"] < 0.8 * first["rec"], (first, last)
+    assert last["align"] < first["align"], (first, last)
+    assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(tiny_backbone_path, tiny_responses, tmp_path, monkeypatch):
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "straight"), show_progress_bar=False)
+
+    real_append, calls = train_module.append_rows, {"n": 0}
+
+    def dies_after_four_steps(path, rows):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise Killed()
+        real_append(path, rows)
+
+    monkeypatch.setattr(train_module, "append_rows", dies_after_four_steps)
+    with pytest.raises(Killed):
+        train(config(tiny_backbone_path, tiny_responses, tmp_path / "resumed"), show_progress_bar=False)
+    monkeypatch.setattr(train_module, "append_rows", real_append)
+    state = torch.load(tmp_path / "resumed" / "resume" / "trainer.pt", weights_only=False)
+    assert state["step"] == 3  # the last save before the kill
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "resumed"), show_progress_bar=False)
+
+    a = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    steps = [r["step"] for r in read_rows(tmp_path / "resumed" / "log.jsonl")]
+    assert steps == list(range(6)), "the log has each step once"
+
+
+def test_resume_with_other_settings_is_refused(tiny_backbone_path, tiny_responses, tmp_path):
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3), show_progress_bar=False)
+    with pytest.raises(ValueError, match="other settings"):
+        train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3, lr_tokens=1.0),
+              show_progress_bar=False)
+
+
+def test_too_little_data_fails_clearly(tiny_backbone_path, tiny_responses, tmp_path):
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", batch_size=50), show_progress_bar=False)
