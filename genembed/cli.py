@@ -115,7 +115,14 @@ def train(
                       align_loss=align_loss, align_init=align_init, max_query_tokens=max_query_tokens,
                       max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every)
     run(cfg)
-    typer.echo(f"model: {out / 'model'}   losses: {out / 'log.jsonl'}, {out / 'losses.png'}")
+    from .jsonl import read_rows
+
+    log = read_rows(out / "log.jsonl")
+    k = max(1, min(10, len(log) // 4))
+    for key in ("rec", "align"):
+        first, last = (sum(r[key] for r in part) / len(part) for part in (log[:k], log[-k:]))
+        typer.echo(f"{key:>5}: mean of the first {k} steps {first:.4f} → last {k} steps {last:.4f}")
+    typer.echo(f"model: {out / 'model'}   log: {out / 'log.jsonl'}   plot: {out / 'losses.png'}")
 
 
 @app.command()
