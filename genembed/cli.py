@@ -170,6 +170,67 @@ def decode(
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
 
 
+@app.command("eval")
+def evaluate(
+    model: list[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder(s); the bundled default is always included."),
+    tasks: str = typer.Option("qa,safety,classification,clustering", help="Comma-separated: qa, safety, classification, clustering."),
+    baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (or '' for none)."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
+    no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
+):
+    """Score genembed checkpoints and the baselines on real offline tasks, in one table."""
+    from . import load
+    from .checkpoint import DEFAULT_CHECKPOINT
+    from .eval.datasets import TASKS
+    from .eval.methods import HyDE, BackboneMeanPool, Student, TeacherOnInput
+    from .eval.run import evaluate as run
+    from .teachers import SentenceTransformerTeacher
+
+    task_names = [t for t in tasks.split(",") if t]
+    unknown = sorted(set(task_names) - set(TASKS))
+    if unknown:
+        raise typer.BadParameter(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+    paths = ([] if no_default else [DEFAULT_CHECKPOINT]) + list(model or [])
+    students = [load(p) for p in paths]
+    methods = [Student(m, "genembed default" if p == DEFAULT_CHECKPOINT else f"genembed {p}") for m, p in zip(students, paths)]
+    wanted = [b for b in baselines.split(",") if b]
+    if set(wanted) - {"teacher", "backbone", "hyde"}:
+        raise typer.BadParameter(f"unknown baseline(s) {sorted(set(wanted) - {'teacher', 'backbone', 'hyde'})}")
+    reference = students[0].config if students else None
+    backbone_name = reference.backbone if reference else "smollm2-135m-instruct"
+    teacher_name = reference.teacher if reference and reference.teacher != "self" else "all-minilm-l6-v2"
+    teacher = SentenceTransformerTeacher(teacher_name) if {"teacher", "hyde"} & set(wanted) else None
+    if "teacher" in wanted:
+        methods.append(TeacherOnInput(teacher))
+    if "backbone" in wanted:
+        methods.append(BackboneMeanPool(backbone_name))
+    if "hyde" in wanted:
+        methods.append(HyDE(backbone_name, teacher, out / "cache"))
+    if not methods:
+        raise typer.BadParameter("nothing to evaluate")
+    run(methods, task_names, out)
+    typer.echo((out / "results.md").read_text())
+    typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
+
+
+@app.command()
+def inspect(
+    text: str = typer.Argument(..., help="A text whose embedding to look into."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m"),
+    instruction: Optional[str] = typer.Option(None),
+    top_k: int = typer.Option(5),
+    max_new_tokens: int = typer.Option(48),
+):
+    """Logit lens on each compression token next to the decoded text: what the embedding holds."""
+    from . import load
+
+    m = load(model)
+    typer.echo(f"input:   {text}\ndecoded: {m.decode(text, max_new_tokens=max_new_tokens, instruction=instruction)}\n")
+    typer.echo("logit lens (top tokens of each compression token's last-layer state):")
+    for i, tokens in enumerate(m.logit_lens(text, top_k=top_k, instruction=instruction)):
+        typer.echo(f"  c{i:<2} " + "  ".join(repr(t) for t in tokens))
+
+
 def main():
     """Entry point: known errors (bad checkpoint, missing file, bad value) print one clear line."""
     import sys

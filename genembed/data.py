@@ -7,7 +7,9 @@ conversation we return is whole.
 Split: a conversation is held out when the first byte of sha1(root id) is < 26 (about 10%).
 ShareGPT cuts long chats into parts "<root>_0", "<root>_1", ...; hashing the root keeps every
 part of one chat on the same side. The rule depends only on the id, so it never changes with
-ordering, filtering or file size, and training queries cannot leak into the held-out set.
+ordering, filtering or file size. ShareGPT also repeats popular queries verbatim across chats
+("Explain quantum computing in simple terms"), so a training conversation whose query text
+(case and spacing folded) equals any held-out query is dropped: no held-out query is trained on.
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def load_sharegpt(split: str = "train", path: Path | None = None) -> list[Conver
     """
     if split not in ("train", "heldout", "all"):
         raise ValueError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
-    out, seen = [], set()
+    out, seen, heldout_texts = [], set(), set()
     for record in iter_sharegpt_records(path):
         turns = record.get("conversations") or []
         if not turns or turns[0].get("from") != "human":
@@ -89,9 +91,17 @@ def load_sharegpt(split: str = "train", path: Path | None = None) -> list[Conver
         seen.add(record["id"])
         answer = next((t.get("value", "").strip() for t in turns[1:] if t.get("from") == "gpt"), "")
         heldout = is_heldout(record["id"])
+        if heldout:
+            heldout_texts.add(_fold(query))
         if split == "train" and heldout:
             continue
         if split == "heldout" and (not heldout or not answer):
             continue
         out.append(Conversation(record["id"], query, answer))
+    if split == "train":
+        out = [c for c in out if _fold(c.query) not in heldout_texts]
     return out
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())

@@ -237,3 +237,13 @@ class GenEmbed(nn.Module):
             for i, row in zip(idx, self.generate_from_soft_prompt(soft_prompt, max_new_tokens)):
                 out[i] = self.backbone.tokenizer.decode(row, skip_special_tokens=True).strip()
         return out[0] if single else out
+
+    @torch.no_grad()
+    def logit_lens(self, text: str, top_k: int = 5, instruction: str | None = None) -> list[list[str]]:
+        """Top tokens the LM head reads off each compression token's last-layer state."""
+        self.eval()
+        ids, mask = self.tokenize([text], self.resolve_instruction(instruction))
+        states = self.compression_states(ids, mask, split_prefix=False)[0]
+        logits = self.backbone.model.get_output_embeddings()(states)
+        top = logits.topk(top_k, dim=-1).indices.tolist()
+        return [[self.backbone.tokenizer.decode([t]) for t in row] for row in top]

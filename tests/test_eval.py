@@ -1,0 +1,97 @@
+import math
+
+import numpy as np
+import pytest
+
+from genembed.eval import metrics
+
+
+def test_ndcg_and_recall_by_hand():
+    ranked = np.array([[3, 1, 2], [0, 2, 1], [2, 0, 1]])
+    relevant = [[1], [0], [5]]
+    # query 0: relevant at rank 2 -> 1/log2(3); query 1: rank 1 -> 1; query 2: absent -> 0
+    expected = (1 / math.log2(3) + 1 + 0) / 3
+    assert metrics.ndcg_at_k(ranked, relevant, k=3) == pytest.approx(expected)
+    assert metrics.ndcg_at_k(ranked, relevant, k=1) == pytest.approx(1 / 3)
+    assert metrics.recall_at_k(ranked, relevant, k=3) == pytest.approx(2 / 3)
+    two = metrics.ndcg_at_k(np.array([[4, 7, 9]]), [[7, 9]], k=3)
+    assert two == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+
+
+def test_rank_by_cosine_orders_by_similarity():
+    q = np.array([[1.0, 0.0], [0.0, 2.0]])
+    d = np.array([[0.0, 1.0], [1.0, 0.1], [1.0, 1.0], [-1.0, 0.0]])
+    assert metrics.rank_by_cosine(q, d, k=3).tolist() == [[1, 2, 0], [0, 2, 1]]
+
+
+def test_kind_share():
+    ranked = np.array([[0, 1], [2, 0]])
+    assert metrics.kind_share_at_k(ranked, ["harmful", "benign", "refusal"], "harmful", k=2) == 0.5
+
+
+def test_v_measure_perfect_and_random():
+    rng = np.random.default_rng(0)
+    labels = ["a"] * 20 + ["b"] * 20 + ["c"] * 20
+    centers = np.eye(3) * 10
+    x = np.concatenate([centers[i] + rng.normal(0, 0.1, (20, 3)) for i in range(3)])
+    assert metrics.clustering_v_measure(x, labels, seeds=3) == pytest.approx(1.0)
+    assert metrics.clustering_v_measure(rng.normal(size=(60, 3)), labels, seeds=3) < 0.2
+
+
+def test_probe_separable_and_chance():
+    rng = np.random.default_rng(0)
+    labels = ["x"] * 40 + ["y"] * 40
+    x = np.concatenate([rng.normal(-3, 1, (40, 4)), rng.normal(3, 1, (40, 4))])
+    pool = list(range(0, 20)) + list(range(40, 60))
+    test = list(range(20, 40)) + list(range(60, 80))
+    assert metrics.probe_scores(x, labels, pool, test, per_class=5, seeds=3)["accuracy"] == 1.0
+    noise = rng.normal(size=(80, 4))
+    assert metrics.probe_scores(noise, labels, pool, test, per_class=5, seeds=3)["accuracy"] < 0.75
+
+
+def test_real_task_loaders():
+    from genembed.data import load_sharegpt
+    from genembed.eval.datasets import advbench_safety, rotten_tomatoes, sharegpt_qa, strongreject_clusters
+
+    train_ids = {c.id for c in load_sharegpt("train")}
+    heldout = load_sharegpt("heldout")
+    assert len(heldout) >= 1000 and not train_ids & {c.id for c in heldout}
+    train_roots = {i.rpartition("_")[0] for i in train_ids}
+    assert not train_roots & {c.id.rpartition("_")[0] for c in heldout}, "parts of one chat stay on one side"
+    train_queries = {c.query for c in load_sharegpt("train")}
+    qa = sharegpt_qa()
+    assert len(qa.queries) == 300 and len(qa.corpus) >= 1000
+    assert not set(qa.queries) & train_queries, "no held-out query text is a training query"
+    assert all(len(r) == 1 for r in qa.relevant)
+    safety = advbench_safety()
+    assert len(safety.queries) == 520
+    assert {k: safety.doc_kind.count(k) for k in set(safety.doc_kind)}["harmful"] >= 380
+    assert safety.doc_kind.count("refusal") >= 50
+    cls = rotten_tomatoes()
+    assert sorted(set(cls.labels)) == ["fresh", "plot", "rotten"]
+    assert not set(cls.test_index) & set(cls.pool_index)
+    clu = strongreject_clusters()
+    assert len(clu.texts) == 313 and len(set(clu.labels)) == 6
+
+
+def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
+    from genembed.eval import run
+    from genembed.eval.datasets import LabelledTask, RetrievalTask
+    from genembed.eval.methods import Student
+
+    tasks = {
+        "qa": lambda: RetrievalTask("tiny qa", ["how do I boil an egg", "capital of france"],
+                                    ["boil it nine minutes", "paris", "the sea"], [[0], [1]]),
+        "classification": lambda: LabelledTask("tiny cls", ["a", "b", "c", "d", "e", "f"], ["x", "y"] * 3, "", "classification",
+                                               train_per_class=1, test_index=[4, 5], pool_index=[0, 1, 2, 3]),
+        "clustering": lambda: LabelledTask("tiny clu", ["a", "b", "c", "d"], ["x", "y", "x", "y"], "", "clustering"),
+    }
+    monkeypatch.setattr(run, "TASKS", tasks)
+    monkeypatch.setattr("genembed.eval.datasets.sharegpt_qa", lambda n_queries: tasks["qa"]())
+    results = run.evaluate([Student(tiny_model, "tiny")], list(tasks), tmp_path)
+    row = results["methods"]["tiny"]
+    assert 0 <= row["qa"]["ndcg@10"] <= 1 and row["seconds_per_1k"] > 0
+    assert row["avg"] == pytest.approx(np.mean([row["qa"]["ndcg@10"], row["classification"]["accuracy"],
+                                                row["clustering"]["v_measure"]]))
+    assert "| tiny |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "results.png").stat().st_size > 1000
