@@ -175,6 +175,7 @@ def evaluate(
     model: list[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder(s); the bundled default is always included."),
     tasks: str = typer.Option("qa,safety,classification,clustering", help="Comma-separated: qa, safety, classification, clustering."),
     baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (or '' for none)."),
+    hyde_tasks: str = typer.Option("qa", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
 ):
@@ -205,7 +206,8 @@ def evaluate(
     if "backbone" in wanted:
         methods.append(BackboneMeanPool(backbone_name))
     if "hyde" in wanted:
-        methods.append(HyDE(backbone_name, teacher, out / "cache"))
+        methods.append(HyDE(backbone_name, teacher, out / "cache",
+                            tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(","))))
     if not methods:
         raise typer.BadParameter("nothing to evaluate")
     run(methods, task_names, out)

@@ -47,11 +47,12 @@ class BackboneMeanPool:
 
 class HyDE:
     """The backbone writes a response (greedy); the teacher embeds that response. Documents are
-    embedded by the teacher directly. Generations are cached on disk (resumable)."""
+    embedded by the teacher directly. Generations are cached on disk (resumable). `tasks` limits
+    it to some tasks: generating for every text costs far more than encoding on a CPU."""
 
     def __init__(self, backbone_name: str, teacher: SentenceTransformerTeacher, cache_dir: str | Path,
-                 max_new_tokens: int = 64, use_cache: bool = True):
-        self.backbone, self.teacher = load_backbone(backbone_name), teacher
+                 max_new_tokens: int = 64, use_cache: bool = True, tasks: set[str] | None = None):
+        self.backbone, self.teacher, self.tasks = load_backbone(backbone_name), teacher, tasks
         self.cache_dir, self.max_new_tokens, self.use_cache = Path(cache_dir), max_new_tokens, use_cache
         self.name = "HyDE (backbone answers, teacher embeds)"
 

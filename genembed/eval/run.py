@@ -63,12 +63,14 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
     for method in methods:
         row = {}
         for name, task in tasks.items():
+            if getattr(method, "tasks", None) is not None and name not in method.tasks:
+                continue  # e.g. HyDE, whose generation is too slow on CPU for every task
             t0 = time.perf_counter()
             row[name] = score_task(method, task)
             print(f"{method.name:<45} {name:<15} {row[name]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         row["seconds_per_1k"] = encode_cost(method, cost_sample.queries, cost_sample.query_instruction)
-        primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
-        row["avg"] = float(np.mean(primaries)) if primaries else None
+        primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in tasks]
+        row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in tasks) else None
         results["methods"][method.name] = row
         (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # progress survives
     (out_dir / "results.md").write_text(markdown_table(results))
@@ -114,7 +116,7 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(2.2 * len(metrics_shown) + 3, 4))
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
-        values = [results["methods"][name][t][m] for t, m in metrics_shown]
+        values = [results["methods"][name].get(t, {}).get(m, 0.0) for t, m in metrics_shown]
         ax.bar(np.arange(len(metrics_shown)) + i * width, values, width, label=name)
     ax.set_xticks(np.arange(len(metrics_shown)) + width * (len(names) - 1) / 2)
     ax.set_xticklabels([f"{t}\n{m}" + (" (lower is safer)" if m == "harmful@5" else "") for t, m in metrics_shown])
