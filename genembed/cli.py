@@ -174,7 +174,8 @@ def decode(
 def evaluate(
     model: list[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder(s); the bundled default is always included."),
     tasks: str = typer.Option("qa,safety,classification,clustering", help="Comma-separated: qa, safety, classification, clustering."),
-    baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (or '' for none)."),
+    baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde (or '' for none)."),
+    ridge_responses: Optional[Path] = typer.Option(None, help="Training rows (JSONL) the ridge baseline is fitted on: the student's own."),
     hyde_tasks: str = typer.Option("qa", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
@@ -183,7 +184,7 @@ def evaluate(
     from . import load
     from .checkpoint import DEFAULT_CHECKPOINT
     from .eval.datasets import TASKS
-    from .eval.methods import HyDE, BackboneMeanPool, Student, TeacherOnInput
+    from .eval.methods import BackboneMeanPool, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
     from .eval.run import evaluate as run
     from .teachers import SentenceTransformerTeacher
 
@@ -195,16 +196,21 @@ def evaluate(
     students = [load(p) for p in paths]
     methods = [Student(m, "genembed default" if p == DEFAULT_CHECKPOINT else f"genembed {p}") for m, p in zip(students, paths)]
     wanted = [b for b in baselines.split(",") if b]
-    if set(wanted) - {"teacher", "backbone", "hyde"}:
-        raise typer.BadParameter(f"unknown baseline(s) {sorted(set(wanted) - {'teacher', 'backbone', 'hyde'})}")
+    if set(wanted) - {"teacher", "backbone", "ridge", "hyde"}:
+        raise typer.BadParameter(f"unknown baseline(s) {sorted(set(wanted) - {'teacher', 'backbone', 'ridge', 'hyde'})}")
+    if "ridge" in wanted and ridge_responses is None:
+        raise typer.BadParameter("the ridge baseline needs --ridge-responses (the student's training JSONL), "
+                                 "or leave 'ridge' out of --baselines")
     reference = students[0].config if students else None
     backbone_name = reference.backbone if reference else "smollm2-135m-instruct"
     teacher_name = reference.teacher if reference and reference.teacher != "self" else "all-minilm-l6-v2"
-    teacher = SentenceTransformerTeacher(teacher_name) if {"teacher", "hyde"} & set(wanted) else None
+    teacher = SentenceTransformerTeacher(teacher_name) if {"teacher", "ridge", "hyde"} & set(wanted) else None
     if "teacher" in wanted:
         methods.append(TeacherOnInput(teacher))
     if "backbone" in wanted:
         methods.append(BackboneMeanPool(backbone_name))
+    if "ridge" in wanted:
+        methods.append(RidgeOnMeanPool(backbone_name, teacher, ridge_responses, out / "cache"))
     if "hyde" in wanted:
         methods.append(HyDE(backbone_name, teacher, out / "cache",
                             tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(","))))

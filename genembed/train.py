@@ -27,6 +27,7 @@ from .inputs import pad, prompt_ids, response_ids
 from .jsonl import append_rows, read_rows
 from .losses import alignment_loss, reconstruction_loss
 from .model import GenEmbed
+from .ridge import ridge_fit
 from .teachers import cached_targets, load_teacher
 
 
@@ -81,17 +82,24 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
         ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
         soft, _ = model(ids, mask)
         feats.append(soft.float().mean(1).cpu().double())
-    x = torch.cat(feats)
-    y = torch.as_tensor(targets, dtype=torch.float64)
-    xm, ym = x.mean(0), y.mean(0)
-    xc, yc = x - xm, y - ym
-    gram = xc.T @ xc
-    lam = 1e-1 * gram.trace() / gram.shape[0]  # shrinkage relative to the average variance
-    w = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), xc.T @ yc)
+    w, b, r2 = ridge_fit(torch.cat(feats), torch.as_tensor(targets))
     model.align.weight.copy_(w.T.float())
-    model.align.bias.copy_((ym - xm @ w).float())
-    residual = ((xc @ w - yc) ** 2).sum() / (yc ** 2).sum()
-    return float(1 - residual)
+    model.align.bias.copy_(b.float())
+    return r2
+
+
+def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
+               w_rec: float, w_align: float, align_kind: str = "mse", bf16: bool = False):
+    """(total, reconstruction, alignment) losses of one batch of tokenised queries and responses."""
+    pad_id = model.backbone.tokenizer.pad_token_id
+    q_ids, q_mask = pad(query_rows, pad_id, side="left")
+    r_ids, r_mask = pad(response_rows, pad_id, side="right")
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    with autocast:
+        soft_prompt, embedding = model(q_ids, q_mask)
+        rec = reconstruction_loss(model.backbone.model, soft_prompt, r_ids.to(model.device), r_mask.to(model.device))
+    align = alignment_loss(embedding, targets.to(model.device), align_kind)
+    return w_rec * rec + w_align * align, rec, align
 
 
 def plot_losses(log_path: Path, png_path: Path) -> None:
@@ -171,7 +179,6 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     elif (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
     w_align = cfg.w_align if cfg.w_align is not None else (teacher.dim if cfg.align_loss == "mse" else 1.0)
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
     targets_t = torch.as_tensor(targets)
 
     # -- the loop -------------------------------------------------------------------------
@@ -183,13 +190,8 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
         for micro in range(cfg.grad_accum):
             first = (step * cfg.grad_accum + micro) * cfg.batch_size
             idx = [example_order(len(rows), cfg.seed, first + k) for k in range(cfg.batch_size)]
-            q_ids, q_mask = pad([queries[i] for i in idx], tok.pad_token_id, side="left")
-            r_ids, r_mask = pad([responses[i] for i in idx], tok.pad_token_id, side="right")
-            with autocast:
-                soft_prompt, embedding = model(q_ids, q_mask)
-                rec = reconstruction_loss(backbone.model, soft_prompt, r_ids.to(model.device), r_mask.to(model.device))
-            align = alignment_loss(embedding, targets_t[idx].to(model.device), cfg.align_loss)
-            loss = cfg.w_rec * rec + w_align * align
+            loss, rec, align = batch_loss(model, [queries[i] for i in idx], [responses[i] for i in idx],
+                                          targets_t[idx], cfg.w_rec, w_align, cfg.align_loss, cfg.bf16)
             (loss / cfg.grad_accum).backward()
             for key, value in (("loss", loss), ("rec", rec), ("align", align)):
                 totals[key] += value.item() / cfg.grad_accum
