@@ -95,3 +95,23 @@ def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
                                                 row["clustering"]["v_measure"]]))
     assert "| tiny |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def test_ridge_baseline_fits_its_training_targets(tiny_backbone_path, tiny_responses, tmp_path):
+    from genembed.backbone import load_backbone
+    from genembed.eval.methods import RidgeOnMeanPool
+    from genembed.jsonl import read_rows
+    from genembed.teachers import SelfTeacher
+
+    teacher = SelfTeacher(load_backbone(tiny_backbone_path))
+    ridge = RidgeOnMeanPool(tiny_backbone_path, teacher, tiny_responses, tmp_path, shrinkage=1e-6)
+    rows = read_rows(tiny_responses)
+    predicted = ridge.encode([r["query"] for r in rows], "", "query")
+    target = teacher.embed([r["response"] for r in rows])
+    # 5 examples, 32 features: least squares interpolates its training rows
+    np.testing.assert_allclose(predicted, target, atol=1e-3)
+    assert ridge.r2 > 0.99
+    with pytest.raises(ValueError, match="no \\(query, response\\) rows"):
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("")
+        RidgeOnMeanPool(tiny_backbone_path, teacher, empty, tmp_path)
