@@ -130,8 +130,11 @@ class GenEmbed(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(soft prompt [B, C, hidden], embedding [B, dim])."""
         states = self.compression_states(input_ids, attention_mask)
-        soft_prompt = self.recon(states.to(self.recon.weight.dtype))
-        embedding = self.align(soft_prompt).mean(dim=1)
+        # the projections are tiny: keep them in float32 even under bf16 autocast, so the
+        # embedding carries no extra rounding on top of the backbone's
+        with torch.autocast(self.device.type, enabled=False):
+            soft_prompt = self.recon(states.float())
+            embedding = self.align(soft_prompt).mean(dim=1)
         return soft_prompt, embedding
 
     # -- encode --------------------------------------------------------------------------

@@ -1,0 +1,232 @@
+"""Benchmark worker for genembed (runs in /work/main/.venv). Called by run.py, one process per
+group of phases; prints and writes a JSON of measurements.
+
+    python benchmarks/genembed_worker.py --inputs INPUTS.json --phases encode:fp32,decode:fp32 --out OUT.json
+
+Phases: encode:DTYPE, train:DTYPE, decode:DTYPE, hyde:DTYPE, scale:N (DTYPE: fp32 or bf16 autocast).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the genembed package (repo root)
+
+import bench_common as bc  # noqa: E402
+
+
+def build(inp: dict):
+    from genembed.backbone import load_backbone
+    from genembed.model import GenEmbed
+
+    cfg = inp["config"]
+    t0 = time.perf_counter()
+    bb = load_backbone("smollm2-135m-instruct")
+    model = GenEmbed.create(bb, embedding_dim=cfg["embedding_dim"], teacher="all-minilm-l6-v2", seed=cfg["seed"],
+                            num_thought_tokens=cfg["num_thought_tokens"],
+                            num_compression_tokens=cfg["num_compression_tokens"],
+                            max_text_tokens=cfg["max_text_tokens"])
+    model.eval()
+    return bb, model, time.perf_counter() - t0
+
+
+def phase_encode(model, bb, inp, bf16: bool) -> dict:
+    cfg = inp["config"]
+    texts = inp["texts"][: cfg["texts"]]
+    bs, instr = cfg["batch_size"], inp["instruction"]
+    for _ in range(cfg["warmup"]):
+        model.encode(texts[:bs], instruction=instr, batch_size=bs, bf16=bf16, show_progress_bar=False)
+    rec = bc.ShapeRecorder(bb.model.base_model)
+    times = []
+    for r in range(cfg["repeats"]):
+        rec.clear()
+        with bc.timer(times):
+            model.encode(texts, instruction=instr, batch_size=bs, bf16=bf16, show_progress_bar=False)
+    dims = bc.llama_dims(bb.config)
+    flops = rec.flops(dims) + _projection_flops(model, len(texts))
+    rec.remove()
+    med = bc.median(times)
+    real = sum(len(r) for r in _prompt_rows(model, texts, instr)) + len(texts) * _n_special(model)
+    return {"seconds": times, "median_s": med, "texts": len(texts), "texts_per_s": len(texts) / med,
+            "flops_per_pass": flops, "flop_per_s": flops / med, "padded_tokens": rec.tokens(),
+            "real_tokens": real, "mean_tokens_per_text": real / len(texts)}
+
+
+def _n_special(model) -> int:
+    return model.config.num_thought_tokens + model.config.num_compression_tokens
+
+
+def _projection_flops(model, n: int) -> float:
+    h, d, c = model.config.hidden_size, model.config.embedding_dim, model.config.num_compression_tokens
+    return 2.0 * n * c * (h * h + h * d)
+
+
+def _prompt_rows(model, texts, instruction):
+    from genembed.inputs import prompt_ids
+
+    return prompt_ids(model.backbone.tokenizer, texts, model.resolve_instruction(instruction),
+                      model.config.max_text_tokens)
+
+
+def phase_train(model, bb, inp, bf16: bool) -> dict:
+    import torch
+    from genembed.inputs import prompt_ids, response_ids
+    from genembed.train import batch_loss
+
+    cfg = inp["config"]
+    tr = inp["train"]
+    tok = bb.tokenizer
+    q_rows = prompt_ids(tok, tr["queries"], model.resolve_instruction(inp["instruction"]), cfg["max_query_tokens"])
+    r_rows = response_ids(tok, tr["responses"], cfg["max_response_tokens"])
+    targets = torch.tensor(tr["targets"], dtype=torch.float32)
+    w_align = float(cfg["embedding_dim"])  # genembed's default for the "mse" alignment loss
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    bc.reset_peak_rss()
+    rss0 = bc.rss_mib()
+    times, losses = [], []
+    for step in range(cfg["warmup"] + cfg["steps"]):
+        t0 = time.perf_counter()
+        loss, rec, align = batch_loss(model, q_rows, r_rows, targets, w_rec=1.0, w_align=w_align,
+                                      align_kind="mse", bf16=bf16)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        losses.append([float(rec.detach()), float(align.detach())])
+        if step >= cfg["warmup"]:
+            times.append(dt)
+    model.eval()
+    return {"seconds": times, "median_s": bc.median(times), "batch": len(q_rows),
+            "rss_before_mib": rss0, "peak_rss_mib": bc.peak_rss_mib(),
+            "query_tokens": sum(map(len, q_rows)) + len(q_rows) * _n_special(model),
+            "response_tokens": sum(map(len, r_rows)), "losses_rec_align": losses}
+
+
+def phase_decode(model, bb, inp, bf16: bool) -> dict:
+    import torch
+
+    cfg = inp["config"]
+    texts = inp["texts"][: cfg["batch_size"]]
+    ids, mask = model.tokenize(texts, model.resolve_instruction(inp["instruction"]))
+    ctx = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    with torch.no_grad(), ctx:
+        soft, _ = model(ids, mask)
+        model.generate_from_soft_prompt(soft, max_new_tokens=2)  # warm-up
+    rec = bc.ShapeRecorder(bb.model.base_model)
+    times, steps = [], []
+    for _ in range(cfg["repeats"]):
+        rec.clear()
+        with torch.no_grad(), ctx, bc.timer(times):
+            model.generate_from_soft_prompt(soft, max_new_tokens=cfg["decode_tokens"])
+        steps.append(len(rec.calls))
+    rec.remove()
+    med = bc.median(times)
+    n_steps = bc.median(steps)
+    return {"seconds": times, "median_s": med, "batch": len(texts), "steps": steps,
+            "max_new_tokens": cfg["decode_tokens"], "tokens_per_s": len(texts) * n_steps / med,
+            "kv_cache": True}
+
+
+def phase_hyde(model, bb, inp, bf16: bool) -> dict:
+    """HyDE baseline: the backbone writes an answer, MiniLM embeds it; against genembed's encode."""
+    from genembed.generate import answer_queries
+    from genembed.teachers import SentenceTransformerTeacher
+
+    cfg = inp["config"]
+    texts = inp["texts"][: cfg["hyde_texts"]]
+    bs = cfg["batch_size"]
+    teacher = SentenceTransformerTeacher("all-minilm-l6-v2")
+    queries = [(f"q{i}", t) for i, t in enumerate(texts)]
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up on one small batch
+        answer_queries(bb, queries[:2], Path(tmp) / "w.jsonl", max_new_tokens=2, batch_size=bs,
+                       max_query_tokens=cfg["max_text_tokens"], bf16=bf16, show_progress_bar=False)
+    teacher.embed(texts[:2])
+    model.encode(texts[:bs], instruction=inp["instruction"], batch_size=bs, bf16=bf16, show_progress_bar=False)
+    gen_t, emb_t, enc_t, lengths = [], [], [], []
+    for _ in range(cfg["repeats"]):
+        with tempfile.TemporaryDirectory() as tmp:
+            with bc.timer(gen_t):
+                rows = answer_queries(bb, queries, Path(tmp) / "r.jsonl", max_new_tokens=cfg["hyde_tokens"],
+                                      batch_size=bs, max_query_tokens=cfg["max_text_tokens"], bf16=bf16,
+                                      show_progress_bar=False)
+        responses = [r["response"] for r in rows]
+        lengths.append(sum(len(x) for x in bb.tokenizer(responses, add_special_tokens=False)["input_ids"]))
+        with bc.timer(emb_t):
+            teacher.embed(responses, batch_size=bs)
+        with bc.timer(enc_t):
+            model.encode(texts, instruction=inp["instruction"], batch_size=bs, bf16=bf16, show_progress_bar=False)
+    n = len(texts)
+    g, e, c = bc.median(gen_t), bc.median(emb_t), bc.median(enc_t)
+    return {"texts": n, "hyde_tokens": cfg["hyde_tokens"], "generate_s": gen_t, "embed_s": emb_t, "encode_s": enc_t,
+            "hyde_s_per_text": (g + e) / n, "encode_s_per_text": c / n, "hyde_over_encode": (g + e) / c,
+            "mean_response_tokens": bc.median(lengths) / n}
+
+
+def phase_scale(model, bb, inp, n: int) -> dict:
+    cfg = inp["config"]
+    pool = inp["texts"]
+    texts = [pool[i % len(pool)] for i in range(n)]
+    bs = cfg["batch_size"]
+    model.encode(texts[:bs], instruction=inp["instruction"], batch_size=bs, show_progress_bar=False)
+    bc.reset_peak_rss()
+    rss0 = bc.rss_mib()
+    t0 = time.perf_counter()
+    model.encode(texts, instruction=inp["instruction"], batch_size=bs, show_progress_bar=False)
+    dt = time.perf_counter() - t0
+    peak = bc.peak_rss_mib()
+    return {"texts": n, "seconds": dt, "texts_per_s": n / dt, "rss_before_mib": rss0, "peak_rss_mib": peak,
+            "peak_over_before_mib": peak - rss0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--inputs", required=True)
+    ap.add_argument("--phases", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    inp = bc.load_inputs(args.inputs)
+    cfg = inp["config"]
+    bc.set_threads(cfg["threads"])
+    import torch
+
+    torch.manual_seed(cfg["seed"])
+    rss_start = bc.rss_mib()
+    bb, model, load_s = build(inp)
+    result = {"impl": "genembed", "load_s": load_s, "rss_after_load_mib": bc.rss_mib(),
+              "rss_start_mib": rss_start, "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "phases": {}}
+    import transformers
+
+    result["transformers"] = transformers.__version__
+    for spec in args.phases.split(","):
+        name, _, arg = spec.partition(":")
+        t0 = time.perf_counter()
+        if name == "encode":
+            out = phase_encode(model, bb, inp, arg == "bf16")
+        elif name == "train":
+            out = phase_train(model, bb, inp, arg == "bf16")
+        elif name == "decode":
+            out = phase_decode(model, bb, inp, arg == "bf16")
+        elif name == "hyde":
+            out = phase_hyde(model, bb, inp, arg == "bf16")
+        elif name == "scale":
+            out = phase_scale(model, bb, inp, int(arg))
+        else:
+            raise SystemExit(f"unknown phase {spec}")
+        out["phase_wall_s"] = time.perf_counter() - t0
+        result["phases"][spec] = out
+        print(f"[genembed] {spec} done in {out['phase_wall_s']:.1f}s", file=sys.stderr, flush=True)
+    bc.write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
