@@ -82,11 +82,11 @@ def build_inputs(args, scale: list[int]) -> dict:
 
     hf_logging.disable_progress_bar()
     t0 = time.perf_counter()
-    convs = [c for c in load_sharegpt("train") if c.answer.strip()]
+    convs = load_sharegpt("train")
     random.Random(args.seed).shuffle(convs)
     n_pool = max([args.texts, args.batch_size, args.hyde_texts or 0, *scale])
-    pool = [c.query for c in convs[:n_pool]]
-    train = convs[: args.batch_size]
+    pool = [c.query for c in convs[:n_pool]]  # fewer than n_pool: the scaling runs cycle through them
+    train = [c for c in convs if c.answer.strip()][: args.batch_size]
     del convs
     gguf = package_file(*ALIASES["smollm2-135m-instruct"])  # the backbone both workers load
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
