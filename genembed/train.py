@@ -51,7 +51,7 @@ class TrainConfig:
     w_align: float | None = None  # None: dim for "mse" (= squared distance to the target), 1 for "cosine"
     align_loss: str = "mse"  # "mse" (paper) or "cosine"
     align_init: str = "ridge"  # "ridge": least-squares fit of align on the initial states; "random"
-    ridge_examples: int = 256  # queries used for that fit
+    ridge_examples: int = 512  # queries used for that fit
     max_query_tokens: int = 128  # queries are cut to this many tokens
     max_response_tokens: int = 64  # responses are cut to this many tokens
     instruction: str = "query"  # instruction name (or text) put before each training query
@@ -74,13 +74,17 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 @torch.no_grad()
-def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np.ndarray, batch_size: int = 16) -> float:
-    """Set `align` to the ridge solution from the mean soft prompt to the targets; return the R²."""
+def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np.ndarray, batch_size: int = 16,
+                       bf16: bool = False) -> float:
+    """Set `align` to the ridge solution from the mean soft prompt to the targets; return the R².
+    The states are computed under the same precision as training, so the fit matches them."""
     pad_id = model.backbone.tokenizer.pad_token_id
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     feats = []
     for start in range(0, len(query_rows), batch_size):
         ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
-        soft, _ = model(ids, mask)
+        with autocast:
+            soft, _ = model(ids, mask)
         feats.append(soft.float().mean(1).cpu().double())
     w, b, r2 = ridge_fit(torch.cat(feats), torch.as_tensor(targets))
     model.align.weight.copy_(w.T.float())
@@ -159,7 +163,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     responses = response_ids(tok, [r["response"] for r in rows], cfg.max_response_tokens)
     if state is None and cfg.align_init == "ridge":
         pick = np.random.default_rng(cfg.seed).permutation(len(rows))[: cfg.ridge_examples]
-        r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick])
+        r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick], bf16=cfg.bf16)
         print(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
     elif cfg.align_init not in ("ridge", "random"):
         raise ValueError(f"align_init must be 'ridge' or 'random', got {cfg.align_init!r}")
