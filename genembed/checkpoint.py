@@ -31,6 +31,8 @@ def write_atomically(folder: str | Path, files: dict[str, "callable"]) -> Path:
     try:
         for name, write in files.items():
             write(tmp / name)
+            os.chmod(tmp / name, 0o644)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
         old = None
         if folder.exists():
             old = folder.parent / f".{folder.name}.old-{os.getpid()}"
