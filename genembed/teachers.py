@@ -45,15 +45,19 @@ class SelfTeacher:
 
     name = "self"
 
-    def __init__(self, backbone: Backbone, max_tokens: int = 256):
-        self.backbone, self.max_tokens = backbone, max_tokens
+    def __init__(self, backbone: Backbone, max_tokens: int = 256, bf16: bool = False):
+        self.backbone, self.max_tokens, self.bf16 = backbone, max_tokens, bf16
         self.dim = backbone.hidden_size
+        self.cache_id = f"self-{backbone.name}-{max_tokens}-{'bf16' if bf16 else 'fp32'}"
 
     @torch.no_grad()
     def embed(self, texts: list[str], batch_size: int = 16, show_progress_bar: bool = False) -> np.ndarray:
+        from contextlib import nullcontext
+
         from tqdm.auto import tqdm
 
         tok, lm = self.backbone.tokenizer, self.backbone.model
+        autocast = torch.autocast(self.backbone.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         rows = tok(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_tokens)["input_ids"]
         rows = [r if r else [tok.eos_token_id] for r in rows]  # an empty text still gets a vector
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
@@ -62,7 +66,8 @@ class SelfTeacher:
             idx = order[start:start + batch_size]
             ids, mask = pad([rows[i] for i in idx], tok.pad_token_id, side="right")
             ids, mask = ids.to(self.backbone.device), mask.to(self.backbone.device)
-            hidden = lm.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state.float()
+            with autocast:
+                hidden = lm.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state.float()
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
             out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
         return out
@@ -78,7 +83,8 @@ def load_teacher(name: str, backbone: Backbone | None = None):
 
 def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progress_bar: bool = True) -> np.ndarray:
     """teacher.embed(texts), computed once and kept as .npy under cache_dir."""
-    digest = hashlib.sha1(("\x00".join([teacher.name, *texts])).encode("utf-8")).hexdigest()[:16]
+    key = getattr(teacher, "cache_id", teacher.name)  # settings that change the vectors belong in the key
+    digest = hashlib.sha1(("\x00".join([key, *texts])).encode("utf-8")).hexdigest()[:16]
     slug = "".join(c if c.isalnum() else "-" for c in teacher.name)[-40:]
     path = Path(cache_dir) / f"targets-{slug}-{digest}.npy"
     if path.exists():

@@ -2,7 +2,8 @@
 
 side: "query" or "document" for retrieval, "text" for classification / clustering. Only the
 methods that read instructions use them (the student; HyDE's generation prompt); input-centric
-baselines embed the text itself.
+baselines embed the text itself. Every method that runs the backbone runs it the same way:
+bf16 autocast, texts cut to the same number of tokens as the student's (MAX_TEXT_TOKENS).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import numpy as np
 from ..backbone import load_backbone
 from ..teachers import SelfTeacher, SentenceTransformerTeacher
 
+MAX_TEXT_TOKENS = 128  # the default student's max_text_tokens
+
 
 class Student:
     """A genembed checkpoint: the embedding of the LLM's potential response."""
@@ -22,7 +25,7 @@ class Student:
         self.model, self.name = model, name
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
-        return self.model.encode(texts, instruction=instruction, batch_size=16)
+        return self.model.encode(texts, instruction=instruction, batch_size=16, bf16=True)
 
 
 class TeacherOnInput:
@@ -39,7 +42,8 @@ class BackboneMeanPool:
     """Mean-pooled last-layer states of the frozen backbone over the text (input-centric)."""
 
     def __init__(self, backbone_name: str):
-        self.pool, self.name = SelfTeacher(load_backbone(backbone_name)), "backbone mean-pool"
+        self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=True)
+        self.name = "backbone mean-pool"
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.pool.embed(texts)
@@ -66,7 +70,7 @@ class HyDE:
             path = self.cache_dir / f"hyde-uncached-{hashlib.sha1(''.join(ids).encode()).hexdigest()[:12]}.jsonl"
             path.unlink(missing_ok=True)
         rows = answer_queries(self.backbone, unique, path, max_new_tokens=self.max_new_tokens, batch_size=16,
-                              show_progress_bar=len(unique) > 16)
+                              max_query_tokens=MAX_TEXT_TOKENS, bf16=True, show_progress_bar=len(unique) > 16)
         answer = {r["id"]: r["response"] for r in rows}
         if not self.use_cache:
             path.unlink(missing_ok=True)
@@ -94,7 +98,7 @@ class RidgeOnMeanPool:
         rows = [r for r in read_rows(responses) if r.get("response", "").strip()][:limit]
         if not rows:
             raise ValueError(f"{responses} holds no (query, response) rows to fit the ridge baseline on")
-        self.pool = SelfTeacher(load_backbone(backbone_name))
+        self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=True)
         targets = cached_targets(teacher, [r["response"] for r in rows], cache_dir)
         features = cached_targets(self.pool, [r["query"] for r in rows], cache_dir)
         w, b, self.r2 = ridge_fit(torch.as_tensor(features), torch.as_tensor(targets), shrinkage)
