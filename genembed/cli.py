@@ -146,6 +146,7 @@ def encode(
         raise typer.BadParameter("no texts to encode: give them as arguments or with --input")
     vectors = load(model).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
                                  show_progress_bar=len(items) > batch_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, vectors)
     typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")
 

@@ -11,7 +11,7 @@ runner = CliRunner()
 
 def test_encode_and_decode_commands(tiny_model, tmp_path):
     ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
-    out = tmp_path / "vectors.npy"
+    out = tmp_path / "new-folder" / "vectors.npy"  # a missing folder is created
     result = runner.invoke(app, ["encode", "paris", "how do I boil an egg", "--model", str(ckpt), "--out", str(out)])
     assert result.exit_code == 0, result.output
     vectors = np.load(out)
