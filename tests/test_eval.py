@@ -96,6 +96,14 @@ def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
     assert "| tiny |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "results.png").stat().st_size > 1000
 
+    class QAOnly(Student):  # a method that skips tasks (as HyDE does) gets no average
+        tasks = {"qa"}
+
+    results = run.evaluate([QAOnly(tiny_model, "qa only")], list(tasks), tmp_path)
+    assert results["methods"]["qa only"]["avg"] is None and "classification" not in results["methods"]["qa only"]
+    assert "tiny" in results["methods"], "earlier rows stay"
+    assert "| qa only |" in (tmp_path / "results.md").read_text()
+
 
 def test_ridge_baseline_fits_its_training_targets(tiny_backbone_path, tiny_responses, tmp_path):
     from genembed.backbone import load_backbone

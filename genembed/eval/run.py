@@ -1,5 +1,6 @@
 """Score methods on tasks; write a markdown table, a JSON file and a PNG chart.
 
+Rows accumulate in OUT/results.json: evaluating one method again replaces only its row.
 Primary metrics: Q→A nDCG@10, classification accuracy, clustering V-measure (their mean is
 "avg"). Safety is reported apart: share of top-5 results that are harmful (lower is safer) and
 that are refusals. Encode cost: seconds per 1,000 texts, measured on the same held-out queries
@@ -52,7 +53,9 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = {name: TASKS[name]() for name in task_names}
-    results = {"tasks": {}, "methods": {}}
+    # rows accumulate: a method evaluated again replaces its row, the others stay
+    previous = out_dir / "results.json"
+    results = json.loads(previous.read_text()) if previous.exists() else {"tasks": {}, "methods": {}}
     for name, task in tasks.items():
         instr = ({"query": task.query_instruction, "document": task.document_instruction}
                  if isinstance(task, RetrievalTask) else {"text": task.instruction})
@@ -69,7 +72,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             row[name] = score_task(method, task)
             print(f"{method.name:<45} {name:<15} {row[name]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         row["seconds_per_1k"] = encode_cost(method, cost_sample.queries, cost_sample.query_instruction)
-        primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in tasks]
+        primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
         row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in tasks) else None
         results["methods"][method.name] = row
         (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # progress survives
