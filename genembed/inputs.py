@@ -42,6 +42,8 @@ def prompt_ids(tokenizer, texts: list[str], instruction: str = "", max_text_toke
     """Chat-formatted ids for each text; the text alone is cut to max_text_tokens."""
     if max_text_tokens < 1:
         raise ValueError(f"max_text_tokens must be >= 1, got {max_text_tokens}")
+    if not texts:
+        return []
     prefix, suffix = chat_wrapping(tokenizer)
     instruction_ids = tokenizer(instruction, add_special_tokens=False)["input_ids"] if instruction else []
     text_ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_text_tokens)["input_ids"]

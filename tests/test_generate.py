@@ -23,6 +23,8 @@ def test_answers_every_query_once_and_resumes_after_a_kill(tiny_backbone, tmp_pa
     assert [r for r in rows if r["id"] in ("q0", "q1", "q2")] == first, "old rows are kept as they were"
     for line in out.read_text().splitlines():
         json.loads(line)  # no torn line left behind
+    again = answer_queries(tiny_backbone, QUERIES, out, max_new_tokens=4, batch_size=2, show_progress_bar=False)
+    assert again == rows, "a finished file is returned as it is"
 
 
 def test_greedy_answers_are_reproducible_and_batch_independent(tiny_backbone, tmp_path):
