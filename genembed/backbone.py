@@ -82,6 +82,9 @@ def _locate(name: str) -> tuple[str, str | None]:
 
 
 def load_backbone(name: str, dtype: str = "float32", device: str | None = None) -> Backbone:
+    """The frozen backbone `name`, loaded once per (name, dtype, device); device None →
+    $GENEMBED_DEVICE, else CUDA when available, else CPU."""
+    device = device or default_device()
     key = (name, f"{dtype}@{device}")
     with _lock:
         if key in _cache:
@@ -92,7 +95,7 @@ def load_backbone(name: str, dtype: str = "float32", device: str | None = None) 
         kwargs = {"gguf_file": gguf} if gguf else {}
         tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **kwargs)
-        if device:
+        if device != "cpu":
             model.to(device)
         model.eval()
         model.requires_grad_(False)
