@@ -10,7 +10,9 @@ Heavy libraries (torch, transformers) load on first use, not on `import genembed
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "train", "load_backbone"]
+# training: `from genembed.train import train` (genembed.train is the module, so the function is
+# not re-exported under the same name)
+__all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "load_backbone"]
 
 
 def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None):
@@ -25,10 +27,10 @@ def __getattr__(name):
         from . import model
 
         return getattr(model, name)
-    if name in ("TrainConfig", "train"):
-        from . import train as train_module
+    if name == "TrainConfig":
+        from .recipe import TrainConfig
 
-        return getattr(train_module, name)
+        return TrainConfig
     if name == "load_backbone":
         from .backbone import load_backbone
 

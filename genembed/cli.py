@@ -7,6 +7,9 @@ from typing import Optional
 
 import typer
 
+from .recipe import TrainConfig
+
+R = TrainConfig(responses="", out_dir="")  # the recipe's defaults: `genembed train` shows and uses them
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="LLM2Vec-Gen embeddings from a frozen chat LLM: generate → train → encode / decode.")
 
@@ -79,30 +82,32 @@ def generate(
 def train(
     responses: Path = typer.Option(..., "--responses", "-r", help="JSONL from `genembed generate`."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (log, resume state, model/, losses.png)."),
-    backbone: str = typer.Option("smollm2-135m-instruct"),
-    teacher: str = typer.Option("all-minilm-l6-v2", help="sentence-transformers name/folder, or 'self'."),
-    thought_tokens: int = typer.Option(10, help="T thought tokens (may be 0)."),
-    compression_tokens: int = typer.Option(10, help="C compression tokens."),
+    backbone: str = typer.Option(R.backbone),
+    teacher: str = typer.Option(R.teacher, help="sentence-transformers name/folder, or 'self'."),
+    thought_tokens: int = typer.Option(R.num_thought_tokens, help="T thought tokens (may be 0)."),
+    compression_tokens: int = typer.Option(R.num_compression_tokens, help="C compression tokens."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N responses."),
-    steps: int = typer.Option(300),
-    batch_size: int = typer.Option(8),
-    grad_accum: int = typer.Option(1),
-    lr_tokens: float = typer.Option(5e-2),
-    lr_projections: float = typer.Option(1e-3),
-    warmup_steps: int = typer.Option(30),
-    w_rec: float = typer.Option(1.0, help="Weight of the reconstruction loss."),
-    w_align: Optional[float] = typer.Option(None, help="Weight of the alignment loss (default: dim for mse, 1 for cosine)."),
-    align_loss: str = typer.Option("mse", help="'mse' or 'cosine'."),
-    align_init: str = typer.Option("ridge", help="'ridge' (least squares on initial states) or 'random'."),
-    max_query_tokens: int = typer.Option(128),
-    max_response_tokens: int = typer.Option(64),
-    bf16: bool = typer.Option(False, help="bf16 autocast."),
-    seed: int = typer.Option(0),
-    save_every: int = typer.Option(50),
+    steps: int = typer.Option(R.steps),
+    batch_size: int = typer.Option(R.batch_size),
+    grad_accum: int = typer.Option(R.grad_accum),
+    lr_tokens: float = typer.Option(R.lr_tokens),
+    lr_projections: float = typer.Option(R.lr_projections),
+    warmup_steps: int = typer.Option(R.warmup_steps),
+    w_rec: float = typer.Option(R.w_rec, help="Weight of the reconstruction loss."),
+    w_align: Optional[float] = typer.Option(R.w_align, help="Weight of the alignment loss (default: dim for mse, 1 for cosine)."),
+    align_loss: str = typer.Option(R.align_loss, help="'mse' or 'cosine'."),
+    align_init: str = typer.Option(R.align_init, help="'ridge' (least squares on initial states) or 'random'."),
+    recon_init: str = typer.Option(R.recon_init, help="'identity', or 'rms' (identity scaled to the token embeddings' norm)."),
+    target: str = typer.Option(R.target, help="'response' (the paper), or 'query+response' (a departure: the query anchors the target)."),
+    max_query_tokens: int = typer.Option(R.max_query_tokens),
+    max_response_tokens: int = typer.Option(R.max_response_tokens),
+    bf16: bool = typer.Option(R.bf16, help="bf16 autocast."),
+    seed: int = typer.Option(R.seed),
+    save_every: int = typer.Option(R.save_every),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state."),
 ):
     """Train the special tokens and projections on a frozen backbone."""
-    from .train import TrainConfig, train as run
+    from .train import train as run
 
     if not responses.exists():
         raise typer.BadParameter(f"responses file not found: {responses}")
@@ -112,7 +117,8 @@ def train(
                       num_thought_tokens=thought_tokens, num_compression_tokens=compression_tokens, limit=limit,
                       steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr_tokens=lr_tokens,
                       lr_projections=lr_projections, warmup_steps=warmup_steps, w_rec=w_rec, w_align=w_align,
-                      align_loss=align_loss, align_init=align_init, max_query_tokens=max_query_tokens,
+                      align_loss=align_loss, align_init=align_init, recon_init=recon_init, target=target,
+                      max_query_tokens=max_query_tokens,
                       max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every)
     run(cfg)
     from .jsonl import read_rows

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,38 +27,9 @@ from .inputs import pad, prompt_ids, response_ids
 from .jsonl import append_rows, read_rows
 from .losses import alignment_loss, reconstruction_loss
 from .model import GenEmbed
+from .recipe import TrainConfig
 from .ridge import ridge_fit
 from .teachers import cached_targets, load_teacher
-
-
-@dataclass
-class TrainConfig:
-    responses: str  # JSONL of {"query", "response"} rows (from `genembed generate`)
-    out_dir: str  # run folder: log, resume state, final checkpoint, plot
-    backbone: str = "smollm2-135m-instruct"  # alias, .gguf, folder or hub id
-    teacher: str = "all-minilm-l6-v2"  # sentence-transformers name/folder, or "self"
-    num_thought_tokens: int = 10  # T (may be 0)
-    num_compression_tokens: int = 10  # C
-    limit: int | None = None  # use only the first N response rows
-    steps: int = 300  # optimiser steps
-    batch_size: int = 8  # examples per micro-batch
-    grad_accum: int = 1  # micro-batches per optimiser step
-    lr_tokens: float = 5e-2  # the special tokens need a large step to move at all in few steps
-    lr_projections: float = 1e-3  # recon and align
-    weight_decay: float = 0.0
-    warmup_steps: int = 30  # linear warm-up, then linear decay to 0
-    w_rec: float = 1.0  # weight of the reconstruction cross-entropy
-    w_align: float | None = None  # None: dim for "mse" (= squared distance to the target), 1 for "cosine"
-    align_loss: str = "mse"  # "mse" (paper) or "cosine"
-    align_init: str = "ridge"  # "ridge": least-squares fit of align on the initial states; "random"
-    ridge_examples: int = 512  # queries used for that fit
-    max_query_tokens: int = 128  # queries are cut to this many tokens
-    max_response_tokens: int = 64  # responses are cut to this many tokens
-    instruction: str = "query"  # instruction name (or text) put before each training query
-    bf16: bool = False  # bf16 autocast (CPU or GPU)
-    seed: int = 0
-    save_every: int = 50  # write resume/ every N steps
-    clip_grad_norm: float = 1.0
 
 
 def example_order(n: int, seed: int, position: int) -> int:
@@ -71,6 +42,23 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return max(0.0, (total - step) / max(1, total - warmup))
+
+
+@torch.no_grad()
+def scale_recon_to_embeddings(model: GenEmbed, query_rows: list[list[int]], bf16: bool = False) -> float:
+    """Scale `recon` (identity at creation) so the soft prompt's vectors have the mean norm of the
+    backbone's token embeddings: last-layer states are ~10x larger than any input embedding, so an
+    identity `recon` feeds the LLM a prompt far outside what it was trained to read. Returns the scale."""
+    pad_id = model.backbone.tokenizer.pad_token_id
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    ids, mask = pad(query_rows, pad_id, side="left")
+    with autocast:
+        soft, _ = model(ids, mask)
+    table = model.backbone.model.get_input_embeddings().weight.float()
+    scale = (table.norm(dim=-1).mean() / soft.float().norm(dim=-1).mean()).item()
+    model.recon.weight.mul_(scale)
+    model.recon.bias.mul_(scale)
+    return scale
 
 
 @torch.no_grad()
@@ -143,6 +131,11 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     backbone = load_backbone(cfg.backbone)
     teacher = load_teacher(cfg.teacher, backbone)
     targets = cached_targets(teacher, [r["response"] for r in rows], out / "cache", show_progress_bar)
+    if cfg.target == "query+response":  # a departure from the paper: anchor the target on the query too
+        mixed = targets + cached_targets(teacher, [r["query"] for r in rows], out / "cache", show_progress_bar)
+        targets = (mixed / np.linalg.norm(mixed, axis=1, keepdims=True).clip(1e-8)).astype(np.float32)
+    elif cfg.target != "response":
+        raise ValueError(f"target must be 'response' or 'query+response', got {cfg.target!r}")
 
     # -- the student: fresh, or resumed from resume/ ----------------------------------------
     resume_dir = out / "resume"
@@ -161,8 +154,13 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     tok = backbone.tokenizer
     queries = prompt_ids(tok, [r["query"] for r in rows], instruction, cfg.max_query_tokens)
     responses = response_ids(tok, [r["response"] for r in rows], cfg.max_response_tokens)
+    pick = np.random.default_rng(cfg.seed).permutation(len(rows))[: cfg.ridge_examples]
+    if state is None and cfg.recon_init == "rms":
+        scale = scale_recon_to_embeddings(model, [queries[i] for i in pick[:32]], bf16=cfg.bf16)
+        print(f"recon initialised as {scale:.4f} x identity (soft prompt at the token embeddings' norm)")
+    elif cfg.recon_init not in ("identity", "rms"):
+        raise ValueError(f"recon_init must be 'identity' or 'rms', got {cfg.recon_init!r}")
     if state is None and cfg.align_init == "ridge":
-        pick = np.random.default_rng(cfg.seed).permutation(len(rows))[: cfg.ridge_examples]
         r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick], bf16=cfg.bf16)
         print(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
     elif cfg.align_init not in ("ridge", "random"):

@@ -79,3 +79,47 @@ def test_resume_with_other_settings_is_refused(tiny_backbone_path, tiny_response
 def test_too_little_data_fails_clearly(tiny_backbone_path, tiny_responses, tmp_path):
     with pytest.raises(ValueError, match="fewer than one batch"):
         train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", batch_size=50), show_progress_bar=False)
+
+
+def test_recon_rms_puts_the_soft_prompt_at_the_token_embeddings_norm(tiny_backbone_path, tiny_responses, tmp_path):
+    from genembed.backbone import load_backbone
+    from genembed.inputs import prompt_ids
+
+    cfg = config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=1, recon_init="rms")
+    model = train(cfg, show_progress_bar=False)
+    # after one step (lr tiny at the warm-up's start) the norms still match to within a few percent
+    backbone = load_backbone(tiny_backbone_path)
+    rows = prompt_ids(backbone.tokenizer, [r["query"] for r in read_rows(tiny_responses)][:4],
+                      model.resolve_instruction("query"), 16)
+    with torch.no_grad():
+        ids, mask = train_module.pad(rows, backbone.tokenizer.pad_token_id, side="left")
+        soft, _ = model(ids, mask)
+    table_norm = backbone.model.get_input_embeddings().weight.float().norm(dim=-1).mean()
+    assert model.recon.weight.diagonal().std() < 1e-2  # still a scaled identity
+    assert abs(soft.norm(dim=-1).mean() / table_norm - 1) < 0.2
+
+
+def test_query_response_target_mixes_both_teacher_vectors(tiny_backbone_path, tiny_responses, tmp_path, monkeypatch):
+    seen = {}
+    real = train_module.batch_loss
+
+    def spy(model, q, r, targets, *a, **k):
+        seen.setdefault("targets", targets)
+        return real(model, q, r, targets, *a, **k)
+
+    monkeypatch.setattr(train_module, "batch_loss", spy)
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=1, target="query+response",
+                 ridge_examples=2), show_progress_bar=False)
+    assert torch.allclose(seen["targets"].norm(dim=-1), torch.ones(2), atol=1e-4)  # normalised sums
+
+
+@pytest.mark.parametrize("field,value", [("recon_init", "zeros"), ("target", "query"), ("align_init", "pca")])
+def test_unknown_recipe_values_are_named(tiny_backbone_path, tiny_responses, tmp_path, field, value):
+    with pytest.raises(ValueError, match=field):
+        train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", **{field: value}), show_progress_bar=False)
+
+
+def test_package_exposes_the_recipe_and_the_train_module():
+    import genembed
+
+    assert genembed.TrainConfig is TrainConfig and genembed.train.train is train

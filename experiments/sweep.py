@@ -1,0 +1,155 @@
+"""Recipe experiments: train short runs from a TOML spec, score each with the eval harness, and
+write one table (markdown + JSON + PNG) of every variant with the command that reproduces it.
+
+    python experiments/sweep.py experiments/specs/recipe.toml            # all variants
+    python experiments/sweep.py experiments/specs/recipe.toml --only a,b  # some of them
+
+Spec:
+    responses = "runs/default/train.jsonl"    # training rows (from `genembed generate`)
+    tasks = ["qa", "safety", "classification", "clustering"]
+    reference = "docs/eval-default.json"      # baseline rows (teacher, mean-pool, ridge, HyDE) to compare with
+    [base]                                    # TrainConfig fields every variant shares
+    steps = 150
+    [[variant]]
+    name = "paper"                            # a variant = a name + TrainConfig fields that differ
+    [[variant]]
+    name = "recon-rms"
+    recon_init = "rms"
+
+Resumable: a variant whose model exists is not retrained, one whose eval row exists is not
+re-scored (delete runs/experiments/<spec>/<variant> or its row to redo it). Runs live under
+runs/experiments/<spec>/ (git-ignored); the table goes to experiments/results/<spec>.{md,json,png}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from genembed.eval.run import PRIMARY
+from genembed.recipe import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAG = {"num_thought_tokens": "--thought-tokens", "num_compression_tokens": "--compression-tokens"}
+# reference rows: the input-centric baselines every variant must beat, and the upper bound
+TEACHER, MEANPOOL, HYDE = "teacher on input", "backbone mean-pool", "HyDE"
+
+
+def train_command(settings: dict) -> str:
+    """The `genembed train` command line that trains this variant."""
+    parts = ["genembed train", f"--responses {settings['responses']}", f"--out {settings['out_dir']}"]
+    defaults = TrainConfig(responses="", out_dir="")
+    for key, value in settings.items():
+        if key in ("responses", "out_dir") or getattr(defaults, key) == value:
+            continue
+        flag = FLAG.get(key, "--" + key.replace("_", "-"))
+        parts.append(flag if value is True else f"--no-{flag[2:]}" if value is False else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def find_row(rows: dict, prefix: str) -> dict | None:
+    return next((row for name, row in rows.items() if name.startswith(prefix)), None)
+
+
+def bars(row: dict, reference: dict, teacher: str) -> dict:
+    """Issue 6's bars for one variant: margins over the input-centric baselines of the same
+    backbone (mean-pool, ridge) per primary task, Q→A as a share of HyDE, and the average ratio
+    to its own teacher used on the input (MiniLM on the input; for `self`, the mean-pooled states)."""
+    out = {}
+    baselines = [r for r in (find_row(reference, MEANPOOL), find_row(reference, "ridge")) if r]
+    margins = [row[t][m] - b[t][m] for t, m in PRIMARY.items() if t in row for b in baselines if t in b]
+    out["min margin over mean-pool/ridge"] = min(margins) if margins else None
+    hyde = find_row(reference, HYDE)
+    out["qa ÷ HyDE"] = row["qa"]["ndcg@10"] / hyde["qa"]["ndcg@10"] if hyde and "qa" in row else None
+    own = find_row(reference, MEANPOOL if teacher == "self" else TEACHER)
+    ratios = [row[t][m] / own[t][m] for t, m in PRIMARY.items() if own and t in row and t in own]
+    out["avg ÷ own teacher on input"] = float(np.mean(ratios)) if len(ratios) == len(PRIMARY) else None
+    return out
+
+
+def write_table(spec_name: str, spec: dict, results: dict, reference: dict, runs: dict) -> Path:
+    from genembed.eval.run import markdown_table, plot
+
+    out = ROOT / "experiments" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = {name: results["methods"][name] for name in runs if name in results["methods"]}
+    table = {"tasks": results["tasks"], "methods": {**rows, **reference}}
+    lines = [f"# Recipe experiments: `{spec_name}`", "",
+             f"Made by `python experiments/sweep.py experiments/specs/{spec_name}.toml` "
+             f"(2-core CPU, no GPU). Baseline rows come from `{spec.get('reference')}`.", "",
+             markdown_table(table).split("\nInstructions")[0], "",
+             "| variant | min margin over mean-pool / ridge (primary tasks) | Q→A ÷ HyDE | avg ÷ own teacher on input "
+             "| train s | rec first→last 10 | command |", "|---|---|---|---|---|---|---|"]
+    fmt = lambda x: "–" if x is None else f"{x:+.3f}" if isinstance(x, float) and x < 0.5 and x > -1 else f"{x:.3f}"
+    for name, info in runs.items():
+        if name not in rows:
+            continue
+        b = bars(rows[name], reference, info["teacher"])
+        lines.append(f"| {name} | {fmt(b['min margin over mean-pool/ridge'])} | {fmt(b['qa ÷ HyDE'])} | "
+                     f"{fmt(b['avg ÷ own teacher on input'])} | {info['train_seconds']:.0f} | {info['rec']} | "
+                     f"`{info['command']}` |")
+    (out / f"{spec_name}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{spec_name}.json").write_text(json.dumps({"results": table, "runs": runs}, indent=2) + "\n")
+    plot(table, out / f"{spec_name}.png")
+    return out / f"{spec_name}.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("--only", default="", help="comma-separated variant names")
+    args = parser.parse_args()
+    spec = tomllib.loads(args.spec.read_text())
+    spec_name = args.spec.stem
+    known = {f.name for f in fields(TrainConfig)}
+    variants = spec.get("variant", [])
+    for v in variants:
+        unknown = set(v) - known - {"name"}
+        if unknown or "name" not in v:
+            raise SystemExit(f"{args.spec}: variant {v.get('name', '?')!r} has no name or unknown fields {sorted(unknown)}")
+    unknown = set(spec.get("base", {})) - known
+    if unknown:
+        raise SystemExit(f"{args.spec}: [base] has unknown fields {sorted(unknown)}")
+    only = set(filter(None, args.only.split(",")))
+
+    from genembed import load
+    from genembed.eval.methods import Student
+    from genembed.eval.run import evaluate
+    from genembed.jsonl import read_rows
+    from genembed.train import train
+
+    run_root = ROOT / "runs" / "experiments" / spec_name
+    eval_dir = run_root / "eval"
+    reference = json.loads((ROOT / spec["reference"]).read_text())["methods"] if spec.get("reference") else {}
+    reference = {k: v for k, v in reference.items() if not k.startswith("genembed")}
+    runs = {}
+    for v in variants:
+        name = v["name"]
+        settings = {**spec.get("base", {}), **{k: x for k, x in v.items() if k != "name"},
+                    "responses": spec["responses"], "out_dir": str((run_root / name).relative_to(ROOT))}
+        cfg = TrainConfig(**settings)
+        if not only or name in only:
+            if not (ROOT / cfg.out_dir / "model" / "model.safetensors").exists():
+                print(f"== training {name}: {train_command(settings)}", flush=True)
+                train(cfg)
+            results = json.loads((eval_dir / "results.json").read_text()) if (eval_dir / "results.json").exists() else {}
+            if name not in results.get("methods", {}):
+                print(f"== scoring {name}", flush=True)
+                evaluate([Student(load(ROOT / cfg.out_dir / "model"), name)], spec["tasks"], eval_dir)
+        log = read_rows(ROOT / cfg.out_dir / "log.jsonl") if (ROOT / cfg.out_dir / "log.jsonl").exists() else []
+        if log:
+            k = min(10, len(log))
+            runs[name] = {"command": train_command(settings), "teacher": cfg.teacher,
+                          "train_seconds": sum(r["seconds"] for r in log),
+                          "rec": f"{np.mean([r['rec'] for r in log[:k]]):.2f}→{np.mean([r['rec'] for r in log[-k:]]):.2f}"}
+    results = json.loads((eval_dir / "results.json").read_text()) if (eval_dir / "results.json").exists() else None
+    if results:
+        print((write_table(spec_name, spec, results, reference, runs)).read_text())
+
+
+if __name__ == "__main__":
+    main()

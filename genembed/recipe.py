@@ -1,0 +1,40 @@
+"""The training recipe: every setting of `genembed train` and its default, in one place.
+
+The defaults are the winner of the recipe experiments (`experiments/results/`); the CLI reads
+them from here, so there is one source of truth. Light on purpose: no torch import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    responses: str  # JSONL of {"query", "response"} rows (from `genembed generate`)
+    out_dir: str  # run folder: log, resume state, final checkpoint, plot
+    backbone: str = "smollm2-135m-instruct"  # alias, .gguf, folder or hub id
+    teacher: str = "all-minilm-l6-v2"  # sentence-transformers name/folder, or "self"
+    num_thought_tokens: int = 10  # T (may be 0)
+    num_compression_tokens: int = 10  # C
+    limit: int | None = None  # use only the first N response rows
+    steps: int = 300  # optimiser steps
+    batch_size: int = 8  # examples per micro-batch
+    grad_accum: int = 1  # micro-batches per optimiser step
+    lr_tokens: float = 5e-2  # the special tokens need a large step to move at all in few steps
+    lr_projections: float = 1e-3  # recon and align
+    weight_decay: float = 0.0
+    warmup_steps: int = 30  # linear warm-up, then linear decay to 0
+    w_rec: float = 1.0  # weight of the reconstruction cross-entropy
+    w_align: float | None = None  # None: dim for "mse" (= squared distance to the target), 1 for "cosine"
+    align_loss: str = "mse"  # "mse" (paper) or "cosine"
+    align_init: str = "ridge"  # "ridge": least-squares fit of align on the initial states; "random"
+    recon_init: str = "identity"  # "identity"; "rms": identity scaled so the soft prompt has the token embeddings' norm
+    target: str = "response"  # "response" (paper); "query+response": normalise(t(query) + t(response)), a departure
+    ridge_examples: int = 512  # queries used for that fit
+    max_query_tokens: int = 128  # queries are cut to this many tokens
+    max_response_tokens: int = 64  # responses are cut to this many tokens
+    instruction: str = "query"  # instruction name (or text) put before each training query
+    bf16: bool = False  # bf16 autocast (CPU or GPU)
+    seed: int = 0
+    save_every: int = 50  # write resume/ every N steps
+    clip_grad_norm: float = 1.0

@@ -1,0 +1,31 @@
+"""The recipe-experiment runner's own logic: commands it prints and the bars it reports."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("sweep", Path(__file__).parent.parent / "experiments" / "sweep.py")
+sweep = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sweep)
+
+
+def test_train_command_names_only_what_differs_from_the_recipe():
+    cmd = sweep.train_command({"responses": "r.jsonl", "out_dir": "o", "steps": 150, "bf16": True,
+                               "num_thought_tokens": 0, "target": "query+response", "lr_tokens": 5e-2})
+    assert cmd == "genembed train --responses r.jsonl --out o --steps 150 --bf16 --thought-tokens 0 --target query+response"
+
+
+def test_bars_against_hand_computed_reference():
+    row = {"qa": {"ndcg@10": 0.6}, "classification": {"accuracy": 0.8}, "clustering": {"v_measure": 0.3}}
+    reference = {
+        "teacher on input (x)": {"qa": {"ndcg@10": 0.9}, "classification": {"accuracy": 0.8}, "clustering": {"v_measure": 0.3}},
+        "backbone mean-pool": {"qa": {"ndcg@10": 0.3}, "classification": {"accuracy": 0.6}, "clustering": {"v_measure": 0.2}},
+        "ridge: y": {"qa": {"ndcg@10": 0.5}, "classification": {"accuracy": 0.7}, "clustering": {"v_measure": 0.35}},
+        "HyDE (z)": {"qa": {"ndcg@10": 0.75}},
+    }
+    b = sweep.bars(row, reference, teacher="all-minilm-l6-v2")
+    assert b["min margin over mean-pool/ridge"] == pytest.approx(-0.05)  # clustering vs ridge
+    assert b["qa ÷ HyDE"] == pytest.approx(0.8)
+    assert b["avg ÷ own teacher on input"] == pytest.approx((0.6 / 0.9 + 1 + 1) / 3)
+    own_is_meanpool = sweep.bars(row, reference, teacher="self")["avg ÷ own teacher on input"]
+    assert own_is_meanpool == pytest.approx((2 + 0.8 / 0.6 + 1.5) / 3)
