@@ -163,3 +163,21 @@ def machine_info() -> dict:
         load = None
     return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "loadavg": load,
             "python": platform.python_version()}
+
+
+def scale_phase(encode, inp: dict, n: int) -> dict:
+    """Encode n texts (the input pool repeated) with encode(texts, instruction, batch_size) after a
+    one-batch warm-up: wall time and peak memory over the resident size before the run."""
+    cfg = inp["config"]
+    texts = [inp["texts"][i % len(inp["texts"])] for i in range(n)]
+    bs = cfg["batch_size"]
+    encode(texts[:bs], inp["instruction"], bs)
+    reset_peak_rss()
+    rss0 = rss_mib()
+    t0 = time.perf_counter()
+    encode(texts, inp["instruction"], bs)
+    dt = time.perf_counter() - t0
+    peak = peak_rss_mib()
+    return {"texts": n, "seconds": dt, "texts_per_s": n / dt, "rss_before_mib": rss0, "peak_rss_mib": peak,
+            "peak_over_before_mib": peak - rss0}
+

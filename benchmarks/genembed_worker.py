@@ -171,19 +171,8 @@ def phase_hyde(model, bb, inp, bf16: bool) -> dict:
 
 
 def phase_scale(model, bb, inp, n: int) -> dict:
-    cfg = inp["config"]
-    pool = inp["texts"]
-    texts = [pool[i % len(pool)] for i in range(n)]
-    bs = cfg["batch_size"]
-    model.encode(texts[:bs], instruction=inp["instruction"], batch_size=bs, show_progress_bar=False)
-    bc.reset_peak_rss()
-    rss0 = bc.rss_mib()
-    t0 = time.perf_counter()
-    model.encode(texts, instruction=inp["instruction"], batch_size=bs, show_progress_bar=False)
-    dt = time.perf_counter() - t0
-    peak = bc.peak_rss_mib()
-    return {"texts": n, "seconds": dt, "texts_per_s": n / dt, "rss_before_mib": rss0, "peak_rss_mib": peak,
-            "peak_over_before_mib": peak - rss0}
+    return bc.scale_phase(lambda texts, instruction, bs: model.encode(
+        texts, instruction=instruction, batch_size=bs, show_progress_bar=False), inp, n)
 
 
 def main() -> None:

@@ -219,19 +219,7 @@ def phase_decode(peer: Peer, inp: dict, bf16: bool) -> dict:
 
 
 def phase_scale(peer: Peer, inp: dict, n: int) -> dict:
-    cfg = inp["config"]
-    pool = inp["texts"]
-    texts = [pool[i % len(pool)] for i in range(n)]
-    bs = cfg["batch_size"]
-    peer.encode(texts[:bs], inp["instruction"], bs, False)
-    bc.reset_peak_rss()
-    rss0 = bc.rss_mib()
-    t0 = time.perf_counter()
-    peer.encode(texts, inp["instruction"], bs, False)
-    dt = time.perf_counter() - t0
-    peak = bc.peak_rss_mib()
-    return {"texts": n, "seconds": dt, "texts_per_s": n / dt, "rss_before_mib": rss0, "peak_rss_mib": peak,
-            "peak_over_before_mib": peak - rss0}
+    return bc.scale_phase(lambda texts, instruction, bs: peer.encode(texts, instruction, bs, False), inp, n)
 
 
 def main() -> None:

@@ -186,6 +186,8 @@ def evaluate(
     hyde_tasks: str = typer.Option("qa", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
+    cost_only: bool = typer.Option(False, "--cost-only", help="Keep the scores in --out; measure only the encode cost again (run it on an idle machine)."),
+    cost_texts: int = typer.Option(32, help="Queries the encode cost is measured on."),
 ):
     """Score genembed checkpoints and the baselines on real offline tasks, in one table."""
     from . import load
@@ -223,7 +225,7 @@ def evaluate(
                             tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(","))))
     if not methods:
         raise typer.BadParameter("nothing to evaluate")
-    run(methods, task_names, out)
+    run(methods, task_names, out, cost_texts=cost_texts, cost_only=cost_only)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
 

@@ -104,6 +104,21 @@ def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
     assert "tiny" in results["methods"], "earlier rows stay"
     assert "| qa only |" in (tmp_path / "results.md").read_text()
 
+    # cost only: scores stay exactly as they were, only the cost is measured again
+    before = results["methods"]["tiny"]
+    calls = []
+
+    class Counted(Student):
+        def encode(self, texts, instruction, side):
+            calls.append(len(texts))
+            return super().encode(texts, instruction, side)
+
+    after = run.evaluate([Counted(tiny_model, "tiny")], list(tasks), tmp_path, cost_only=True)["methods"]["tiny"]
+    assert {k: v for k, v in after.items() if k != "seconds_per_1k"} == {k: v for k, v in before.items() if k != "seconds_per_1k"}
+    assert calls == [2]  # the two cost queries, no task encoded
+    with pytest.raises(ValueError, match="no scores"):
+        run.evaluate([Student(tiny_model, "never scored")], list(tasks), tmp_path, cost_only=True)
+
 
 def test_ridge_baseline_fits_its_training_targets(tiny_backbone_path, tiny_responses, tmp_path):
     from genembed.backbone import load_backbone

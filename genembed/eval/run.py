@@ -49,7 +49,10 @@ def encode_cost(method, texts: list[str], instruction: str) -> float:
     return 1000 * seconds / len(texts)
 
 
-def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_texts: int = 32) -> dict:
+def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_texts: int = 32,
+             cost_only: bool = False) -> dict:
+    """Score every method on every task (rows accumulate in OUT/results.json). cost_only: keep the
+    scores already there and measure only the encode cost again (e.g. on an idle machine)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = {name: TASKS[name]() for name in task_names}
@@ -64,6 +67,14 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
 
     cost_sample = sharegpt_qa(n_queries=cost_texts)
     for method in methods:
+        if cost_only:
+            if method.name not in results["methods"]:
+                raise ValueError(f"--cost-only: {method.name!r} has no scores in {previous} yet; evaluate it first")
+            row = results["methods"][method.name]
+            row["seconds_per_1k"] = encode_cost(method, cost_sample.queries, cost_sample.query_instruction)
+            print(f"{method.name:<45} {row['seconds_per_1k']:.1f} s / 1k texts", flush=True)
+            (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            continue
         row = {}
         for name, task in tasks.items():
             if getattr(method, "tasks", None) is not None and name not in method.tasks:
