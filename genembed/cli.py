@@ -183,6 +183,7 @@ def evaluate(
     tasks: str = typer.Option("qa,safety,classification,clustering", help="Comma-separated: qa, safety, classification, clustering."),
     baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde (or '' for none)."),
     ridge_responses: Optional[Path] = typer.Option(None, help="Training rows (JSONL) the ridge baseline is fitted on: the student's own."),
+    ridge_target: str = typer.Option("response", help="Target of the ridge baseline: 'response', or 'query+response' (to match a student trained with --target query+response)."),
     hyde_tasks: str = typer.Option("qa", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
@@ -219,7 +220,7 @@ def evaluate(
     if "backbone" in wanted:
         methods.append(BackboneMeanPool(backbone_name))
     if "ridge" in wanted:
-        methods.append(RidgeOnMeanPool(backbone_name, teacher, ridge_responses, out / "cache"))
+        methods.append(RidgeOnMeanPool(backbone_name, teacher, ridge_responses, out / "cache", target=ridge_target))
     if "hyde" in wanted:
         methods.append(HyDE(backbone_name, teacher, out / "cache",
                             tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(","))))

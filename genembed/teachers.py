@@ -97,3 +97,21 @@ def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progre
     np.save(tmp, targets)
     tmp.replace(path)
     return targets
+
+
+TARGETS = ("response", "query+response")
+
+
+def training_targets(teacher, queries: list[str], responses: list[str], kind: str, cache_dir: str | Path,
+                     show_progress_bar: bool = True) -> np.ndarray:
+    """What the embedding is trained toward. "response": teacher(response), the paper's target.
+    "query+response": normalise(teacher(query) + teacher(response)), a departure from the paper
+    that anchors the target on the input (HyDE's own trick of averaging the two)."""
+    if kind not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+    targets = cached_targets(teacher, responses, cache_dir, show_progress_bar)
+    if kind == "query+response":
+        mixed = targets + cached_targets(teacher, queries, cache_dir, show_progress_bar)
+        targets = (mixed / np.linalg.norm(mixed, axis=1, keepdims=True).clip(1e-8)).astype(np.float32)
+    return targets
+

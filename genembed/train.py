@@ -29,7 +29,7 @@ from .losses import alignment_loss, reconstruction_loss
 from .model import GenEmbed
 from .recipe import TrainConfig
 from .ridge import ridge_fit
-from .teachers import cached_targets, load_teacher
+from .teachers import load_teacher, training_targets
 
 
 def example_order(n: int, seed: int, position: int) -> int:
@@ -130,12 +130,8 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
         raise ValueError(f"{cfg.responses} has {len(rows)} usable rows, fewer than one batch ({cfg.batch_size})")
     backbone = load_backbone(cfg.backbone)
     teacher = load_teacher(cfg.teacher, backbone)
-    targets = cached_targets(teacher, [r["response"] for r in rows], out / "cache", show_progress_bar)
-    if cfg.target == "query+response":  # a departure from the paper: anchor the target on the query too
-        mixed = targets + cached_targets(teacher, [r["query"] for r in rows], out / "cache", show_progress_bar)
-        targets = (mixed / np.linalg.norm(mixed, axis=1, keepdims=True).clip(1e-8)).astype(np.float32)
-    elif cfg.target != "response":
-        raise ValueError(f"target must be 'response' or 'query+response', got {cfg.target!r}")
+    targets = training_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], cfg.target,
+                               out / "cache", show_progress_bar)
 
     # -- the student: fresh, or resumed from resume/ ----------------------------------------
     resume_dir = out / "resume"

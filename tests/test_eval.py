@@ -134,6 +134,11 @@ def test_ridge_baseline_fits_its_training_targets(tiny_backbone_path, tiny_respo
     # 5 examples, 32 features: least squares interpolates its training rows
     np.testing.assert_allclose(predicted, target, atol=1e-3)
     assert ridge.r2 > 0.99
+    mixed = RidgeOnMeanPool(tiny_backbone_path, teacher, tiny_responses, tmp_path, shrinkage=1e-6, target="query+response")
+    want = target + teacher.embed([r["query"] for r in rows])
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(mixed.encode([r["query"] for r in rows], "", "query"), want, atol=1e-3)
+    assert "query+response" in mixed.name
     with pytest.raises(ValueError, match="no \\(query, response\\) rows"):
         empty = tmp_path / "empty.jsonl"
         empty.write_text("")

@@ -27,5 +27,6 @@ def test_bars_against_hand_computed_reference():
     assert b["min margin over mean-pool/ridge"] == pytest.approx(-0.05)  # clustering vs ridge
     assert b["qa ÷ HyDE"] == pytest.approx(0.8)
     assert b["avg ÷ own teacher on input"] == pytest.approx((0.6 / 0.9 + 1 + 1) / 3)
-    own_is_meanpool = sweep.bars(row, reference, teacher="self")["avg ÷ own teacher on input"]
-    assert own_is_meanpool == pytest.approx((2 + 0.8 / 0.6 + 1.5) / 3)
+    self_bars = sweep.bars(row, reference, teacher="self")  # held to its own teacher: the mean-pool
+    assert self_bars["avg ÷ own teacher on input"] == pytest.approx((2 + 0.8 / 0.6 + 1.5) / 3)
+    assert self_bars["min margin over mean-pool/ridge"] == pytest.approx(0.1) and self_bars["qa ÷ HyDE"] is None

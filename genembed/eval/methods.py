@@ -84,26 +84,27 @@ class HyDE:
 
 class RidgeOnMeanPool:
     """Input-centric least squares: backbone mean-pooled states of a query → the teacher's
-    embedding of its response, fitted on the student's own training rows (same queries, same
-    targets), then applied to any text."""
+    embedding of its response (or the student's other `target`), fitted on the student's own
+    training rows (same queries, same targets), then applied to any text."""
 
     def __init__(self, backbone_name: str, teacher, responses: str | Path, cache_dir: str | Path,
-                 limit: int | None = None, shrinkage: float = 0.1):
+                 limit: int | None = None, shrinkage: float = 0.1, target: str = "response"):
         import torch
 
         from ..jsonl import read_rows
         from ..ridge import ridge_fit
-        from ..teachers import cached_targets
+        from ..teachers import cached_targets, training_targets
 
         rows = [r for r in read_rows(responses) if r.get("response", "").strip()][:limit]
         if not rows:
             raise ValueError(f"{responses} holds no (query, response) rows to fit the ridge baseline on")
         self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=True)
-        targets = cached_targets(teacher, [r["response"] for r in rows], cache_dir)
+        targets = training_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], target,
+                                   cache_dir, show_progress_bar=False)
         features = cached_targets(self.pool, [r["query"] for r in rows], cache_dir)
         w, b, self.r2 = ridge_fit(torch.as_tensor(features), torch.as_tensor(targets), shrinkage)
         self.w, self.b = w.float().numpy(), b.float().numpy()
-        self.name = f"ridge: mean-pool → teacher(response), {len(rows)} train queries"
+        self.name = f"ridge: mean-pool → teacher({target}), {len(rows)} train queries"
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.pool.embed(texts) @ self.w + self.b
