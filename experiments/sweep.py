@@ -15,6 +15,10 @@ Spec:
     [[variant]]
     name = "recon-rms"
     recon_init = "rms"
+    [[variant]]                               # a run trained and scored elsewhere (e.g. the bundled default):
+    name = "default"                          # its own out_dir, and its row from a `genembed eval` results file
+    out_dir = "runs/default/run"
+    scores = "docs/eval-default.json#genembed default"
 
 Resumable: a variant whose model exists is not retrained, one whose eval row exists is not
 re-scored (delete runs/experiments/<spec>/<variant> or its row to redo it). Runs live under
@@ -89,12 +93,14 @@ def write_table(spec_name: str, spec: dict, results: dict, reference: dict, runs
              "own teacher on input = MiniLM on the input, or the mean-pooled states for `self`.", "",
              "| variant | min margin over mean-pool / ridge (primary tasks) | Q→A ÷ HyDE | avg ÷ own teacher on input "
              "| train s | rec first→last 10 | command |", "|---|---|---|---|---|---|---|"]
-    fmt = lambda x: "–" if x is None else f"{x:+.3f}" if isinstance(x, float) and x < 0.5 and x > -1 else f"{x:.3f}"
+    def fmt(x, signed=False):
+        return "–" if x is None else f"{x:+.3f}" if signed else f"{x:.3f}"
+
     for name, info in runs.items():
         if name not in rows:
             continue
         b = bars(rows[name], reference, info["teacher"])
-        lines.append(f"| {name} | {fmt(b['min margin over mean-pool/ridge'])} | {fmt(b['qa ÷ HyDE'])} | "
+        lines.append(f"| {name} | {fmt(b['min margin over mean-pool/ridge'], signed=True)} | {fmt(b['qa ÷ HyDE'])} | "
                      f"{fmt(b['avg ÷ own teacher on input'])} | {info['train_seconds']:.0f} | {info['rec']} | "
                      f"`{info['command']}` |")
     (out / f"{spec_name}.md").write_text("\n".join(lines) + "\n")
@@ -113,7 +119,7 @@ def main() -> None:
     known = {f.name for f in fields(TrainConfig)}
     variants = spec.get("variant", [])
     for v in variants:
-        unknown = set(v) - known - {"name"}
+        unknown = set(v) - known - {"name", "scores"}
         if unknown or "name" not in v:
             raise SystemExit(f"{args.spec}: variant {v.get('name', '?')!r} has no name or unknown fields {sorted(unknown)}")
     unknown = set(spec.get("base", {})) - known
@@ -134,15 +140,22 @@ def main() -> None:
     runs = {}
     for v in variants:
         name = v["name"]
-        settings = {**spec.get("base", {}), **{k: x for k, x in v.items() if k != "name"},
-                    "responses": spec["responses"], "out_dir": str((run_root / name).relative_to(ROOT))}
+        settings = {"out_dir": str((run_root / name).relative_to(ROOT)), **spec.get("base", {}),
+                    **{k: x for k, x in v.items() if k not in ("name", "scores")}, "responses": spec["responses"]}
         cfg = TrainConfig(**settings)
         if not only or name in only:
             if not (ROOT / cfg.out_dir / "model" / "model.safetensors").exists():
                 print(f"== training {name}: {train_command(settings)}", flush=True)
                 train(cfg)
             results = json.loads((eval_dir / "results.json").read_text()) if (eval_dir / "results.json").exists() else {}
-            if name not in results.get("methods", {}):
+            if "scores" in v:  # scored elsewhere by `genembed eval`: "results.json#method name"
+                path, method = v["scores"].split("#", 1)
+                scored = json.loads((ROOT / path).read_text())
+                results.setdefault("tasks", scored["tasks"]).update(scored["tasks"])
+                results.setdefault("methods", {})[name] = scored["methods"][method]
+                eval_dir.mkdir(parents=True, exist_ok=True)
+                (eval_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            elif name not in results.get("methods", {}):
                 print(f"== scoring {name}", flush=True)
                 evaluate([Student(load(ROOT / cfg.out_dir / "model"), name)], spec["tasks"], eval_dir)
         log = read_rows(ROOT / cfg.out_dir / "log.jsonl") if (ROOT / cfg.out_dir / "log.jsonl").exists() else []

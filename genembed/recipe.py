@@ -17,7 +17,7 @@ class TrainConfig:
     num_thought_tokens: int = 10  # T (may be 0)
     num_compression_tokens: int = 10  # C
     limit: int | None = None  # use only the first N response rows
-    steps: int = 300  # optimiser steps
+    steps: int = 600  # optimiser steps (2 epochs of the default's 2,400 rows at batch 8)
     batch_size: int = 8  # examples per micro-batch
     grad_accum: int = 1  # micro-batches per optimiser step
     lr_tokens: float = 5e-2  # the special tokens need a large step to move at all in few steps
@@ -25,7 +25,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 30  # linear warm-up, then linear decay to 0
     w_rec: float = 1.0  # weight of the reconstruction cross-entropy
-    w_align: float | None = None  # None: dim for "mse" (= squared distance to the target), 1 for "cosine"
+    # None: 4 x dim for "mse" (4 x the squared distance to the target; 1 x dim lost to 4 x dim on every
+    # task in experiments/results/recipe.md), 1 for "cosine"
+    w_align: float | None = None
     align_loss: str = "mse"  # "mse" (paper) or "cosine"
     align_init: str = "ridge"  # "ridge": least-squares fit of align on the initial states; "random"
     recon_init: str = "identity"  # "identity"; "rms": identity scaled so the soft prompt has the token embeddings' norm

@@ -176,7 +176,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log_rows))
     elif (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
-    w_align = cfg.w_align if cfg.w_align is not None else (teacher.dim if cfg.align_loss == "mse" else 1.0)
+    w_align = cfg.w_align if cfg.w_align is not None else (4.0 * teacher.dim if cfg.align_loss == "mse" else 1.0)
     targets_t = torch.as_tensor(targets)
 
     # -- the loop -------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 # Rebuild the bundled default checkpoint (genembed/default/) from scratch, offline:
 #   1. SmolLM2-135M-Instruct answers 2,400 ShareGPT training queries (greedy, 64 new tokens)
 #   2. rows outside the current training split are dropped (the split never admits a held-out query)
-#   3. training with the defaults of `genembed train` (MiniLM teacher), STEPS optimiser steps
+#   3. training with the defaults of `genembed train` (MiniLM teacher; STEPS=N overrides the steps)
 #   4. the final checkpoint is copied into genembed/default/
 # Every stage resumes where it stopped if the script is run again.
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 RUN=${RUN:-runs/default}
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-}
 ge=.venv/bin/genembed
 mkdir -p "$RUN"
 start=$(date +%s)
@@ -27,7 +27,7 @@ with open(f"{run}/train.jsonl", "w") as f:
 print(f"{len(rows)} training rows")
 PY
 resume=""; [ -d "$RUN/run/resume" ] && resume="--resume"
-$ge train --responses "$RUN/train.jsonl" --out "$RUN/run" --steps "$STEPS" --bf16 $resume
+$ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} --bf16 $resume
 mkdir -p genembed/default
 cp "$RUN/run/model/config.json" "$RUN/run/model/model.safetensors" genembed/default/
 cp "$RUN/run/losses.png" docs/default-losses.png 2>/dev/null || { mkdir -p docs; cp "$RUN/run/losses.png" docs/default-losses.png; }
