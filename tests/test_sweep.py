@@ -30,3 +30,11 @@ def test_bars_against_hand_computed_reference():
     self_bars = sweep.bars(row, reference, teacher="self")  # held to its own teacher: the mean-pool
     assert self_bars["avg ÷ own teacher on input"] == pytest.approx((2 + 0.8 / 0.6 + 1.5) / 3)
     assert self_bars["min margin over mean-pool/ridge"] == pytest.approx(0.1) and self_bars["qa ÷ HyDE"] is None
+
+
+def test_spec_with_an_unknown_setting_is_refused_before_any_work(tmp_path, monkeypatch):
+    spec_file = tmp_path / "bad.toml"
+    spec_file.write_text('responses = "r.jsonl"\ntasks = ["qa"]\n[[variant]]\nname = "x"\nlr_token = 0.1\n')
+    monkeypatch.setattr("sys.argv", ["sweep.py", str(spec_file)])
+    with pytest.raises(SystemExit, match="lr_token"):
+        sweep.main()
