@@ -94,7 +94,7 @@ def train(
     lr_projections: float = typer.Option(R.lr_projections),
     warmup_steps: int = typer.Option(R.warmup_steps),
     w_rec: float = typer.Option(R.w_rec, help="Weight of the reconstruction loss."),
-    w_align: Optional[float] = typer.Option(R.w_align, help="Weight of the alignment loss (default: dim for mse, 1 for cosine)."),
+    w_align: Optional[float] = typer.Option(R.w_align, help="Weight of the alignment loss (default: 4 x dim for mse, 1 for cosine)."),
     align_loss: str = typer.Option(R.align_loss, help="'mse' or 'cosine'."),
     align_init: str = typer.Option(R.align_init, help="'ridge' (least squares on initial states) or 'random'."),
     recon_init: str = typer.Option(R.recon_init, help="'identity', or 'rms' (identity scaled to the token embeddings' norm)."),

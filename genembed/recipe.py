@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the allowed values of the recipe's choices, checked when a TrainConfig is made (before any work)
+CHOICES = {"align_loss": ("mse", "cosine"), "align_init": ("ridge", "random"),
+           "recon_init": ("identity", "rms"), "target": ("response", "query+response")}
+
 
 @dataclass
 class TrainConfig:
@@ -40,3 +44,9 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 50  # write resume/ every N steps
     clip_grad_norm: float = 1.0
+
+    def __post_init__(self):
+        for field, allowed in CHOICES.items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
+

