@@ -171,8 +171,11 @@ def phase_hyde(model, bb, inp, bf16: bool) -> dict:
 
 
 def phase_scale(model, bb, inp, n: int) -> dict:
-    return bc.scale_phase(lambda texts, instruction, bs: model.encode(
-        texts, instruction=instruction, batch_size=bs, show_progress_bar=False), inp, n)
+    # embeddings stream into a .npy memory map, as `genembed encode` does, so memory stays flat in n
+    with tempfile.TemporaryDirectory() as tmp:
+        return bc.scale_phase(lambda texts, instruction, bs: model.encode(
+            texts, instruction=instruction, batch_size=bs, show_progress_bar=False,
+            output_path=Path(tmp) / "embeddings.npy"), inp, n)
 
 
 def main() -> None:

@@ -45,6 +45,9 @@ def parse_args(argv=None):
     ap.add_argument("--hyde-texts", type=int, default=None, help="texts for the HyDE comparison (default: one batch)")
     ap.add_argument("--scale", default="64,256", help="comma-separated text counts for the scaling runs ('' to skip); "
                                                       "the full run uses 1000,10000")
+    ap.add_argument("--scale-impls", default=",".join(IMPLS),
+                    help="implementations that run the scaling phase (e.g. 'genembed': 10k texts through the "
+                         "official code costs as much again and scaling is a property of each code on its own)")
     ap.add_argument("--dtypes", default="fp32,bf16", help="fp32 and/or bf16 (autocast), comma-separated")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads in every worker")
     ap.add_argument("--max-text-tokens", type=int, default=256, help="encode texts are cut to this many tokens")
@@ -386,6 +389,9 @@ def main(argv=None) -> int:
         raise SystemExit("--dtypes takes fp32 and/or bf16")
     out_dir.mkdir(parents=True, exist_ok=True)
     impls = [args.only] if args.only else list(IMPLS)
+    scale_impls = set(filter(None, args.scale_impls.split(",")))
+    if scale_impls - set(IMPLS):
+        raise SystemExit(f"--scale-impls takes {' and/or '.join(IMPLS)}, not {args.scale_impls!r}")
     machine = bc.machine_info()
     if "official" in impls and not args.no_setup:
         print("setting up the official implementation's venv (benchmarks/setup_peer.sh) ...", flush=True)
@@ -405,7 +411,8 @@ def main(argv=None) -> int:
     raw = []
     for group, phases in plan(args, scale):
         for impl in impls:
-            todo = [p for p in phases if not (impl == "official" and p.startswith("hyde"))]
+            todo = [p for p in phases if not (impl == "official" and p.startswith("hyde"))
+                    and not (p.startswith("scale") and impl not in scale_impls)]
             if todo:
                 res = run_worker(impl, todo, inputs_path, out_dir, args)
                 res["group"], res["phases_requested"] = group, ",".join(todo)

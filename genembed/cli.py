@@ -143,17 +143,17 @@ def encode(
     normalize: bool = typer.Option(False, help="L2-normalise the embeddings."),
 ):
     """Embed texts and write a float32 .npy array [n, dim]."""
-    import numpy as np
 
     from . import load
 
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to encode: give them as arguments or with --input")
+    if out.suffix != ".npy":
+        raise typer.BadParameter(f"--out must be a .npy file, got {out}")
+    # rows go to the file batch by batch (a memory map), so a large corpus never sits in RAM
     vectors = load(model).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
-                                 show_progress_bar=len(items) > batch_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, vectors)
+                                 show_progress_bar=len(items) > batch_size, output_path=out)
     typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")
 
 

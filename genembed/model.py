@@ -13,6 +13,7 @@ import inspect
 import sys
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -167,27 +168,45 @@ class GenEmbed(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts, instruction: str | None = None, batch_size: int = 32, normalize: bool = False,
-               show_progress_bar: bool | None = None, bf16: bool = False) -> np.ndarray:
+               show_progress_bar: bool | None = None, bf16: bool = False,
+               output_path: str | Path | None = None) -> np.ndarray:
         """Embed texts → float32 array [n, dim] (a single string → [dim]).
 
         instruction: None → the default ("query"); "query" / "document" → the paper's
         instructions; any other string is used as the instruction itself ("" for none).
         bf16: bf16 autocast (CPU or GPU), faster, within ~1e-2 cosine of float32.
+        output_path: write the rows into this .npy file batch by batch (a memory map, returned)
+        instead of holding them in RAM — for corpora larger than memory.
         """
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         was_training = self.training
         self.eval()
-        out = np.zeros((len(texts), self.config.embedding_dim), dtype=np.float32)
+        shape = (len(texts), self.config.embedding_dim)
+        if output_path is not None:
+            # filled under a temporary name and renamed at the end: a failed run leaves an older file intact
+            output_path = Path(output_path)
+            partial = output_path.with_name(output_path.name + ".partial")
+            output_path.parent.mkdir(parents=True, exist_ok=True)
+            out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+        else:
+            out = np.zeros(shape, dtype=np.float32)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-        for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "encode"):
-            with autocast:
-                _, emb = self(ids, mask)
-            emb = emb.float()
-            if normalize:
-                emb = torch.nn.functional.normalize(emb, dim=-1)
-            out[idx] = emb.cpu().numpy()
-        self.train(was_training)
+        try:
+            for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "encode"):
+                with autocast:
+                    _, emb = self(ids, mask)
+                emb = emb.float()
+                if normalize:
+                    emb = torch.nn.functional.normalize(emb, dim=-1)
+                out[idx] = emb.cpu().numpy()
+            if output_path is not None:
+                out.flush()
+                partial.replace(output_path)
+        finally:
+            if output_path is not None:
+                partial.unlink(missing_ok=True)
+            self.train(was_training)
         return out[0] if single else out
 
     def encode_query(self, texts, **kwargs) -> np.ndarray:

@@ -120,3 +120,23 @@ def test_prefix_cache_path_matches_the_full_pass(tiny_model):
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
     plain, split = results[0][1], results[1][1]
     assert plain.norm() > 0 and (plain - split).norm() / plain.norm() < 1e-5
+
+
+def test_encode_streams_into_a_npy_file(tiny_model, tmp_path):
+    texts = ["a", "explain how a neural network learns", "paris is", "the sea is wide and blue", "x y z"]
+    path = tmp_path / "deep" / "vectors.npy"
+    path.parent.mkdir()
+    path.write_bytes(b"older results")
+    streamed = tiny_model.encode(texts, batch_size=2, output_path=path)
+    np.testing.assert_allclose(np.load(path), tiny_model.encode(texts, batch_size=2), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(streamed), np.load(path))
+    assert not (tmp_path / "deep" / "vectors.npy.partial").exists()
+
+
+def test_a_failed_streamed_encode_keeps_the_older_file(tiny_model, tmp_path):
+    path = tmp_path / "vectors.npy"
+    np.save(path, np.ones((2, 16), dtype=np.float32))
+    with pytest.raises(TypeError):
+        tiny_model.encode(["fine", 3], output_path=path)
+    np.testing.assert_array_equal(np.load(path), np.ones((2, 16), dtype=np.float32))
+    assert not (tmp_path / "vectors.npy.partial").exists()
