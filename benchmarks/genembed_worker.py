@@ -12,7 +12,6 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -116,7 +115,7 @@ def phase_decode(model, bb, inp, bf16: bool) -> dict:
     cfg = inp["config"]
     texts = inp["texts"][: cfg["batch_size"]]
     ids, mask = model.tokenize(texts, model.resolve_instruction(inp["instruction"]))
-    ctx = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    ctx = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.no_grad(), ctx:
         soft, _ = model(ids, mask)
         model.generate_from_soft_prompt(soft, max_new_tokens=2)  # warm-up

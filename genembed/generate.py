@@ -8,7 +8,6 @@ most the batch in flight and never writes a row twice.
 from __future__ import annotations
 
 import hashlib
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -45,7 +44,7 @@ def answer_queries(
     prompts = prompt_ids(tok, [q[1] for q in todo], max_text_tokens=max_query_tokens)
     order = sorted(range(len(todo)), key=lambda i: -len(prompts[i]))  # similar lengths share a batch
     eos = tok.eos_token_id
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and backbone.device.type == "cpu" else nullcontext()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and backbone.device.type == "cpu")
     bar = tqdm(total=len(queries), initial=len(queries) - len(todo), desc="answering", unit="query",
                disable=not show_progress_bar)
     for start in range(0, len(order), batch_size):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -191,7 +190,7 @@ class GenEmbed(nn.Module):
             out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
         else:
             out = np.zeros(shape, dtype=np.float32)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
         try:
             for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "encode"):
                 with autocast:

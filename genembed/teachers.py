@@ -53,12 +53,11 @@ class SelfTeacher:
 
     @torch.no_grad()
     def embed(self, texts: list[str], batch_size: int = 16, show_progress_bar: bool = False) -> np.ndarray:
-        from contextlib import nullcontext
-
+        
         from tqdm.auto import tqdm
 
         tok, lm = self.backbone.tokenizer, self.backbone.model
-        autocast = torch.autocast(self.backbone.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        autocast = torch.autocast(self.backbone.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         rows = tok(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_tokens)["input_ids"]
         rows = [r if r else [tok.eos_token_id] for r in rows]  # an empty text still gets a vector
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))

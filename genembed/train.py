@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def scale_recon_to_embeddings(model: GenEmbed, query_rows: list[list[int]], bf16
     backbone's token embeddings: last-layer states are ~10x larger than any input embedding, so an
     identity `recon` feeds the LLM a prompt far outside what it was trained to read. Returns the scale."""
     pad_id = model.backbone.tokenizer.pad_token_id
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     ids, mask = pad(query_rows, pad_id, side="left")
     with autocast:
         soft, _ = model(ids, mask)
@@ -67,7 +66,7 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
     """Set `align` to the ridge solution from the mean soft prompt to the targets; return the R².
     The states are computed under the same precision as training, so the fit matches them."""
     pad_id = model.backbone.tokenizer.pad_token_id
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     feats = []
     for start in range(0, len(query_rows), batch_size):
         ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
@@ -86,7 +85,7 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
     pad_id = model.backbone.tokenizer.pad_token_id
     q_ids, q_mask = pad(query_rows, pad_id, side="left")
     r_ids, r_mask = pad(response_rows, pad_id, side="right")
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     with autocast:
         soft_prompt, embedding = model(q_ids, q_mask)
         rec = reconstruction_loss(model.backbone.model, soft_prompt, r_ids.to(model.device), r_mask.to(model.device))
