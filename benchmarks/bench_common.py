@@ -166,18 +166,20 @@ def machine_info() -> dict:
 
 
 def scale_phase(encode, inp: dict, n: int) -> dict:
-    """Encode n texts (the input pool repeated) with encode(texts, instruction, batch_size) after a
-    one-batch warm-up: wall time and peak memory over the resident size before the run."""
+    """Encode n texts (the input pool repeated) with encode(texts, instruction, batch_size, bf16)
+    after a one-batch warm-up: wall time and peak memory over the resident size before the run.
+    The dtype is the run's `scale_dtype` (fp32 where the inputs predate that setting)."""
     cfg = inp["config"]
+    dtype = cfg.get("scale_dtype", "fp32")
     texts = [inp["texts"][i % len(inp["texts"])] for i in range(n)]
     bs = cfg["batch_size"]
-    encode(texts[:bs], inp["instruction"], bs)
+    encode(texts[:bs], inp["instruction"], bs, dtype == "bf16")
     reset_peak_rss()
     rss0 = rss_mib()
     t0 = time.perf_counter()
-    encode(texts, inp["instruction"], bs)
+    encode(texts, inp["instruction"], bs, dtype == "bf16")
     dt = time.perf_counter() - t0
     peak = peak_rss_mib()
-    return {"texts": n, "seconds": dt, "texts_per_s": n / dt, "rss_before_mib": rss0, "peak_rss_mib": peak,
-            "peak_over_before_mib": peak - rss0}
+    return {"texts": n, "dtype": dtype, "seconds": dt, "texts_per_s": n / dt, "rss_before_mib": rss0,
+            "peak_rss_mib": peak, "peak_over_before_mib": peak - rss0}
 

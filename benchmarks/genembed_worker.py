@@ -172,8 +172,8 @@ def phase_hyde(model, bb, inp, bf16: bool) -> dict:
 def phase_scale(model, bb, inp, n: int) -> dict:
     # embeddings stream into a .npy memory map, as `genembed encode` does, so memory stays flat in n
     with tempfile.TemporaryDirectory() as tmp:
-        return bc.scale_phase(lambda texts, instruction, bs: model.encode(
-            texts, instruction=instruction, batch_size=bs, show_progress_bar=False,
+        return bc.scale_phase(lambda texts, instruction, bs, bf16: model.encode(
+            texts, instruction=instruction, batch_size=bs, show_progress_bar=False, bf16=bf16,
             output_path=Path(tmp) / "embeddings.npy"), inp, n)
 
 

@@ -219,7 +219,7 @@ def phase_decode(peer: Peer, inp: dict, bf16: bool) -> dict:
 
 
 def phase_scale(peer: Peer, inp: dict, n: int) -> dict:
-    return bc.scale_phase(lambda texts, instruction, bs: peer.encode(texts, instruction, bs, False), inp, n)
+    return bc.scale_phase(lambda texts, instruction, bs, bf16: peer.encode(texts, instruction, bs, bf16), inp, n)
 
 
 def main() -> None:
