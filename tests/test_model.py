@@ -140,3 +140,34 @@ def test_a_failed_streamed_encode_keeps_the_older_file(tiny_model, tmp_path):
         tiny_model.encode(["fine", 3], output_path=path)
     np.testing.assert_array_equal(np.load(path), np.ones((2, 16), dtype=np.float32))
     assert not (tmp_path / "vectors.npy.partial").exists()
+
+
+def test_response_only_cross_entropy_equals_the_full_vocabulary_loss(tiny_model):
+    """The reconstruction loss runs the LM head on response positions only; it must equal the
+    library's own loss over full logits with the soft prompt and padding masked out (labels=-100)."""
+    from genembed.losses import reconstruction_loss
+
+    lm = tiny_model.backbone.model
+    torch.manual_seed(0)
+    soft = torch.randn(2, tiny_model.config.num_compression_tokens, tiny_model.config.hidden_size)
+    resp = torch.randint(5, lm.config.vocab_size, (2, 7))
+    resp_mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    ours = reconstruction_loss(lm, soft, resp, resp_mask)
+    n = soft.shape[1]
+    inputs = torch.cat([soft, lm.get_input_embeddings()(resp)], dim=1)
+    mask = torch.cat([torch.ones(2, n, dtype=resp_mask.dtype), resp_mask], dim=1)
+    labels = torch.cat([torch.full((2, n), -100), resp.masked_fill(resp_mask == 0, -100)], dim=1)
+    reference = lm(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_encode_stays_within_the_stated_tolerance_of_float32(tiny_model):
+    """bf16 autocast is the fast CPU path (benchmarks/); its embeddings must stay within 1e-2
+    cosine distance of the plain float32 ones, as encode()'s docstring states."""
+    with torch.no_grad():
+        tiny_model.special_tokens.normal_(0, 0.5)
+    texts = ["how do I boil an egg", "paris", "explain how a neural network learns " * 3]
+    fp32 = tiny_model.encode(texts, normalize=True)
+    bf16 = tiny_model.encode(texts, normalize=True, bf16=True)
+    assert not np.array_equal(fp32, bf16)  # autocast really ran
+    assert (fp32 * bf16).sum(1).min() > 1 - 1e-2
