@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .backbone import Backbone
 from .inputs import pad, positions, prompt_ids
+from .prefix_cache import SharedPrefixCache, drop_head
 
 # The paper's instruction style: a query asks for its answer, a document for its summary.
 DEFAULT_INSTRUCTIONS = {
@@ -60,6 +61,7 @@ class GenEmbed(nn.Module):
             raise ValueError(f"config hidden_size {config.hidden_size} != backbone's {backbone.hidden_size}")
         self.config = config
         object.__setattr__(self, "backbone", backbone)  # a reference, never a submodule
+        self.prefix_cache = SharedPrefixCache()  # keys/values of the prompt head all inputs share
         n_special = config.num_thought_tokens + config.num_compression_tokens
         self.special_tokens = nn.Parameter(torch.zeros(n_special, config.hidden_size))
         self.recon = nn.Linear(config.hidden_size, config.hidden_size)
@@ -105,24 +107,32 @@ class GenEmbed(nn.Module):
         so under causal attention its states never depend on anything trainable. It then runs
         once without autograd, into a KV cache, and only the T + C special positions run with
         gradients: same result, a fraction of the backward cost.
+        The head every row shares (chat template + instruction) is not run at all: its keys/values
+        come from `self.prefix_cache` (prefix_cache.py; `.enabled = False` turns that off).
         """
         lm = self.backbone.model
         base = lm.base_model
-        text = lm.get_input_embeddings()(input_ids.to(self.device))
+        cache_kw = _cache_keyword(base)
+        ids, text_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        head, head_kv = self.prefix_cache.find(base, ids, text_mask, cache_kw)
+        if head:  # the shared head is in head_kv; only the rest of each row runs
+            ids, text_mask = drop_head(ids, text_mask, head, self.backbone.tokenizer.pad_token_id)
+        text = lm.get_input_embeddings()(ids)
         special = self.special_tokens.to(text.dtype).unsqueeze(0).expand(text.shape[0], -1, -1)
-        text_mask = attention_mask.to(self.device)
-        mask = torch.cat([text_mask, text_mask.new_ones(special.shape[:2])], dim=1)
-        pos = positions(mask)
+        mask = torch.cat([text_mask.new_ones(text.shape[0], head), text_mask,
+                          text_mask.new_ones(special.shape[:2])], dim=1)
+        pos = positions(mask)[:, head:]
+        past = {cache_kw: head_kv} if head else {}
         if split_prefix is None:
             split_prefix = torch.is_grad_enabled()
         if not split_prefix:
             hidden = base(inputs_embeds=torch.cat([text, special], dim=1), attention_mask=mask,
-                          position_ids=pos, use_cache=False).last_hidden_state
+                          position_ids=pos, use_cache=bool(head), **past).last_hidden_state
         else:
-            cache_kw = _cache_keyword(base)
+            width = head + text.shape[1]
             with torch.no_grad():
-                prefix = base(inputs_embeds=text, attention_mask=text_mask, position_ids=pos[:, : text.shape[1]],
-                              use_cache=True)
+                prefix = base(inputs_embeds=text, attention_mask=mask[:, :width], position_ids=pos[:, : text.shape[1]],
+                              use_cache=True, **past)
             hidden = base(inputs_embeds=special, attention_mask=mask, position_ids=pos[:, text.shape[1]:],
                           use_cache=True, **{cache_kw: getattr(prefix, cache_kw)}).last_hidden_state
         return hidden[:, -self.config.num_compression_tokens:]

@@ -171,3 +171,44 @@ def test_bf16_encode_stays_within_the_stated_tolerance_of_float32(tiny_model):
     bf16 = tiny_model.encode(texts, normalize=True, bf16=True)
     assert not np.array_equal(fp32, bf16)  # autocast really ran
     assert (fp32 * bf16).sum(1).min() > 1 - 1e-2
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_shared_head_cache_matches_the_plain_pass(tiny_model, grad):
+    """The prompt head every input shares (template + instruction) runs once and its keys/values
+    are reused: states, embeddings and gradients must equal those of the plain pass."""
+    with torch.no_grad():
+        tiny_model.special_tokens.normal_(0, 0.5)
+    texts = ["how do I boil an egg", "paris", "explain how a neural network learns " * 3]
+    ids, mask = tiny_model.tokenize(texts, instruction="generate a passage that best answers this question")
+    results = []
+    for enabled in (False, True):
+        tiny_model.prefix_cache.enabled = enabled
+        tiny_model.prefix_cache.clear()
+        tiny_model.zero_grad()
+        with torch.set_grad_enabled(grad):
+            states = tiny_model.compression_states(ids, mask)
+        if grad:
+            states.sum().backward()
+        results.append((states.detach(), None if not grad else tiny_model.special_tokens.grad.clone()))
+    tiny_model.prefix_cache.enabled = True
+    assert len(tiny_model.prefix_cache.entries) == 1
+    head = next(iter(tiny_model.prefix_cache.entries))[0]
+    assert len(head) >= 10  # the template's opening and the instruction
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
+    if grad:
+        torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-6)
+
+
+def test_shared_head_is_reused_across_calls_and_single_texts(tiny_model):
+    tiny_model.prefix_cache.clear()
+    texts = ["how do I boil an egg", "paris", "write a poem about the sea", "the sea"]
+    batched = tiny_model.encode(texts, batch_size=2)
+    assert len(tiny_model.prefix_cache.entries) == 1
+    single = tiny_model.encode(texts[1])  # a batch of one finds the kept head
+    np.testing.assert_allclose(single, batched[1], atol=1e-5)
+    tiny_model.prefix_cache.enabled = False
+    np.testing.assert_allclose(tiny_model.encode(texts, batch_size=2), batched, atol=1e-5)
+    tiny_model.prefix_cache.enabled = True
+    tiny_model.encode(texts, batch_size=4, bf16=True)
+    assert len(tiny_model.prefix_cache.entries) == 2  # kept per precision
