@@ -341,7 +341,8 @@ def render(rows, scaling, hyde, meta) -> str:
 NOTES = [
     "Each implementation formats inputs its own way from the same raw texts: genembed puts instruction + text in",
     "SmolLM2's chat template (system prompt included), the official code writes '<instruction> <text>' plus its",
-    "special tokens (see 'input tokens per text').",
+    "special tokens (see 'input tokens per text'). The head every genembed input shares (template + instruction,",
+    "34 tokens) runs once and its keys/values are reused (genembed/prefix_cache.py).",
     "The official collator appends the Llama string '<|end_of_text|>' (plain text for SmolLM2) to every response.",
     "Training targets are precomputed MiniLM embeddings for both; the official trainer would also run its teacher",
     "every step, which is not timed here.",
