@@ -187,6 +187,13 @@ def plan(args, scale: list[int]) -> list[tuple[str, list[str]]]:
     return groups
 
 
+def phases_for(impl: str, phases: list[str], scale_impls: set[str]) -> list[str]:
+    """The phases of a group that `impl` runs: HyDE is genembed's alone (it needs the answering
+    and the teacher); scaling runs only for the implementations in --scale-impls."""
+    return [p for p in phases if not (impl == "official" and p.startswith("hyde"))
+            and not (p.startswith("scale") and impl not in scale_impls)]
+
+
 # -- the table ------------------------------------------------------------------------------
 def fmt(x, digits=3):
     if x is None:
@@ -395,11 +402,11 @@ def main(argv=None) -> int:
     dtypes = [d for d in args.dtypes.split(",") if d]
     if any(d not in ("fp32", "bf16") for d in dtypes):
         raise SystemExit("--dtypes takes fp32 and/or bf16")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    impls = [args.only] if args.only else list(IMPLS)
     scale_impls = set(filter(None, args.scale_impls.split(",")))
     if scale_impls - set(IMPLS):
         raise SystemExit(f"--scale-impls takes {' and/or '.join(IMPLS)}, not {args.scale_impls!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    impls = [args.only] if args.only else list(IMPLS)
     machine = bc.machine_info()
     if "official" in impls and not args.no_setup:
         print("setting up the official implementation's venv (benchmarks/setup_peer.sh) ...", flush=True)
@@ -419,8 +426,7 @@ def main(argv=None) -> int:
     raw = []
     for group, phases in plan(args, scale):
         for impl in impls:
-            todo = [p for p in phases if not (impl == "official" and p.startswith("hyde"))
-                    and not (p.startswith("scale") and impl not in scale_impls)]
+            todo = phases_for(impl, phases, scale_impls)
             if todo:
                 res = run_worker(impl, todo, inputs_path, out_dir, args)
                 res["group"], res["phases_requested"] = group, ",".join(todo)
