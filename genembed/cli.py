@@ -102,6 +102,7 @@ def train(
     max_query_tokens: int = typer.Option(R.max_query_tokens),
     max_response_tokens: int = typer.Option(R.max_response_tokens),
     bf16: bool = typer.Option(R.bf16, help="bf16 autocast."),
+    gradient_checkpointing: bool = typer.Option(R.gradient_checkpointing, help="Recompute the reconstruction pass in backward: much less memory, slower steps."),
     seed: int = typer.Option(R.seed),
     save_every: int = typer.Option(R.save_every),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state."),
@@ -119,7 +120,8 @@ def train(
                       lr_projections=lr_projections, warmup_steps=warmup_steps, w_rec=w_rec, w_align=w_align,
                       align_loss=align_loss, align_init=align_init, recon_init=recon_init, target=target,
                       max_query_tokens=max_query_tokens,
-                      max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every)
+                      max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every,
+                      gradient_checkpointing=gradient_checkpointing)
     run(cfg)
     from .jsonl import read_rows
 

@@ -7,22 +7,63 @@ alignment: the embedding against the teacher's embedding of the response.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from functools import partial
+
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tensor,
-                        response_mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over real response tokens (right-padded ids)."""
+                        response_mask: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
+    """Mean next-token cross-entropy over real response tokens (right-padded ids).
+
+    checkpointing: each decoder layer keeps only its input and runs again in backward, and the
+    LM head + cross-entropy run in chunks that are recomputed too, so neither the layers'
+    activations nor the [tokens, vocabulary] logits are held at once."""
     n_prompt = soft_prompt.shape[1]
     embed = lm.get_input_embeddings()
     inputs = torch.cat([soft_prompt.to(embed.weight.dtype), embed(response_ids)], dim=1)
     mask = torch.cat([response_mask.new_ones(response_mask.shape[0], n_prompt), response_mask], dim=1)
-    hidden = lm.base_model(inputs_embeds=inputs, attention_mask=mask, use_cache=False).last_hidden_state
+    with checkpointed_layers(lm.base_model, checkpointing):
+        hidden = lm.base_model(inputs_embeds=inputs, attention_mask=mask, use_cache=False).last_hidden_state
     # the state at position p predicts token p+1: the last prompt vector predicts response token 0
     predictors = hidden[:, n_prompt - 1: -1][response_mask.bool()]
-    logits = lm.get_output_embeddings()(predictors).float()
-    return F.cross_entropy(logits, response_ids[response_mask.bool()])
+    labels = response_ids[response_mask.bool()]
+    head = lm.get_output_embeddings()
+    if not checkpointing:
+        return F.cross_entropy(head(predictors).float(), labels)
+    total = predictors.new_zeros((), dtype=torch.float32)
+    for start in range(0, len(labels), CE_CHUNK):
+        part = slice(start, start + CE_CHUNK)
+        total = total + checkpoint(_summed_cross_entropy, head, predictors[part], labels[part], use_reentrant=False)
+    return total / len(labels)
+
+
+CE_CHUNK = 512  # response positions per LM-head chunk: 512 x a 49k vocabulary = 100 MB of fp32 logits
+
+
+def _summed_cross_entropy(head, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(states).float(), labels, reduction="sum")
+
+
+@contextmanager
+def checkpointed_layers(base, enabled: bool = True):
+    """Within the block, every decoder layer of `base` runs under activation checkpointing.
+    Done here rather than with transformers' switch, which also needs the frozen model in
+    training mode; only for passes without a KV cache (a recomputed layer would append twice)."""
+    layers = getattr(base, "layers", None) if enabled else None
+    if enabled and layers is None:
+        raise ValueError(f"gradient checkpointing needs the decoder layers at .layers; "
+                         f"{type(base).__name__} has none")
+    for layer in layers or ():
+        layer.forward = partial(checkpoint, type(layer).forward.__get__(layer), use_reentrant=False)
+    try:
+        yield
+    finally:
+        for layer in layers or ():
+            del layer.forward
 
 
 def alignment_loss(embedding: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:

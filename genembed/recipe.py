@@ -10,6 +10,8 @@ from dataclasses import dataclass
 # the allowed values of the recipe's choices, checked when a TrainConfig is made (before any work)
 CHOICES = {"align_loss": ("mse", "cosine"), "align_init": ("ridge", "random"),
            "recon_init": ("identity", "rms"), "target": ("response", "query+response")}
+# settings that change how a run computes, not what it computes: a run may resume under other values
+RESULT_NEUTRAL = ("gradient_checkpointing", "save_every")
 
 
 @dataclass
@@ -41,6 +43,9 @@ class TrainConfig:
     max_response_tokens: int = 64  # responses are cut to this many tokens
     instruction: str = "query"  # instruction name (or text) put before each training query
     bf16: bool = False  # bf16 autocast (CPU or GPU)
+    # recompute the reconstruction pass layer by layer in backward and never hold the full logits:
+    # a fraction of the training memory for one more forward of that pass (benchmarks/)
+    gradient_checkpointing: bool = False
     seed: int = 0
     save_every: int = 50  # write resume/ every N steps
     clip_grad_norm: float = 1.0

@@ -26,7 +26,7 @@ from .inputs import pad, prompt_ids, response_ids
 from .jsonl import append_rows, read_rows
 from .losses import alignment_loss, reconstruction_loss
 from .model import GenEmbed
-from .recipe import TrainConfig
+from .recipe import RESULT_NEUTRAL, TrainConfig
 from .ridge import ridge_fit
 from .teachers import load_teacher, training_targets
 
@@ -80,7 +80,8 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
 
 
 def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
-               w_rec: float, w_align: float, align_kind: str = "mse", bf16: bool = False):
+               w_rec: float, w_align: float, align_kind: str = "mse", bf16: bool = False,
+               checkpointing: bool = False):
     """(total, reconstruction, alignment) losses of one batch of tokenised queries and responses."""
     pad_id = model.backbone.tokenizer.pad_token_id
     q_ids, q_mask = pad(query_rows, pad_id, side="left")
@@ -88,9 +89,17 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
     autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     with autocast:
         soft_prompt, embedding = model(q_ids, q_mask)
-        rec = reconstruction_loss(model.backbone.model, soft_prompt, r_ids.to(model.device), r_mask.to(model.device))
+        rec = reconstruction_loss(model.backbone.model, soft_prompt, r_ids.to(model.device), r_mask.to(model.device),
+                                  checkpointing)
     align = alignment_loss(embedding, targets.to(model.device), align_kind)
     return w_rec * rec + w_align * align, rec, align
+
+
+def changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
+    """Settings of `cfg` that differ from a saved run's and change its results (a setting the
+    saved run predates counts as its default)."""
+    current, defaults = asdict(cfg), asdict(TrainConfig(responses="", out_dir=""))
+    return [k for k in current if k not in RESULT_NEUTRAL and saved.get(k, defaults[k]) != current[k]]
 
 
 def plot_losses(log_path: Path, png_path: Path) -> None:
@@ -137,8 +146,10 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     if (resume_dir / "trainer.pt").exists():
         model = load_checkpoint(resume_dir, backbone=backbone)
         state = torch.load(resume_dir / "trainer.pt", weights_only=False)
-        if state["train_config"] != asdict(cfg):
-            raise ValueError(f"{resume_dir} was written by a run with other settings; use a new --out")
+        changed = changed_settings(state["train_config"], cfg)
+        if changed:
+            raise ValueError(f"{resume_dir} was written by a run with other settings ({', '.join(changed)}); "
+                             f"use a new --out")
     else:
         model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=cfg.seed,
                                 num_thought_tokens=cfg.num_thought_tokens,
@@ -184,7 +195,8 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
             first = (step * cfg.grad_accum + micro) * cfg.batch_size
             idx = [example_order(len(rows), cfg.seed, first + k) for k in range(cfg.batch_size)]
             loss, rec, align = batch_loss(model, [queries[i] for i in idx], [responses[i] for i in idx],
-                                          targets_t[idx], cfg.w_rec, w_align, cfg.align_loss, cfg.bf16)
+                                          targets_t[idx], cfg.w_rec, w_align, cfg.align_loss, cfg.bf16,
+                                          cfg.gradient_checkpointing)
             (loss / cfg.grad_accum).backward()
             for key, value in (("loss", loss), ("rec", rec), ("align", align)):
                 totals[key] += value.item() / cfg.grad_accum

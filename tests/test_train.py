@@ -123,3 +123,50 @@ def test_package_exposes_the_recipe_and_the_train_module():
     import genembed
 
     assert genembed.TrainConfig is TrainConfig and genembed.train.train is train
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model, monkeypatch):
+    """Checkpointed layers and the chunked LM head recompute in backward; the loss and every
+    trainable gradient must equal the plain pass's."""
+    import genembed.losses as losses
+    from genembed.train import batch_loss
+
+    monkeypatch.setattr(losses, "CE_CHUNK", 5)  # several chunks even for a tiny batch
+    tok = tiny_model.backbone.tokenizer
+    from genembed.inputs import prompt_ids, response_ids
+
+    q = prompt_ids(tok, ["how do I boil an egg", "paris", "write a poem"], "", 32)
+    r = response_ids(tok, ["put the egg in boiling water", "paris is the capital of france", "the sea"], 16)
+    targets = torch.randn(3, tiny_model.config.embedding_dim)
+    with torch.no_grad():
+        tiny_model.special_tokens.normal_(0, 0.5)
+    grads, calls = [], {False: 0, True: 0}
+    mode = [False]
+    # (the attention: recomputation stops as soon as the last saved tensor is back, inside the MLP)
+    attention = tiny_model.backbone.model.base_model.layers[0].self_attn
+    hook = attention.register_forward_hook(lambda *_: calls.__setitem__(mode[0], calls[mode[0]] + 1))
+    tiny_model.prefix_cache.enabled = False  # (else the first step alone also builds the shared head)
+    for ckpt in (False, True):
+        mode[0] = ckpt
+        tiny_model.zero_grad()
+        loss, rec, _ = batch_loss(tiny_model, q, r, targets, 1.0, 16.0, checkpointing=ckpt)
+        loss.backward()
+        grads.append((rec.detach(), [p.grad.clone() for p in tiny_model.parameters()]))
+    hook.remove()
+    tiny_model.prefix_cache.enabled = True
+    assert calls[True] == calls[False] + 1  # the reconstruction pass's layer ran again in backward
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-6)
+    for plain, ckpt in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(plain, ckpt, rtol=1e-4, atol=1e-6)
+    layer = tiny_model.backbone.model.base_model.layers[0]
+    assert "forward" not in vars(layer)  # the layers are themselves again
+
+
+def test_resume_ignores_settings_that_do_not_change_results():
+    from genembed.recipe import TrainConfig
+    from genembed.train import changed_settings
+
+    cfg = TrainConfig(responses="r", out_dir="o", gradient_checkpointing=True, save_every=7)
+    saved = {k: v for k, v in vars(TrainConfig(responses="r", out_dir="o")).items() if k != "gradient_checkpointing"}
+    assert changed_settings(saved, cfg) == []  # an older run without the field, other save_every
+    assert changed_settings({**saved, "steps": 5}, cfg) == ["steps"]
