@@ -3,7 +3,7 @@ group of phases; prints and writes a JSON of measurements.
 
     python benchmarks/genembed_worker.py --inputs INPUTS.json --phases encode:fp32,decode:fp32 --out OUT.json
 
-Phases: encode:DTYPE, train:DTYPE, decode:DTYPE, hyde:DTYPE, scale:N (DTYPE: fp32 or bf16 autocast).
+Phases: encode:DTYPE, train:DTYPE, train-ckpt:DTYPE, decode:DTYPE, hyde:DTYPE, scale:N (DTYPE: fp32 or bf16 autocast).
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _prompt_rows(model, texts, instruction):
                       model.config.max_text_tokens)
 
 
-def phase_train(model, bb, inp, bf16: bool) -> dict:
+def phase_train(model, bb, inp, bf16: bool, checkpointing: bool = False) -> dict:
     import torch
     from genembed.inputs import prompt_ids, response_ids
     from genembed.train import batch_loss
@@ -90,7 +90,7 @@ def phase_train(model, bb, inp, bf16: bool) -> dict:
     q_rows = prompt_ids(tok, tr["queries"], model.resolve_instruction(inp["instruction"]), cfg["max_query_tokens"])
     r_rows = response_ids(tok, tr["responses"], cfg["max_response_tokens"])
     targets = torch.tensor(tr["targets"], dtype=torch.float32)
-    w_align = float(cfg["embedding_dim"])  # genembed's default for the "mse" alignment loss
+    w_align = float(cfg["embedding_dim"])  # (the weight does not change what a step costs)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     bc.reset_peak_rss()
@@ -99,7 +99,7 @@ def phase_train(model, bb, inp, bf16: bool) -> dict:
     for step in range(cfg["warmup"] + cfg["steps"]):
         t0 = time.perf_counter()
         loss, rec, align = batch_loss(model, q_rows, r_rows, targets, w_rec=1.0, w_align=w_align,
-                                      align_kind="mse", bf16=bf16)
+                                      align_kind="mse", bf16=bf16, checkpointing=checkpointing)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -210,6 +210,8 @@ def main() -> None:
             out = phase_encode(model, bb, inp, arg == "bf16")
         elif name == "train":
             out = phase_train(model, bb, inp, arg == "bf16")
+        elif name == "train-ckpt":  # genembed train --gradient-checkpointing
+            out = phase_train(model, bb, inp, arg == "bf16", checkpointing=True)
         elif name == "decode":
             out = phase_decode(model, bb, inp, arg == "bf16")
         elif name == "hyde":

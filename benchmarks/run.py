@@ -63,6 +63,9 @@ def parse_args(argv=None):
     ap.add_argument("--only", choices=IMPLS, default=None, help="run one implementation only")
     ap.add_argument("--no-setup", action="store_true", help="do not run setup_peer.sh first")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse what an earlier run in --out already measured (its inputs, matmul peak and every "
+                         "worker result in raw/) and run only the rest")
     ap.add_argument("--rerender", action="store_true", help="only rebuild the table from --out/results.json")
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for inputs.json, logs, results.md/json")
     return ap.parse_args(argv)
@@ -148,6 +151,9 @@ def run_worker(impl: str, phases: list[str], inputs: Path, out_dir: Path, args) 
     out.parent.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     py, script = (MAIN_PY, HERE / "genembed_worker.py") if impl == "genembed" else (PEER_PY, HERE / "peer_worker.py")
+    if args.resume and out.exists():
+        print(f"  {impl:9s} {','.join(phases)} ... kept from {out.name}", flush=True)
+        return json.loads(out.read_text())
     cmd = [str(py), str(script), "--inputs", str(inputs), "--phases", ",".join(phases), "--out", str(out)]
     if impl == "official" and args.peer_no_grad_ckpt:
         cmd.append("--no-grad-ckpt")
@@ -182,6 +188,7 @@ def plan(args, scale: list[int]) -> list[tuple[str, list[str]]]:
         groups.append(("speed", speed))
     if "train" not in skip:
         groups += [("train", [f"train:{d}"]) for d in dtypes]
+        groups += [("train", [f"train-ckpt:{d}"]) for d in dtypes]
     if "scale" not in skip:
         groups += [("scale", [f"scale:{n}"]) for n in scale]
     return groups
@@ -189,8 +196,9 @@ def plan(args, scale: list[int]) -> list[tuple[str, list[str]]]:
 
 def phases_for(impl: str, phases: list[str], scale_impls: set[str]) -> list[str]:
     """The phases of a group that `impl` runs: HyDE is genembed's alone (it needs the answering
-    and the teacher); scaling runs only for the implementations in --scale-impls."""
-    return [p for p in phases if not (impl == "official" and p.startswith("hyde"))
+    and the teacher), and so is train-ckpt (genembed with --gradient-checkpointing; the official
+    trainer checkpoints by default); scaling runs only for the implementations in --scale-impls."""
+    return [p for p in phases if not (impl == "official" and p.startswith(("hyde", "train-ckpt")))
             and not (p.startswith("scale") and impl not in scale_impls)]
 
 
@@ -250,6 +258,12 @@ def compile_rows(results: dict, peaks: dict, dtypes: list[str], scale: list[int]
             get(results, "official", t, "median_s"))
         add(f"training peak RSS [{d}]", "MiB", "lower", get(results, "genembed", t, "peak_rss_mib"),
             get(results, "official", t, "peak_rss_mib"), "whole process, models included")
+        c = f"train-ckpt:{d}"
+        add(f"training step, genembed --gradient-checkpointing [{d}]", "s", "lower",
+            get(results, "genembed", c, "median_s"), get(results, "official", t, "median_s"),
+            "genembed's low-memory mode against the official default (which checkpoints too)")
+        add(f"training peak RSS, genembed --gradient-checkpointing [{d}]", "MiB", "lower",
+            get(results, "genembed", c, "peak_rss_mib"), get(results, "official", t, "peak_rss_mib"))
     for d in dtypes:
         k = f"decode:{d}"
         add(f"decode embedding → text [{d}]", "tokens/s", "higher", get(results, "genembed", k, "tokens_per_s"),
@@ -417,10 +431,15 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t_start = time.perf_counter()
-    inputs = build_inputs(args, scale)
-    inputs_path = out_dir / "inputs.json"
-    inputs_path.write_text(json.dumps(inputs))
-    peaks = matmul_peak(args.threads)
+    inputs_path, peaks_path = out_dir / "inputs.json", out_dir / "matmul_peak.json"
+    if args.resume and inputs_path.exists() and peaks_path.exists():
+        inputs, peaks = json.loads(inputs_path.read_text()), json.loads(peaks_path.read_text())
+        print(f"inputs and matmul peak kept from {out_dir}", flush=True)
+    else:
+        inputs = build_inputs(args, scale)
+        inputs_path.write_text(json.dumps(inputs))
+        peaks = matmul_peak(args.threads)
+        peaks_path.write_text(json.dumps(peaks))
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
 
     raw = []

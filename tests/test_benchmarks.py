@@ -24,6 +24,7 @@ def test_plan_and_who_runs_what(bench):
     groups = bench.plan(args, [1000, 10000])
     assert groups[0] == ("speed", ["encode:fp32", "hyde:fp32", "encode:bf16", "hyde:bf16"])
     assert ("train", ["train:bf16"]) in groups and ("scale", ["scale:10000"]) in groups
+    assert bench.phases_for("official", ["train-ckpt:bf16"], {"official"}) == []  # genembed's option only
     speed = groups[0][1]
     assert bench.phases_for("official", speed, {"genembed", "official"}) == ["encode:fp32", "encode:bf16"]
     assert bench.phases_for("official", ["scale:1000"], {"genembed"}) == []
@@ -61,3 +62,12 @@ def test_rows_ratios_and_scaling(bench):
     assert rows["training step, both losses [bf16]"]["ratio"] is None
     (summary,) = bench.scaling_summary(results, [1000, 10000])
     assert summary["impl"] == "genembed" and summary["linearity"] == pytest.approx(1.05)
+
+
+def test_resume_keeps_what_was_measured(bench, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    kept = worker("genembed", {"encode:fp32": {"texts_per_s": 3.0}})
+    (raw / "genembed__encode-fp32.json").write_text(__import__("json").dumps(kept))
+    args = bench.parse_args(["--resume", "--out", str(tmp_path)])
+    assert bench.run_worker("genembed", ["encode:fp32"], tmp_path / "inputs.json", tmp_path, args) == kept
