@@ -5,6 +5,7 @@ standard library at import time; torch is imported inside the functions that nee
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -134,6 +135,37 @@ class ShapeRecorder:
 def load_inputs(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def worker_setup(parser: argparse.ArgumentParser | None = None) -> tuple[argparse.Namespace, dict]:
+    """A worker's start: its arguments (--inputs, --phases, --out and any the parser adds), the
+    inputs, the thread count, the seed."""
+    ap = parser or argparse.ArgumentParser()
+    ap.add_argument("--inputs", required=True)
+    ap.add_argument("--phases", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    inp = load_inputs(args.inputs)
+    set_threads(inp["config"]["threads"])
+    import torch
+
+    torch.manual_seed(inp["config"]["seed"])
+    return args, inp
+
+
+def run_phases(impl: str, specs: str, handlers: dict, result: dict, out_path: str) -> None:
+    """Run comma-separated phase specs ("name:arg") with handlers[name](arg), timing each, into
+    result["phases"]; then write the result. An unknown phase stops the worker with its name."""
+    for spec in specs.split(","):
+        name, _, arg = spec.partition(":")
+        if name not in handlers:
+            raise SystemExit(f"unknown phase {spec} (known: {', '.join(handlers)})")
+        t0 = time.perf_counter()
+        out = handlers[name](arg)
+        out["phase_wall_s"] = time.perf_counter() - t0
+        result["phases"][spec] = out
+        print(f"[{impl}] {spec} done in {out['phase_wall_s']:.1f}s", file=sys.stderr, flush=True)
+    write_result(out_path, result)
 
 
 def write_result(path: str, result: dict) -> None:

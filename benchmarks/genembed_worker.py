@@ -7,7 +7,6 @@ Phases: encode:DTYPE, train:DTYPE, train-ckpt:DTYPE, decode:DTYPE, hyde:DTYPE, s
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -184,17 +183,9 @@ def phase_scale(model, bb, inp, n: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--inputs", required=True)
-    ap.add_argument("--phases", required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    inp = bc.load_inputs(args.inputs)
-    cfg = inp["config"]
-    bc.set_threads(cfg["threads"])
+    args, inp = bc.worker_setup()
     import torch
 
-    torch.manual_seed(cfg["seed"])
     rss_start = bc.rss_mib()
     bb, model, load_s = build(inp)
     result = {"impl": "genembed", "load_s": load_s, "rss_after_load_mib": bc.rss_mib(),
@@ -203,27 +194,14 @@ def main() -> None:
     import transformers
 
     result["transformers"] = transformers.__version__
-    for spec in args.phases.split(","):
-        name, _, arg = spec.partition(":")
-        t0 = time.perf_counter()
-        if name == "encode":
-            out = phase_encode(model, bb, inp, arg == "bf16")
-        elif name == "train":
-            out = phase_train(model, bb, inp, arg == "bf16")
-        elif name == "train-ckpt":  # genembed train --gradient-checkpointing
-            out = phase_train(model, bb, inp, arg == "bf16", checkpointing=True)
-        elif name == "decode":
-            out = phase_decode(model, bb, inp, arg == "bf16")
-        elif name == "hyde":
-            out = phase_hyde(model, bb, inp, arg == "bf16")
-        elif name == "scale":
-            out = phase_scale(model, bb, inp, int(arg))
-        else:
-            raise SystemExit(f"unknown phase {spec}")
-        out["phase_wall_s"] = time.perf_counter() - t0
-        result["phases"][spec] = out
-        print(f"[genembed] {spec} done in {out['phase_wall_s']:.1f}s", file=sys.stderr, flush=True)
-    bc.write_result(args.out, result)
+    bc.run_phases("genembed", args.phases, {
+        "encode": lambda arg: phase_encode(model, bb, inp, arg == "bf16"),
+        "train": lambda arg: phase_train(model, bb, inp, arg == "bf16"),
+        "train-ckpt": lambda arg: phase_train(model, bb, inp, arg == "bf16", checkpointing=True),  # --gradient-checkpointing
+        "decode": lambda arg: phase_decode(model, bb, inp, arg == "bf16"),
+        "hyde": lambda arg: phase_hyde(model, bb, inp, arg == "bf16"),
+        "scale": lambda arg: phase_scale(model, bb, inp, int(arg)),
+    }, result, args.out)
 
 
 if __name__ == "__main__":

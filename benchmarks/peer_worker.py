@@ -224,41 +224,23 @@ def phase_scale(peer: Peer, inp: dict, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--inputs", required=True)
-    ap.add_argument("--phases", required=True)
-    ap.add_argument("--out", required=True)
     ap.add_argument("--no-grad-ckpt", action="store_true", help="train without gradient checkpointing")
-    args = ap.parse_args()
-    inp = bc.load_inputs(args.inputs)
-    cfg = inp["config"]
-    bc.set_threads(cfg["threads"])
+    args, inp = bc.worker_setup(ap)
     import torch
     import transformers
 
-    torch.manual_seed(cfg["seed"])
     rss_start = bc.rss_mib()
     t0 = time.perf_counter()
     peer = Peer(inp, grad_ckpt=not args.no_grad_ckpt)
     result = {"impl": "official", "load_s": time.perf_counter() - t0, "rss_after_load_mib": bc.rss_mib(),
               "rss_start_mib": rss_start, "threads": torch.get_num_threads(), "torch": torch.__version__,
               "transformers": transformers.__version__, "phases": {}}
-    for spec in args.phases.split(","):
-        name, _, arg = spec.partition(":")
-        t1 = time.perf_counter()
-        if name == "encode":
-            out = phase_encode(peer, inp, arg == "bf16")
-        elif name == "train":
-            out = phase_train(peer, inp, arg == "bf16")
-        elif name == "decode":
-            out = phase_decode(peer, inp, arg == "bf16")
-        elif name == "scale":
-            out = phase_scale(peer, inp, int(arg))
-        else:
-            raise SystemExit(f"unknown phase {spec}")
-        out["phase_wall_s"] = time.perf_counter() - t1
-        result["phases"][spec] = out
-        print(f"[official] {spec} done in {out['phase_wall_s']:.1f}s", file=sys.stderr, flush=True)
-    bc.write_result(args.out, result)
+    bc.run_phases("official", args.phases, {
+        "encode": lambda arg: phase_encode(peer, inp, arg == "bf16"),
+        "train": lambda arg: phase_train(peer, inp, arg == "bf16"),
+        "decode": lambda arg: phase_decode(peer, inp, arg == "bf16"),
+        "scale": lambda arg: phase_scale(peer, inp, int(arg)),
+    }, result, args.out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ import json
 import pytest
 
 from genembed.generate import answer_queries
-from genembed.jsonl import read_rows
 
 QUERIES = [(f"q{i}", text) for i, text in enumerate(
     ["how do I boil an egg", "what is the capital of france", "write a poem about the sea",

@@ -1,5 +1,3 @@
-import torch
-
 from genembed.inputs import chat_wrapping, pad, positions, prompt_ids, response_ids
 
 
