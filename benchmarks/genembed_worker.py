@@ -78,17 +78,22 @@ def _prompt_rows(model, texts, instruction):
                       model.config.max_text_tokens)
 
 
+def train_batch(model, inp) -> tuple[list[list[int]], list[list[int]]]:
+    """The benchmark's training batch as genembed tokenises it: (query rows, response rows)."""
+    from genembed.inputs import prompt_ids, response_ids
+
+    cfg, tr, tok = inp["config"], inp["train"], model.backbone.tokenizer
+    q_rows = prompt_ids(tok, tr["queries"], model.resolve_instruction(inp["instruction"]), cfg["max_query_tokens"])
+    return q_rows, response_ids(tok, tr["responses"], cfg["max_response_tokens"])
+
+
 def phase_train(model, bb, inp, bf16: bool, checkpointing: bool = False) -> dict:
     import torch
-    from genembed.inputs import prompt_ids, response_ids
     from genembed.train import batch_loss
 
     cfg = inp["config"]
-    tr = inp["train"]
-    tok = bb.tokenizer
-    q_rows = prompt_ids(tok, tr["queries"], model.resolve_instruction(inp["instruction"]), cfg["max_query_tokens"])
-    r_rows = response_ids(tok, tr["responses"], cfg["max_response_tokens"])
-    targets = torch.tensor(tr["targets"], dtype=torch.float32)
+    q_rows, r_rows = train_batch(model, inp)
+    targets = torch.tensor(inp["train"]["targets"], dtype=torch.float32)
     w_align = float(cfg["embedding_dim"])  # (the weight does not change what a step costs)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)

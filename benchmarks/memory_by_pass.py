@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/memory_by_pass.py        # after benchmarks/run.py (uses its inputs.json)
 
 Each pass runs in a fresh process (so none inherits another's freed-but-kept memory) on the
-benchmark's training batch (32 queries, their responses), fp32, 0 + 10 tokens:
+benchmark's training batch and model settings (those of its inputs.json: 32 queries and their
+responses, 0 + 10 tokens by default), fp32:
   encode      the encoder pass (text into a KV cache, special tokens with autograd) and its backward
   recon       the reconstruction pass (soft prompt + response through the frozen LLM, cross-entropy)
               and its backward, soft prompt given
@@ -29,22 +30,18 @@ def measure(name: str, inputs: Path) -> float:
     import torch
 
     import bench_common as bc
-    from genembed.backbone import load_backbone
-    from genembed.inputs import pad, prompt_ids, response_ids
+    from genembed.inputs import pad
     from genembed.losses import reconstruction_loss
-    from genembed.model import GenEmbed
+    from genembed_worker import build, train_batch
 
-    inp = json.loads(inputs.read_text())
+    inp = bc.load_inputs(str(inputs))
     bc.set_threads(inp["config"]["threads"])
-    bb = load_backbone("smollm2-135m-instruct")
-    model = GenEmbed.create(bb, embedding_dim=inp["config"]["embedding_dim"], teacher="all-minilm-l6-v2",
-                            num_thought_tokens=0, num_compression_tokens=10)
+    bb, model, _ = build(inp)
     model.train()
-    tok, train = bb.tokenizer, inp["train"]
-    q_ids, q_mask = pad(prompt_ids(tok, train["queries"], model.resolve_instruction("query"), 128),
-                        tok.pad_token_id, "left")
-    r_ids, r_mask = pad(response_ids(tok, train["responses"], 64), tok.pad_token_id, "right")
-    soft = torch.randn(len(train["queries"]), 10, bb.hidden_size, requires_grad=True)
+    q_rows, r_rows = train_batch(model, inp)
+    q_ids, q_mask = pad(q_rows, bb.tokenizer.pad_token_id, "left")
+    r_ids, r_mask = pad(r_rows, bb.tokenizer.pad_token_id, "right")
+    soft = torch.randn(len(q_rows), model.config.num_compression_tokens, bb.hidden_size, requires_grad=True)
     bc.reset_peak_rss()
     before = bc.rss_mib()
     if name == "encode":

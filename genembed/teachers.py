@@ -53,7 +53,6 @@ class SelfTeacher:
 
     @torch.no_grad()
     def embed(self, texts: list[str], batch_size: int = 16, show_progress_bar: bool = False) -> np.ndarray:
-        
         from tqdm.auto import tqdm
 
         tok, lm = self.backbone.tokenizer, self.backbone.model
