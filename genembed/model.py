@@ -37,7 +37,7 @@ class GenEmbedConfig:
     hidden_size: int = 576  # the backbone's hidden size
     embedding_dim: int = 384  # the teacher's dimension = the embedding's
     teacher: str = "all-minilm-l6-v2"  # what the alignment targets came from
-    num_thought_tokens: int = 10  # T: scratch tokens whose states are discarded
+    num_thought_tokens: int = 0  # T: scratch tokens whose states are discarded (the paper: 10)
     num_compression_tokens: int = 10  # C: their states become the soft prompt
     max_text_tokens: int = 256  # input texts are cut to this many tokens
     instructions: dict = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))

@@ -30,5 +30,8 @@ resume=""; [ -d "$RUN/run/resume" ] && resume="--resume"
 $ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} --bf16 $resume
 mkdir -p genembed/default
 cp "$RUN/run/model/config.json" "$RUN/run/model/model.safetensors" genembed/default/
-cp "$RUN/run/losses.png" docs/default-losses.png 2>/dev/null || { mkdir -p docs; cp "$RUN/run/losses.png" docs/default-losses.png; }
+mkdir -p docs  # the README's loss curve and the settings and log behind it
+cp "$RUN/run/losses.png" docs/default-losses.png
+cp "$RUN/run/log.jsonl" docs/default-train-log.jsonl
+cp "$RUN/run/train_config.json" docs/default-train-config.json
 echo "default rebuilt in $(( $(date +%s) - start )) s (this run; resumed stages count only their remaining work)"
