@@ -28,4 +28,4 @@ echo "== a short training run (both losses should fall) =="
 rm -rf runs/demo
 $ge generate --out runs/demo/responses.jsonl --limit 48 --max-new-tokens 32 --batch-size 16 --bf16
 $ge train --responses runs/demo/responses.jsonl --out runs/demo/run --steps 40 --batch-size 8 \
-    --warmup-steps 5 --align-init random --bf16 --save-every 20
+    --warmup-steps 5 --bf16 --save-every 20
