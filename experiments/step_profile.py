@@ -17,21 +17,23 @@ from genembed.inputs import pad, prompt_ids, response_ids
 from genembed.jsonl import read_rows
 from genembed.model import GenEmbed
 from genembed.recipe import TrainConfig
-from genembed.train import batch_loss
+from genembed.teachers import load_teacher
+from genembed.train import alignment_weight, batch_loss
 
 responses = sys.argv[1] if len(sys.argv) > 1 else "runs/default/train.jsonl"
 batches = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 cfg = TrainConfig(responses=responses, out_dir="")
 rows = read_rows(responses)
 backbone = load_backbone(cfg.backbone)
-model = GenEmbed.create(backbone, embedding_dim=384, teacher="all-minilm-l6-v2",
+teacher = load_teacher(cfg.teacher, backbone)  # only its name and dimension are used: targets are random
+model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name,
                         num_thought_tokens=cfg.num_thought_tokens, num_compression_tokens=cfg.num_compression_tokens,
                         max_text_tokens=cfg.max_query_tokens)
 tok = backbone.tokenizer
 instruction = model.resolve_instruction(cfg.instruction)
 order = np.random.default_rng(0).permutation(len(rows))
-targets = torch.nn.functional.normalize(torch.randn(cfg.batch_size, 384), dim=-1)  # timing only
-w_align = 4.0 * 384
+targets = torch.nn.functional.normalize(torch.randn(cfg.batch_size, teacher.dim), dim=-1)  # timing only
+w_align = alignment_weight(cfg, teacher.dim)
 step_s, query_s = [], []
 for b in range(batches + 1):  # the first batch warms up (and fills the shared-head cache)
     batch = [rows[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]

@@ -95,6 +95,13 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
     return w_rec * rec + w_align * align, rec, align
 
 
+def alignment_weight(cfg: TrainConfig, dim: int) -> float:
+    """The alignment loss's weight: cfg.w_align, or by default 4 x dim for "mse", 1 for "cosine"."""
+    if cfg.w_align is not None:
+        return cfg.w_align
+    return 4.0 * dim if cfg.align_loss == "mse" else 1.0
+
+
 def changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
     """Settings of `cfg` that differ from a saved run's and change its results (a setting the
     saved run predates counts as its default)."""
@@ -182,7 +189,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log_rows))
     elif (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
-    w_align = cfg.w_align if cfg.w_align is not None else (4.0 * teacher.dim if cfg.align_loss == "mse" else 1.0)
+    w_align = alignment_weight(cfg, teacher.dim)
     targets_t = torch.as_tensor(targets)
 
     # -- the loop -------------------------------------------------------------------------
