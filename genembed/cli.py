@@ -97,6 +97,7 @@ def train(
     w_align: Optional[float] = typer.Option(R.w_align, help="Weight of the alignment loss (default: 4 x dim for mse, 1 for cosine)."),
     align_loss: str = typer.Option(R.align_loss, help="'mse' or 'cosine'."),
     align_init: str = typer.Option(R.align_init, help="'ridge' (least squares on initial states) or 'random'."),
+    token_init: str = typer.Option(R.token_init, help="Special tokens start at the 'mean' token embedding, 'words' or 'prompt-end' (the chat prompt's last tokens)."),
     recon_init: str = typer.Option(R.recon_init, help="'identity', or 'rms' (identity scaled to the token embeddings' norm)."),
     target: str = typer.Option(R.target, help="'response' (the paper), or 'query+response' (a departure: the query anchors the target)."),
     max_query_tokens: int = typer.Option(R.max_query_tokens),
@@ -118,7 +119,7 @@ def train(
                       num_thought_tokens=thought_tokens, num_compression_tokens=compression_tokens, limit=limit,
                       steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr_tokens=lr_tokens,
                       lr_projections=lr_projections, warmup_steps=warmup_steps, w_rec=w_rec, w_align=w_align,
-                      align_loss=align_loss, align_init=align_init, recon_init=recon_init, target=target,
+                      align_loss=align_loss, align_init=align_init, recon_init=recon_init, token_init=token_init, target=target,
                       max_query_tokens=max_query_tokens,
                       max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every,
                       gradient_checkpointing=gradient_checkpointing)

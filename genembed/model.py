@@ -47,6 +47,26 @@ class GenEmbedConfig:
         return asdict(self)
 
 
+# token_init="words": words about what the compression tokens stand for, the response
+INIT_WORDS = " answer response reply summary topic content meaning subject idea point"
+
+
+def init_token_ids(tokenizer, token_init: str, count: int) -> list[int]:
+    """`count` token ids whose embeddings start the special tokens (token_init "words" or "prompt-end")."""
+    if token_init == "words":
+        ids = tokenizer(INIT_WORDS, add_special_tokens=False)["input_ids"]
+    elif token_init == "prompt-end":
+        from .inputs import chat_wrapping
+
+        ids = chat_wrapping(tokenizer)[1]
+        if not ids:
+            raise ValueError("token_init 'prompt-end' needs a backbone with a chat template (the tokens after "
+                             "the user's text); this tokenizer has none: use 'mean' or 'words'")
+    else:
+        raise ValueError(f"token_init must be 'mean', 'words' or 'prompt-end', got {token_init!r}")
+    return [ids[i % len(ids)] for i in range(count)]
+
+
 def _cache_keyword(lm) -> str:
     """transformers 5.x names the KV cache `cache`; earlier versions `past_key_values`."""
     return "cache" if "cache" in inspect.signature(type(lm).forward).parameters else "past_key_values"
@@ -70,19 +90,26 @@ class GenEmbed(nn.Module):
 
     # -- construction --------------------------------------------------------------------
     @classmethod
-    def create(cls, backbone: Backbone, embedding_dim: int, teacher: str, seed: int = 0, **overrides) -> "GenEmbed":
-        """A freshly initialised student: tokens at the mean token embedding (plus a little noise,
-        so they differ), `recon` = identity (the states pass through unchanged), `align` random."""
+    def create(cls, backbone: Backbone, embedding_dim: int, teacher: str, seed: int = 0, token_init: str = "mean",
+               **overrides) -> "GenEmbed":
+        """A freshly initialised student: special tokens from `token_init` (plus a little noise, so
+        they differ), `recon` = identity (the states pass through unchanged), `align` random.
+
+        token_init: "mean" — the mean token embedding; "words" — embeddings of INIT_WORDS' tokens;
+        "prompt-end" — copies of the chat prompt's last tokens (the assistant header the special
+        tokens follow). The last two repeat their tokens to fill T + C."""
         config = GenEmbedConfig(backbone=backbone.name, backbone_signature=backbone.signature(),
                                 hidden_size=backbone.hidden_size, embedding_dim=embedding_dim,
                                 teacher=teacher, **overrides)
         model = cls(config, backbone)
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            table = backbone.model.get_input_embeddings().weight.float()
-            mean, std = table.mean(0), table.std(0).mean()
+            table = backbone.model.get_input_embeddings().weight.float().cpu()
+            std = table.std(0).mean()
             noise = torch.randn(model.special_tokens.shape, generator=gen) * 0.1 * std
-            model.special_tokens.copy_(mean.cpu() + noise)
+            start = table.mean(0) if token_init == "mean" else table[init_token_ids(backbone.tokenizer, token_init,
+                                                                                    len(model.special_tokens))]
+            model.special_tokens.copy_(start + noise)
             model.recon.weight.copy_(torch.eye(config.hidden_size))
             model.recon.bias.zero_()
             bound = config.hidden_size ** -0.5

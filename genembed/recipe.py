@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 # the allowed values of the recipe's choices, checked when a TrainConfig is made (before any work)
 CHOICES = {"align_loss": ("mse", "cosine"), "align_init": ("ridge", "random"),
-           "recon_init": ("identity", "rms"), "target": ("response", "query+response")}
+           "recon_init": ("identity", "rms"),
+           "token_init": ("mean", "words", "prompt-end"), "target": ("response", "query+response")}
 # settings that change how a run computes, not what it computes: a run may resume under other values
 RESULT_NEUTRAL = ("gradient_checkpointing", "save_every")
 
@@ -28,6 +29,9 @@ class TrainConfig:
     steps: int = 600  # optimiser steps (2 epochs of the default's 2,400 rows at batch 8)
     batch_size: int = 8  # examples per micro-batch
     grad_accum: int = 1  # micro-batches per optimiser step
+    # the special tokens start at: "mean" token embedding, "words" (model.INIT_WORDS), "prompt-end" (the
+    # chat prompt's last tokens, repeated)
+    token_init: str = "mean"
     lr_tokens: float = 5e-2  # the special tokens need a large step to move at all in few steps
     lr_projections: float = 1e-3  # recon and align
     weight_decay: float = 0.0

@@ -159,6 +159,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
                              f"use a new --out")
     else:
         model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=cfg.seed,
+                                token_init=cfg.token_init,
                                 num_thought_tokens=cfg.num_thought_tokens,
                                 num_compression_tokens=cfg.num_compression_tokens,
                                 max_text_tokens=cfg.max_query_tokens, default_instruction=cfg.instruction)

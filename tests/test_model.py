@@ -212,3 +212,34 @@ def test_shared_head_is_reused_across_calls_and_single_texts(tiny_model):
     tiny_model.prefix_cache.enabled = True
     tiny_model.encode(texts, batch_size=4, bf16=True)
     assert len(tiny_model.prefix_cache.entries) == 2  # kept per precision
+
+
+def test_token_init_starts_the_special_tokens_at_the_named_embeddings(tiny_backbone, tmp_path):
+    from genembed import inputs
+    from genembed.model import INIT_WORDS, GenEmbed
+
+    table = tiny_backbone.model.get_input_embeddings().weight.detach().float()
+    tok = tiny_backbone.tokenizer
+    k = 7  # more than the prompt's end: its tokens repeat
+    words = tok(INIT_WORDS, add_special_tokens=False)["input_ids"]
+    prompt_end = inputs.chat_wrapping(tok)[1]
+    expected = {"mean": table.mean(0).expand(k, -1),
+                "words": table[[words[i % len(words)] for i in range(k)]],
+                "prompt-end": table[[prompt_end[i % len(prompt_end)] for i in range(k)]]}
+    noise = 0.1 * table.std(0).mean()  # the noise create() adds so the tokens differ
+    for name, target in expected.items():
+        m = GenEmbed.create(tiny_backbone, embedding_dim=8, teacher="self", token_init=name,
+                            num_thought_tokens=3, num_compression_tokens=4)
+        gap = (m.special_tokens.detach() - target).norm(dim=-1) / noise / target.shape[1] ** 0.5
+        assert gap.max() < 2.5, (name, gap)  # only the noise separates them (~1 std per dimension)
+    assert not torch.equal(expected["words"], expected["prompt-end"])
+
+    saved_template = tok.chat_template
+    try:
+        tok.chat_template = None
+        inputs._template_cache.clear()
+        with pytest.raises(ValueError, match="chat template"):
+            GenEmbed.create(tiny_backbone, embedding_dim=8, teacher="self", token_init="prompt-end")
+    finally:
+        tok.chat_template = saved_template
+        inputs._template_cache.clear()
