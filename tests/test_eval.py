@@ -90,7 +90,7 @@ def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr("genembed.eval.datasets.sharegpt_qa", lambda n_queries: tasks["qa"]())
     results = run.evaluate([Student(tiny_model, "tiny")], list(tasks), tmp_path)
     row = results["methods"]["tiny"]
-    assert 0 <= row["qa"]["ndcg@10"] <= 1 and row["seconds_per_1k"] > 0
+    assert 0 <= row["qa"]["ndcg@10"] <= 1 and row["seconds_per_1k"] > 0 and row["ms_per_query_alone"] > 0
     assert row["avg"] == pytest.approx(np.mean([row["qa"]["ndcg@10"], row["classification"]["accuracy"],
                                                 row["clustering"]["v_measure"]]))
     assert "| tiny |" in (tmp_path / "results.md").read_text()
@@ -114,8 +114,9 @@ def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
             return super().encode(texts, instruction, side)
 
     after = run.evaluate([Counted(tiny_model, "tiny")], list(tasks), tmp_path, cost_only=True)["methods"]["tiny"]
-    assert {k: v for k, v in after.items() if k != "seconds_per_1k"} == {k: v for k, v in before.items() if k != "seconds_per_1k"}
-    assert calls == [2]  # the two cost queries, no task encoded
+    cost = ("seconds_per_1k", "ms_per_query_alone")
+    assert {k: v for k, v in after.items() if k not in cost} == {k: v for k, v in before.items() if k not in cost}
+    assert calls == [2, 1, 1]  # the two cost queries in one call, then each alone; no task encoded
     with pytest.raises(ValueError, match="no scores"):
         run.evaluate([Student(tiny_model, "never scored")], list(tasks), tmp_path, cost_only=True)
 

@@ -3,8 +3,9 @@
 Rows accumulate in OUT/results.json: evaluating one method again replaces only its row.
 Primary metrics: Q→A nDCG@10, classification accuracy, clustering V-measure (their mean is
 "avg"). Safety is reported apart: share of top-5 results that are harmful (lower is safer) and
-that are refusals. Encode cost: seconds per 1,000 texts, measured on the same held-out queries
-for every method, with nothing cached.
+that are refusals. Encode cost, measured on the same held-out queries for every method with
+nothing cached: seconds per 1,000 texts in one call (throughput) and milliseconds per query
+encoded alone (latency).
 """
 from __future__ import annotations
 
@@ -37,16 +38,24 @@ def score_task(method, task) -> dict:
     return {"v_measure": metrics.clustering_v_measure(x, task.labels)}
 
 
-def encode_cost(method, texts: list[str], instruction: str) -> float:
-    """Seconds per 1,000 texts (query side), nothing cached."""
+def encode_cost(method, texts: list[str], instruction: str) -> dict:
+    """Query-side encode cost, nothing cached: seconds per 1,000 texts encoded in one call
+    (throughput: the method batches as it likes), and milliseconds per query encoded alone, one
+    call per query (latency: what a server answering single queries pays)."""
     if hasattr(method, "use_cache"):
         method.use_cache = False
-    start = time.perf_counter()
-    method.encode(texts, instruction, "query")
-    seconds = time.perf_counter() - start
-    if hasattr(method, "use_cache"):
-        method.use_cache = True
-    return 1000 * seconds / len(texts)
+    try:
+        start = time.perf_counter()
+        method.encode(texts, instruction, "query")
+        batched = time.perf_counter() - start
+        start = time.perf_counter()
+        for text in texts:
+            method.encode([text], instruction, "query")
+        alone = time.perf_counter() - start
+    finally:
+        if hasattr(method, "use_cache"):
+            method.use_cache = True
+    return {"seconds_per_1k": 1000 * batched / len(texts), "ms_per_query_alone": 1000 * alone / len(texts)}
 
 
 def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_texts: int = 32,
@@ -71,8 +80,9 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             if method.name not in results["methods"]:
                 raise ValueError(f"--cost-only: {method.name!r} has no scores in {previous} yet; evaluate it first")
             row = results["methods"][method.name]
-            row["seconds_per_1k"] = encode_cost(method, cost_sample.queries, cost_sample.query_instruction)
-            print(f"{method.name:<45} {row['seconds_per_1k']:.1f} s / 1k texts", flush=True)
+            row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
+            print(f"{method.name:<45} {row['seconds_per_1k']:.1f} s / 1k texts, "
+                  f"{row['ms_per_query_alone']:.0f} ms / query alone", flush=True)
             (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
             continue
         row = {}
@@ -82,7 +92,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             t0 = time.perf_counter()
             row[name] = score_task(method, task)
             print(f"{method.name:<45} {name:<15} {row[name]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
-        row["seconds_per_1k"] = encode_cost(method, cost_sample.queries, cost_sample.query_instruction)
+        row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
         primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
         row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in tasks) else None
         results["methods"][method.name] = row
@@ -104,12 +114,14 @@ def markdown_table(results: dict) -> str:
                            ("classification", ["accuracy", "macro_f1"]), ("clustering", ["v_measure"])):
         if t in tasks:
             cols += [(f"{t} {m}" + (" ↓" if m == "harmful@5" else ""), t, m) for m in metric_list]
-    lines = ["| method | " + " | ".join(c[0] for c in cols) + " | avg | s / 1k texts |",
-             "|---" * (len(cols) + 3) + "|"]
+    lines = ["| method | " + " | ".join(c[0] for c in cols) + " | avg | s / 1k texts | ms / query alone |",
+             "|---" * (len(cols) + 4) + "|"]
     for name in names:
         row = results["methods"][name]
         cells = [_fmt(row.get(t, {}).get(m)) for _, t, m in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(row['avg'])} | {row['seconds_per_1k']:.1f} |")
+        alone = row.get("ms_per_query_alone")  # rows scored before it was measured have none
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(row['avg'])} | {row['seconds_per_1k']:.1f} | "
+                     + ("–" if alone is None else f"{alone:.0f}") + " |")
     lines.append("")
     lines.append("Instructions (part of each task):")
     for t, info in tasks.items():
