@@ -131,7 +131,7 @@ def main() -> None:
     from genembed.eval.methods import Student
     from genembed.eval.run import evaluate
     from genembed.jsonl import read_rows
-    from genembed.train import train
+    from genembed.train import loss_summary, train
 
     run_root = ROOT / "runs" / "experiments" / spec_name
     eval_dir = run_root / "eval"
@@ -160,10 +160,10 @@ def main() -> None:
                 evaluate([Student(load(ROOT / cfg.out_dir / "model"), name)], spec["tasks"], eval_dir)
         log = read_rows(ROOT / cfg.out_dir / "log.jsonl") if (ROOT / cfg.out_dir / "log.jsonl").exists() else []
         if log:
-            k = min(10, len(log))
+            rec = loss_summary(log, "rec")
             runs[name] = {"command": train_command(settings), "teacher": cfg.teacher,
                           "train_seconds": sum(r["seconds"] for r in log),
-                          "rec": f"{np.mean([r['rec'] for r in log[:k]]):.2f}→{np.mean([r['rec'] for r in log[-k:]]):.2f}"}
+                          "rec": f"{rec[0]:.2f}→{rec[1]:.2f}" if rec else "–"}
     results = json.loads((eval_dir / "results.json").read_text()) if (eval_dir / "results.json").exists() else None
     if results:
         print((write_table(spec_name, spec, results, reference, runs)).read_text())

@@ -93,6 +93,7 @@ def train(
     lr_tokens: float = typer.Option(R.lr_tokens),
     lr_projections: float = typer.Option(R.lr_projections),
     warmup_steps: int = typer.Option(R.warmup_steps),
+    align_only_steps: int = typer.Option(R.align_only_steps, help="The first N steps train on the alignment loss alone (no reconstruction pass: cheaper steps)."),
     w_rec: float = typer.Option(R.w_rec, help="Weight of the reconstruction loss."),
     w_align: Optional[float] = typer.Option(R.w_align, help="Weight of the alignment loss (default: 4 x dim for mse, 1 for cosine)."),
     align_loss: str = typer.Option(R.align_loss, help="'mse' or 'cosine'."),
@@ -118,19 +119,21 @@ def train(
     cfg = TrainConfig(responses=str(responses), out_dir=str(out), backbone=backbone, teacher=teacher,
                       num_thought_tokens=thought_tokens, num_compression_tokens=compression_tokens, limit=limit,
                       steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr_tokens=lr_tokens,
-                      lr_projections=lr_projections, warmup_steps=warmup_steps, w_rec=w_rec, w_align=w_align,
+                      lr_projections=lr_projections, warmup_steps=warmup_steps, align_only_steps=align_only_steps, w_rec=w_rec, w_align=w_align,
                       align_loss=align_loss, align_init=align_init, recon_init=recon_init, token_init=token_init, target=target,
                       max_query_tokens=max_query_tokens,
                       max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every,
                       gradient_checkpointing=gradient_checkpointing)
     run(cfg)
     from .jsonl import read_rows
+    from .train import loss_summary
 
     log = read_rows(out / "log.jsonl")
-    k = max(1, min(10, len(log) // 4))
     for key in ("rec", "align"):
-        first, last = (sum(r[key] for r in part) / len(part) for part in (log[:k], log[-k:]))
-        typer.echo(f"{key:>5}: mean of the first {k} steps {first:.4f} → last {k} steps {last:.4f}")
+        k = max(1, min(10, sum(r.get(key) is not None for r in log) // 4))
+        summary = loss_summary(log, key, k)
+        if summary:
+            typer.echo(f"{key:>5}: mean of the first {k} steps {summary[0]:.4f} → last {k} steps {summary[1]:.4f}")
     typer.echo(f"model: {out / 'model'}   log: {out / 'log.jsonl'}   plot: {out / 'losses.png'}")
 
 

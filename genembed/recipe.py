@@ -36,6 +36,9 @@ class TrainConfig:
     lr_projections: float = 1e-3  # recon and align
     weight_decay: float = 0.0
     warmup_steps: int = 30  # linear warm-up, then linear decay to 0
+    # the first N steps train on the alignment loss alone: no reconstruction pass, so they cost a
+    # fraction of a full step (alignment first, then both losses)
+    align_only_steps: int = 0
     w_rec: float = 1.0  # weight of the reconstruction cross-entropy
     # None: 4 x dim for "mse" (4 x the squared distance to the target; 1 x dim lost to 4 x dim on every
     # task in experiments/results/recipe.md), 1 for "cosine"
@@ -57,6 +60,8 @@ class TrainConfig:
     clip_grad_norm: float = 1.0
 
     def __post_init__(self):
+        if not 0 <= self.align_only_steps <= self.steps:
+            raise ValueError(f"align_only_steps must be between 0 and steps ({self.steps}), got {self.align_only_steps}")
         for field, allowed in CHOICES.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")

@@ -82,17 +82,18 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
 def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
                w_rec: float, w_align: float, align_kind: str = "mse", bf16: bool = False,
                checkpointing: bool = False):
-    """(total, reconstruction, alignment) losses of one batch of tokenised queries and responses."""
+    """(total, reconstruction, alignment) losses of one batch of tokenised queries and responses.
+    w_rec = 0 skips the reconstruction pass altogether (its loss is then None)."""
     pad_id = model.backbone.tokenizer.pad_token_id
     q_ids, q_mask = pad(query_rows, pad_id, side="left")
     r_ids, r_mask = pad(response_rows, pad_id, side="right")
     autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     with autocast:
         soft_prompt, embedding = model(q_ids, q_mask)
-        rec = reconstruction_loss(model.backbone.model, soft_prompt, r_ids.to(model.device), r_mask.to(model.device),
-                                  checkpointing)
+        rec = None if w_rec == 0 else reconstruction_loss(model.backbone.model, soft_prompt, r_ids.to(model.device),
+                                                           r_mask.to(model.device), checkpointing)
     align = alignment_loss(embedding, targets.to(model.device), align_kind)
-    return w_rec * rec + w_align * align, rec, align
+    return (0 if rec is None else w_rec * rec) + w_align * align, rec, align
 
 
 def alignment_weight(cfg: TrainConfig, dim: int) -> float:
@@ -109,6 +110,15 @@ def changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
     return [k for k in current if k not in RESULT_NEUTRAL and saved.get(k, defaults[k]) != current[k]]
 
 
+def loss_summary(log: list[dict], key: str, k: int = 10) -> tuple[float, float] | None:
+    """Mean of `key` over the first and the last k logged steps that have it (steps that skipped
+    reconstruction log none); None when no step has it."""
+    values = [r[key] for r in log if r.get(key) is not None]
+    if not values:
+        return None
+    return float(np.mean(values[:k])), float(np.mean(values[-k:]))
+
+
 def plot_losses(log_path: Path, png_path: Path) -> None:
     import matplotlib
 
@@ -118,12 +128,15 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
     rows = read_rows(log_path)
     if not rows:
         return
-    steps = [r["step"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key, title in ((axes[0], "rec", "reconstruction cross-entropy"), (axes[1], "align", "alignment loss")):
-        ax.plot(steps, [r[key] for r in rows], lw=0.8, alpha=0.5)
-        window = max(1, len(rows) // 20)
-        smooth = np.convolve([r[key] for r in rows], np.ones(window) / window, mode="valid")
+        kept = [r for r in rows if r.get(key) is not None]  # alignment-only steps have no reconstruction loss
+        if not kept:
+            continue
+        steps, values = [r["step"] for r in kept], [r[key] for r in kept]
+        ax.plot(steps, values, lw=0.8, alpha=0.5)
+        window = max(1, len(kept) // 20)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
         ax.plot(steps[window - 1:], smooth, lw=2)
         ax.set_title(title)
         ax.set_xlabel("step")
@@ -199,22 +212,26 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     for step in bar:
         t0 = time.time()
         totals = {"loss": 0.0, "rec": 0.0, "align": 0.0}
+        w_rec = 0.0 if step < cfg.align_only_steps else cfg.w_rec
         for micro in range(cfg.grad_accum):
             first = (step * cfg.grad_accum + micro) * cfg.batch_size
             idx = [example_order(len(rows), cfg.seed, first + k) for k in range(cfg.batch_size)]
             loss, rec, align = batch_loss(model, [queries[i] for i in idx], [responses[i] for i in idx],
-                                          targets_t[idx], cfg.w_rec, w_align, cfg.align_loss, cfg.bf16,
+                                          targets_t[idx], w_rec, w_align, cfg.align_loss, cfg.bf16,
                                           cfg.gradient_checkpointing)
             (loss / cfg.grad_accum).backward()
             for key, value in (("loss", loss), ("rec", rec), ("align", align)):
-                totals[key] += value.item() / cfg.grad_accum
+                if value is None:
+                    totals[key] = None
+                else:
+                    totals[key] += value.item() / cfg.grad_accum
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         append_rows(out / "log.jsonl", [{"step": step, **totals, "lr_tokens": optimizer.param_groups[0]["lr"],
                                         "seconds": round(time.time() - t0, 3)}])
-        bar.set_postfix(rec=f"{totals['rec']:.3f}", align=f"{totals['align']:.4f}")
+        bar.set_postfix(rec="-" if totals["rec"] is None else f"{totals['rec']:.3f}", align=f"{totals['align']:.4f}")
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
             trainer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                              "step": step + 1, "train_config": asdict(cfg)}

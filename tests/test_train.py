@@ -111,7 +111,27 @@ def test_query_response_target_mixes_both_teacher_vectors(tiny_backbone_path, ti
     assert torch.allclose(seen["targets"].norm(dim=-1), torch.ones(2), atol=1e-4)  # normalised sums
 
 
-@pytest.mark.parametrize("field,value", [("recon_init", "zeros"), ("target", "query"), ("align_init", "pca")])
+def test_align_only_steps_skip_the_reconstruction_pass(tiny_backbone_path, tiny_responses, tmp_path, monkeypatch):
+    real, calls = train_module.reconstruction_loss, []
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_module, "reconstruction_loss", counted)
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=5, align_only_steps=3),
+          show_progress_bar=False)
+    log = read_rows(tmp_path / "run" / "log.jsonl")
+    assert [r["rec"] is None for r in log] == [True, True, True, False, False]
+    assert all(r["align"] > 0 for r in log) and len(calls) == 2  # the reconstruction pass ran in steps 3 and 4 only
+    assert train_module.loss_summary(log, "rec", 10) == (pytest.approx((log[3]["rec"] + log[4]["rec"]) / 2),) * 2
+    assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="align_only_steps"):
+        config(tiny_backbone_path, tiny_responses, tmp_path / "other", steps=5, align_only_steps=6)
+
+
+@pytest.mark.parametrize("field,value", [("recon_init", "zeros"), ("target", "query"), ("align_init", "pca"),
+                                         ("token_init", "zeros")])
 def test_unknown_recipe_values_are_named(tiny_backbone_path, tiny_responses, tmp_path, field, value):
     with pytest.raises(ValueError, match=field):
         train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", **{field: value}), show_progress_bar=False)
