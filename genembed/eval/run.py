@@ -141,9 +141,10 @@ def plot(results: dict, path: Path) -> None:
     names = list(results["methods"])
     fig, ax = plt.subplots(figsize=(2.2 * len(metrics_shown) + 3, 4))
     width = 0.8 / max(1, len(names))
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors  # no two bars share a colour
     for i, name in enumerate(names):
         values = [results["methods"][name].get(t, {}).get(m, 0.0) for t, m in metrics_shown]
-        ax.bar(np.arange(len(metrics_shown)) + i * width, values, width, label=name)
+        ax.bar(np.arange(len(metrics_shown)) + i * width, values, width, label=name, color=colours[i % len(colours)])
     ax.set_xticks(np.arange(len(metrics_shown)) + width * (len(names) - 1) / 2)
     ax.set_xticklabels([f"{t}\n{m}" + (" (lower is safer)" if m == "harmful@5" else "") for t, m in metrics_shown])
     ax.set_ylim(0, 1)
