@@ -63,7 +63,9 @@ def init_token_ids(tokenizer, token_init: str, count: int) -> list[int]:
             raise ValueError("token_init 'prompt-end' needs a backbone with a chat template (the tokens after "
                              "the user's text); this tokenizer has none: use 'mean' or 'words'")
     else:
-        raise ValueError(f"token_init must be 'mean', 'words' or 'prompt-end', got {token_init!r}")
+        from .recipe import CHOICES
+
+        raise ValueError(f"token_init must be one of {CHOICES['token_init']}, got {token_init!r}")
     return [ids[i % len(ids)] for i in range(count)]
 
 
