@@ -39,6 +39,8 @@ class TrainConfig:
     # the first N steps train on the alignment loss alone: no reconstruction pass, so they cost a
     # fraction of a full step (alignment first, then both losses)
     align_only_steps: int = 0
+    # the reverse: the first N steps train on the reconstruction loss alone (alignment weight 0)
+    rec_only_steps: int = 0
     w_rec: float = 1.0  # weight of the reconstruction cross-entropy
     # None: 4 x dim for "mse" (4 x the squared distance to the target; 1 x dim lost to 4 x dim on every
     # task in experiments/results/recipe.md), 1 for "cosine"
@@ -60,8 +62,12 @@ class TrainConfig:
     clip_grad_norm: float = 1.0
 
     def __post_init__(self):
-        if not 0 <= self.align_only_steps <= self.steps:
-            raise ValueError(f"align_only_steps must be between 0 and steps ({self.steps}), got {self.align_only_steps}")
+        for field in ("align_only_steps", "rec_only_steps"):
+            if not 0 <= getattr(self, field) <= self.steps:
+                raise ValueError(f"{field} must be between 0 and steps ({self.steps}), got {getattr(self, field)}")
+        if self.align_only_steps and self.rec_only_steps:
+            raise ValueError("align_only_steps and rec_only_steps are two orders of one schedule (which loss "
+                             "trains alone first): set one of them, not both")
         for field, allowed in CHOICES.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")

@@ -212,12 +212,14 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     for step in bar:
         t0 = time.time()
         totals = {"loss": 0.0, "rec": 0.0, "align": 0.0}
-        w_rec = 0.0 if step < cfg.align_only_steps else cfg.w_rec
+        # the schedule: one loss may train alone for the first steps (align_only_steps / rec_only_steps)
+        step_w_rec = 0.0 if step < cfg.align_only_steps else cfg.w_rec
+        step_w_align = 0.0 if step < cfg.rec_only_steps else w_align
         for micro in range(cfg.grad_accum):
             first = (step * cfg.grad_accum + micro) * cfg.batch_size
             idx = [example_order(len(rows), cfg.seed, first + k) for k in range(cfg.batch_size)]
             loss, rec, align = batch_loss(model, [queries[i] for i in idx], [responses[i] for i in idx],
-                                          targets_t[idx], w_rec, w_align, cfg.align_loss, cfg.bf16,
+                                          targets_t[idx], step_w_rec, step_w_align, cfg.align_loss, cfg.bf16,
                                           cfg.gradient_checkpointing)
             (loss / cfg.grad_accum).backward()
             for key, value in (("loss", loss), ("rec", rec), ("align", align)):

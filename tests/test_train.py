@@ -130,6 +130,18 @@ def test_align_only_steps_skip_the_reconstruction_pass(tiny_backbone_path, tiny_
         config(tiny_backbone_path, tiny_responses, tmp_path / "other", steps=5, align_only_steps=6)
 
 
+def test_rec_only_steps_train_reconstruction_alone_first(tiny_backbone_path, tiny_responses, tmp_path):
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=4, rec_only_steps=2),
+          show_progress_bar=False)
+    log = read_rows(tmp_path / "run" / "log.jsonl")
+    assert all(r["rec"] is not None and r["align"] > 0 for r in log)  # both losses measured every step
+    assert [r["loss"] == pytest.approx(r["rec"]) for r in log] == [True, True, False, False]  # alignment weight 0, then on
+    with pytest.raises(ValueError, match="rec_only_steps"):
+        config(tiny_backbone_path, tiny_responses, tmp_path / "other", steps=5, rec_only_steps=6)
+    with pytest.raises(ValueError, match="not both"):
+        config(tiny_backbone_path, tiny_responses, tmp_path / "other", steps=5, rec_only_steps=2, align_only_steps=2)
+
+
 @pytest.mark.parametrize("field,value", [("recon_init", "zeros"), ("target", "query"), ("align_init", "pca"),
                                          ("token_init", "zeros")])
 def test_unknown_recipe_values_are_named(tiny_backbone_path, tiny_responses, tmp_path, field, value):
