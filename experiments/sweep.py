@@ -5,7 +5,7 @@ write one table (markdown + JSON + PNG) of every variant with the command that r
     python experiments/sweep.py experiments/specs/recipe.toml --only a,b  # some of them
 
 Spec:
-    responses = "runs/default/train.jsonl"    # training rows (from `genembed generate`)
+    responses = "runs/default/train.jsonl"    # training rows (from `genembed generate`); a variant may set its own
     tasks = ["qa", "safety", "classification", "clustering"]
     reference = "docs/eval-default.json"      # baseline rows (teacher, mean-pool, ridge, HyDE) to compare with
     [base]                                    # TrainConfig fields every variant shares
@@ -140,8 +140,8 @@ def main() -> None:
     runs = {}
     for v in variants:
         name = v["name"]
-        settings = {"out_dir": str((run_root / name).relative_to(ROOT)), **spec.get("base", {}),
-                    **{k: x for k, x in v.items() if k not in ("name", "scores")}, "responses": spec["responses"]}
+        settings = {"responses": spec["responses"], "out_dir": str((run_root / name).relative_to(ROOT)),
+                    **spec.get("base", {}), **{k: x for k, x in v.items() if k not in ("name", "scores")}}
         cfg = TrainConfig(**settings)
         if not only or name in only:
             if not (ROOT / cfg.out_dir / "model" / "model.safetensors").exists():

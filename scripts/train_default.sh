@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default checkpoint (genembed/default/) from scratch, offline:
-#   1. SmolLM2-135M-Instruct answers 2,400 ShareGPT training queries (greedy, 64 new tokens)
-#   2. rows outside the current training split are dropped (the split never admits a held-out query)
+#   1-2. SmolLM2-135M-Instruct answers 2,400 ShareGPT training queries (greedy, 64 new tokens) and
+#        rows outside the current training split are dropped (scripts/answer_queries.sh)
 #   3. training with the defaults of `genembed train` (MiniLM teacher; STEPS=N overrides the steps)
 #   4. the final checkpoint is copied into genembed/default/
 # Every stage resumes where it stopped if the script is run again.
@@ -14,18 +14,7 @@ STEPS=${STEPS:-}
 ge=.venv/bin/genembed
 mkdir -p "$RUN"
 start=$(date +%s)
-$ge generate --out "$RUN/responses.jsonl" --limit 2400 --batch-size 32 --max-new-tokens 64 --bf16
-.venv/bin/python - "$RUN" <<'PY'
-import json, sys
-from genembed.data import load_sharegpt
-from genembed.jsonl import read_rows
-run = sys.argv[1]
-train_ids = {c.id for c in load_sharegpt("train")}
-rows = [r for r in read_rows(f"{run}/responses.jsonl") if r["id"] in train_ids and r["response"].strip()]
-with open(f"{run}/train.jsonl", "w") as f:
-    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-print(f"{len(rows)} training rows")
-PY
+bash scripts/answer_queries.sh "$RUN" 2400
 resume=""; [ -d "$RUN/run/resume" ] && resume="--resume"
 $ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} --bf16 $resume
 mkdir -p genembed/default

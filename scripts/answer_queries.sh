@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Stage 1 of a training run, resumable: SmolLM2-135M-Instruct answers the first N ShareGPT
+# training-split queries (greedy, 64 new tokens, bf16) into RUN/responses.jsonl, and the rows
+# still inside the current training split go to RUN/train.jsonl (the split never admits a
+# held-out query).   usage: bash scripts/answer_queries.sh RUN N
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+RUN=$1; N=$2
+mkdir -p "$RUN"
+.venv/bin/genembed generate --out "$RUN/responses.jsonl" --limit "$N" --batch-size 32 --max-new-tokens 64 --bf16
+.venv/bin/python - "$RUN" <<'PY'
+import json, sys
+from genembed.data import load_sharegpt
+from genembed.jsonl import read_rows
+run = sys.argv[1]
+train_ids = {c.id for c in load_sharegpt("train")}
+rows = [r for r in read_rows(f"{run}/responses.jsonl") if r["id"] in train_ids and r["response"].strip()]
+with open(f"{run}/train.jsonl", "w") as f:
+    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+print(f"{len(rows)} training rows")
+PY
