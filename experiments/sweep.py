@@ -55,6 +55,13 @@ def train_command(settings: dict) -> str:
     return " ".join(parts)
 
 
+def variant_settings(spec: dict, variant: dict, out_dir: str) -> dict:
+    """TrainConfig fields of one variant: the spec's responses and [base], then the variant's own
+    fields (its own responses or out_dir included) on top."""
+    return {"responses": spec["responses"], "out_dir": out_dir, **spec.get("base", {}),
+            **{k: x for k, x in variant.items() if k not in ("name", "scores")}}
+
+
 def find_row(rows: dict, prefix: str) -> dict | None:
     return next((row for name, row in rows.items() if name.startswith(prefix)), None)
 
@@ -140,8 +147,7 @@ def main() -> None:
     runs = {}
     for v in variants:
         name = v["name"]
-        settings = {"responses": spec["responses"], "out_dir": str((run_root / name).relative_to(ROOT)),
-                    **spec.get("base", {}), **{k: x for k, x in v.items() if k not in ("name", "scores")}}
+        settings = variant_settings(spec, v, str((run_root / name).relative_to(ROOT)))
         cfg = TrainConfig(**settings)
         if not only or name in only:
             if not (ROOT / cfg.out_dir / "model" / "model.safetensors").exists():

@@ -15,6 +15,15 @@ def test_train_command_names_only_what_differs_from_the_recipe():
     assert cmd == "genembed train --responses r.jsonl --out o --steps 150 --bf16 --thought-tokens 10 --target query+response"
 
 
+def test_a_variant_overrides_the_spec_and_its_base():
+    spec = {"responses": "all.jsonl", "base": {"steps": 150, "bf16": True}}
+    plain = sweep.variant_settings(spec, {"name": "a", "seed": 1}, "runs/a")
+    assert plain == {"responses": "all.jsonl", "out_dir": "runs/a", "steps": 150, "bf16": True, "seed": 1}
+    own = sweep.variant_settings(spec, {"name": "b", "responses": "mine.jsonl", "out_dir": "elsewhere", "steps": 600,
+                                        "scores": "r.json#b"}, "runs/b")
+    assert own == {"responses": "mine.jsonl", "out_dir": "elsewhere", "steps": 600, "bf16": True}
+
+
 def test_bars_against_hand_computed_reference():
     row = {"qa": {"ndcg@10": 0.6}, "classification": {"accuracy": 0.8}, "clustering": {"v_measure": 0.3}}
     reference = {
