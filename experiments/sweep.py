@@ -18,7 +18,7 @@ Spec:
     [[variant]]                               # a run trained and scored elsewhere (e.g. the bundled default):
     name = "default"                          # its own out_dir, and its row from a `genembed eval` results file
     out_dir = "runs/default/run"
-    scores = "docs/eval-default.json#genembed default"
+    scores = "docs/eval-default.json#genembed default"  # or another sweep's: "experiments/results/x.json#name"
 
 Resumable: a variant whose model exists is not retrained, one whose eval row exists is not
 re-scored (delete runs/experiments/<spec>/<variant> or its row to redo it). Runs live under
@@ -60,6 +60,17 @@ def variant_settings(spec: dict, variant: dict, out_dir: str) -> dict:
     fields (its own responses or out_dir included) on top."""
     return {"responses": spec["responses"], "out_dir": out_dir, **spec.get("base", {}),
             **{k: x for k, x in variant.items() if k not in ("name", "scores")}}
+
+
+def scored_row(ref: str, root: Path = ROOT) -> tuple[dict, dict]:
+    """The tasks and the row named by "path#method": a `genembed eval` results.json, or another
+    sweep's table (experiments/results/<spec>.json, which holds one under "results")."""
+    path, method = ref.split("#", 1)
+    scored = json.loads((root / path).read_text())
+    scored = scored.get("results", scored)
+    if method not in scored["methods"]:
+        raise SystemExit(f"{path} has no row {method!r} (it has: {', '.join(scored['methods'])})")
+    return scored["tasks"], scored["methods"][method]
 
 
 def find_row(rows: dict, prefix: str) -> dict | None:
@@ -155,10 +166,9 @@ def main() -> None:
                 train(cfg)
             results = json.loads((eval_dir / "results.json").read_text()) if (eval_dir / "results.json").exists() else {}
             if "scores" in v:  # scored elsewhere by `genembed eval`: "results.json#method name"
-                path, method = v["scores"].split("#", 1)
-                scored = json.loads((ROOT / path).read_text())
-                results.setdefault("tasks", scored["tasks"]).update(scored["tasks"])
-                results.setdefault("methods", {})[name] = scored["methods"][method]
+                tasks, row = scored_row(v["scores"])
+                results.setdefault("tasks", tasks).update(tasks)
+                results.setdefault("methods", {})[name] = row
                 eval_dir.mkdir(parents=True, exist_ok=True)
                 (eval_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
             elif name not in results.get("methods", {}):

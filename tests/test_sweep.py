@@ -1,5 +1,6 @@
 """The recipe-experiment runner's own logic: commands it prints and the bars it reports."""
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,13 @@ def test_spec_with_an_unknown_setting_is_refused_before_any_work(tmp_path, monke
     monkeypatch.setattr("sys.argv", ["sweep.py", str(spec_file)])
     with pytest.raises(SystemExit, match="lr_token"):
         sweep.main()
+
+
+def test_a_row_scored_elsewhere_is_read_from_eval_results_or_another_sweep(tmp_path):
+    row = {"qa": {"ndcg@10": 0.7}}
+    (tmp_path / "eval.json").write_text(json.dumps({"tasks": {"qa": {}}, "methods": {"genembed default": row}}))
+    (tmp_path / "sweep.json").write_text(json.dumps({"results": {"tasks": {"qa": {}}, "methods": {"a": row}}, "runs": {}}))
+    assert sweep.scored_row("eval.json#genembed default", tmp_path) == ({"qa": {}}, row)
+    assert sweep.scored_row("sweep.json#a", tmp_path) == ({"qa": {}}, row)
+    with pytest.raises(SystemExit, match="no row 'b'.*a"):
+        sweep.scored_row("sweep.json#b", tmp_path)
