@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Stage 1 of a training run, resumable: SmolLM2-135M-Instruct answers the first N ShareGPT
-# training-split queries (greedy, 64 new tokens, bf16) into RUN/responses.jsonl, and the rows
-# still inside the current training split go to RUN/train.jsonl (the split never admits a
-# held-out query).   usage: bash scripts/answer_queries.sh RUN N
+# training-split queries (greedy, MAX_NEW new tokens, 64 unless given, bf16) into RUN/responses.jsonl,
+# and the rows still inside the current training split go to RUN/train.jsonl (the split never admits
+# a held-out query).   usage: bash scripts/answer_queries.sh RUN N [MAX_NEW]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-RUN=$1; N=$2
+RUN=$1; N=$2; MAX_NEW=${3:-64}
 mkdir -p "$RUN"
-.venv/bin/genembed generate --out "$RUN/responses.jsonl" --limit "$N" --batch-size 32 --max-new-tokens 64 --bf16
+.venv/bin/genembed generate --out "$RUN/responses.jsonl" --limit "$N" --batch-size 32 --max-new-tokens "$MAX_NEW" --bf16
 .venv/bin/python - "$RUN" <<'PY'
 import json, sys
 from genembed.data import load_sharegpt
