@@ -165,7 +165,7 @@ def main() -> None:
                 print(f"== training {name}: {train_command(settings)}", flush=True)
                 train(cfg)
             results = json.loads((eval_dir / "results.json").read_text()) if (eval_dir / "results.json").exists() else {}
-            if "scores" in v:  # scored elsewhere by `genembed eval`: "results.json#method name"
+            if "scores" in v:  # scored elsewhere (`genembed eval` or another sweep): "file.json#row name"
                 tasks, row = scored_row(v["scores"])
                 results.setdefault("tasks", tasks).update(tasks)
                 results.setdefault("methods", {})[name] = row
