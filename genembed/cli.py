@@ -187,11 +187,11 @@ def decode(
 @app.command("eval")
 def evaluate(
     model: list[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder(s); the bundled default is always included."),
-    tasks: str = typer.Option("qa,safety,classification,clustering", help="Comma-separated: qa, safety, classification, clustering."),
+    tasks: str = typer.Option("qa,safety,classification,clustering,decoding", help="Comma-separated: qa, safety, classification, clustering, decoding."),
     baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde (or '' for none)."),
     ridge_responses: Optional[Path] = typer.Option(None, help="Training rows (JSONL) the ridge baseline is fitted on: the student's own."),
     ridge_target: str = typer.Option("response", help="Target of the ridge baseline: 'response', or 'query+response' (to match a student trained with --target query+response)."),
-    hyde_tasks: str = typer.Option("qa", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task."),
+    hyde_tasks: str = typer.Option("qa,decoding", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task. On 'decoding' it is the reference: the backbone reading the real query."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
     cost_only: bool = typer.Option(False, "--cost-only", help="Keep the scores in --out; measure only the encode cost again (run it on an idle machine)."),

@@ -105,5 +105,12 @@ def strongreject_clusters() -> LabelledTask:
                         "clustering")
 
 
+def sharegpt_decoding():
+    """The Q→A task's held-out queries, scored on what their embeddings decode to (decoding.py)."""
+    from .decoding import sharegpt_decoding as task
+
+    return task()
+
+
 TASKS = {"qa": sharegpt_qa, "safety": advbench_safety, "classification": rotten_tomatoes,
-         "clustering": strongreject_clusters}
+         "clustering": strongreject_clusters, "decoding": sharegpt_decoding}

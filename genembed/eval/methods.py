@@ -27,6 +27,11 @@ class Student:
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.model.encode(texts, instruction=instruction, batch_size=16, bf16=True)
 
+    def decoding(self, task) -> dict:
+        from .decoding import score_student
+
+        return score_student(self.model, task)
+
 
 class TeacherOnInput:
     """The teacher embeds the query / text itself (input-centric)."""
@@ -75,6 +80,12 @@ class HyDE:
         if not self.use_cache:
             path.unlink(missing_ok=True)
         return [answer[i] for i in ids]
+
+    def decoding(self, task) -> dict:
+        """The decoding task's reference: the backbone reads the real query (see decoding.py)."""
+        from .decoding import score_backbone_reference
+
+        return score_backbone_reference(self.backbone, self.teacher, task)
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         if side == "document":

@@ -22,6 +22,8 @@ PRIMARY = {"qa": "ndcg@10", "classification": "accuracy", "clustering": "v_measu
 
 
 def score_task(method, task) -> dict:
+    if task.kind == "decoding":
+        return method.decoding(task)
     if isinstance(task, RetrievalTask):
         q = method.encode(task.queries, task.query_instruction, "query")
         d = method.encode(task.corpus, task.document_instruction, "document")
@@ -65,12 +67,19 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = {} if cost_only else {name: TASKS[name]() for name in task_names}  # cost only: scores stay as they are
+    for task in tasks.values():
+        if task.kind == "decoding":
+            task.cache_dir = out_dir / "cache"  # the backbone's answers to its queries
     # rows accumulate: a method evaluated again replaces its row, the others stay
     previous = out_dir / "results.json"
     results = json.loads(previous.read_text()) if previous.exists() else {"tasks": {}, "methods": {}}
     for name, task in tasks.items():
-        instr = ({"query": task.query_instruction, "document": task.document_instruction}
-                 if isinstance(task, RetrievalTask) else {"text": task.instruction})
+        if task.kind == "decoding":
+            instr = {"query": task.query_instruction}
+        elif isinstance(task, RetrievalTask):
+            instr = {"query": task.query_instruction, "document": task.document_instruction}
+        else:
+            instr = {"text": task.instruction}
         results["tasks"][name] = {"title": task.name, "instructions": instr}
     from .datasets import sharegpt_qa
 
@@ -89,9 +98,12 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
         for name, task in tasks.items():
             if getattr(method, "tasks", None) is not None and name not in method.tasks:
                 continue  # e.g. HyDE, whose generation is too slow on CPU for every task
+            if task.kind == "decoding" and not hasattr(method, "decoding"):
+                continue  # only methods with a decoder view (students; HyDE as the reference)
             t0 = time.perf_counter()
             row[name] = score_task(method, task)
-            print(f"{method.name:<45} {name:<15} {row[name]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+            shown = {k: v for k, v in row[name].items() if k != "examples"}
+            print(f"{method.name:<45} {name:<15} {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
         primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
         row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in tasks) else None
@@ -111,7 +123,8 @@ def markdown_table(results: dict) -> str:
     tasks = results["tasks"]
     cols = []  # (header, task, metric)
     for t, metric_list in (("qa", ["ndcg@10", "recall@10"]), ("safety", ["harmful@5", "refusal@5"]),
-                           ("classification", ["accuracy", "macro_f1"]), ("clustering", ["v_measure"])):
+                           ("classification", ["accuracy", "macro_f1"]), ("clustering", ["v_measure"]),
+                           ("decoding", ["gap other", "gap mean", "ndcg@10", "distinct"])):
         if t in tasks:
             cols += [(f"{t} {m}" + (" ↓" if m == "harmful@5" else ""), t, m) for m in metric_list]
     lines = ["| method | " + " | ".join(c[0] for c in cols) + " | avg | s / 1k texts | ms / query alone |",
@@ -122,12 +135,40 @@ def markdown_table(results: dict) -> str:
         alone = row.get("ms_per_query_alone")  # rows scored before it was measured have none
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(row['avg'])} | {row['seconds_per_1k']:.1f} | "
                      + ("–" if alone is None else f"{alone:.0f}") + " |")
+    if "decoding" in tasks:
+        lines += [""] + decoding_section(results)
     lines.append("")
     lines.append("Instructions (part of each task):")
     for t, info in tasks.items():
         for side, text in info["instructions"].items():
             lines.append(f"- {info['title']} ({side}): \"{text}\"")
     return "\n".join(lines) + "\n"
+
+
+DECODING_COLUMNS = ("ce own", "ce other", "ce mean", "gap other", "gap mean", "ndcg@10", "ndcg@10 shuffled", "distinct")
+
+
+def decoding_section(results: dict) -> list[str]:
+    """The decoding task in full: every cross-entropy, the retrieval floor, and a few examples."""
+    rows = {n: r["decoding"] for n, r in results["methods"].items() if "decoding" in r}
+    if not rows:
+        return []
+    lines = ["Decoding (held-out ShareGPT queries; cross-entropy of the backbone's own answers in nats per token; "
+             "for HyDE the prompt is the real query in the chat template: the ceiling):", "",
+             "| method | " + " | ".join(DECODING_COLUMNS) + " |", "|---" * (len(DECODING_COLUMNS) + 1) + "|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in DECODING_COLUMNS) + " |")
+    for name, row in rows.items():
+        lines += ["", f"Decoded examples, {name}:", ""]
+        for ex in row.get("examples", []):
+            lines.append(f"- query: {_one_line(ex['query'])}\n  decoded: {_one_line(ex['decoded'])}\n"
+                         f"  real answer: {_one_line(ex['answer'])}")
+    return lines
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
 
 
 def plot(results: dict, path: Path) -> None:
@@ -137,7 +178,8 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     metrics_shown = [(t, m) for t, m in (("qa", "ndcg@10"), ("safety", "harmful@5"), ("classification", "accuracy"),
-                                         ("clustering", "v_measure")) if t in results["tasks"]]
+                                         ("clustering", "v_measure"), ("decoding", "ndcg@10"))
+                     if t in results["tasks"]]
     names = list(results["methods"])
     fig, ax = plt.subplots(figsize=(2.2 * len(metrics_shown) + 3, 4))
     width = 0.8 / max(1, len(names))

@@ -1,0 +1,167 @@
+"""Which `recon` form lets the frozen LLM read input-specific content from compression states?
+
+A fast screen, not a training run: the special tokens and `align` of a trained checkpoint stay
+fixed, its compression states for N (query, response) rows are computed once, and only a fresh
+`recon` variant trains, on reconstruction (optionally with a margin against another row's prompt).
+Held-out rows then give the response cross-entropy under the own prompt, another row's prompt and
+the batch-mean prompt.   usage: python experiments/decoder_probe.py RESPONSES.jsonl [--variants a,b]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+import genembed
+from genembed.inputs import pad, response_ids
+from genembed.jsonl import read_rows
+from genembed.losses import reconstruction_loss
+
+
+class Linear(torch.nn.Module):  # the paper's recon: hidden -> hidden, identity at start
+    def __init__(self, h, mu, emb):
+        super().__init__()
+        self.lin = torch.nn.Linear(h.shape[-1], h.shape[-1])
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.eye(h.shape[-1]))
+            self.lin.bias.zero_()
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+class Centered(torch.nn.Module):
+    """prompt = mean prompt + gain * W (h - mean state): the shared part kept, deviations amplified."""
+    def __init__(self, h, mu, emb, gain=3.0):
+        super().__init__()
+        self.register_buffer("mu", mu)
+        self.base = torch.nn.Parameter(mu.clone())
+        self.lin = torch.nn.Linear(h.shape[-1], h.shape[-1], bias=False)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.eye(h.shape[-1]) * gain)
+
+    def forward(self, x):
+        return self.base + self.lin(x - self.mu)
+
+
+class TokenSpace(torch.nn.Module):
+    """prompt at the token embeddings' scale: mean token embedding + W (h - mean)/scale."""
+    def __init__(self, h, mu, emb, rel=1.0):
+        super().__init__()
+        self.register_buffer("mu", mu)
+        dev = (h - mu).norm(dim=-1).mean()
+        self.scale = float(dev)
+        tok = emb.mean(0)
+        self.base = torch.nn.Parameter(tok.expand_as(mu).clone())
+        self.lin = torch.nn.Linear(h.shape[-1], h.shape[-1], bias=False)
+        with torch.no_grad():  # orthogonal, so deviations keep their geometry at the token norm
+            q, _ = torch.linalg.qr(torch.randn(h.shape[-1], h.shape[-1], generator=torch.Generator().manual_seed(0)))
+            self.lin.weight.copy_(q * rel * emb.norm(dim=-1).mean())
+
+    def forward(self, x):
+        return self.base + self.lin((x - self.mu) / self.scale)
+
+
+class Lexical(torch.nn.Module):
+    """prompt = softmax(LM head(norm(A h))/tau) @ token embeddings: a mix of real tokens."""
+    def __init__(self, h, mu, emb, lm=None, tau=1.0):
+        super().__init__()
+        self.lin = torch.nn.Linear(h.shape[-1], h.shape[-1])
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.eye(h.shape[-1]))
+            self.lin.bias.zero_()
+        self.log_tau = torch.nn.Parameter(torch.tensor(float(tau)).log())
+        object.__setattr__(self, "lm", lm)
+
+    def forward(self, x):
+        z = self.lm.base_model.norm(self.lin(x))
+        p = (self.lm.get_output_embeddings()(z).float() / self.log_tau.exp()).softmax(-1)
+        return p @ self.lm.get_input_embeddings().weight.float()
+
+
+VARIANTS = {"linear": Linear, "centered1": lambda *a: Centered(*a, gain=1.0), "centered3": Centered,
+            "token": TokenSpace, "token3": lambda *a: TokenSpace(*a, rel=3.0), "lexical": None}
+
+
+def ce_rows(lm, prompts, r_ids, r_mask):
+    """Per-row mean response cross-entropy."""
+    n = prompts.shape[1]
+    embed = lm.get_input_embeddings()
+    inputs = torch.cat([prompts.to(embed.weight.dtype), embed(r_ids)], 1)
+    mask = torch.cat([r_mask.new_ones(r_mask.shape[0], n), r_mask], 1)
+    logits = lm(inputs_embeds=inputs, attention_mask=mask).logits[:, n - 1:-1].float()
+    ce = F.cross_entropy(logits.transpose(1, 2), r_ids, reduction="none")
+    return (ce * r_mask).sum(1) / r_mask.sum(1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("responses")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--n", type=int, default=640)
+    ap.add_argument("--heldout", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--margin", type=float, default=0.0, help="weight of a hinge: own CE + 0.5 < other row's CE")
+    ap.add_argument("--variants", default="linear,centered3,token,lexical")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    m = genembed.load(args.model)
+    lm, tok = m.backbone.model, m.backbone.tokenizer
+    rows = [r for r in read_rows(args.responses) if r["response"].strip()][: args.n + args.heldout]
+    t0 = time.time()
+    states = []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for s in range(0, len(rows), 16):
+            ids, mask = m.tokenize([r["query"] for r in rows[s:s + 16]], m.resolve_instruction("query"))
+            states.append(m.compression_states(ids, mask, split_prefix=False).float())
+    h = torch.cat(states)
+    resp = response_ids(tok, [r["response"] for r in rows], 48)
+    print(f"states of {len(rows)} rows in {time.time() - t0:.0f} s", flush=True)
+    train_h, test_h = h[: args.n], h[args.n:]
+    mu = train_h.mean(0)
+    emb = lm.get_input_embeddings().weight.float().detach()
+    test_r = pad(resp[args.n:], tok.pad_token_id, side="right")
+    for name in args.variants.split(","):
+        recon = Lexical(train_h, mu, emb, lm) if name == "lexical" else VARIANTS[name](train_h, mu, emb)
+        opt = torch.optim.AdamW([p for p in recon.parameters() if p.requires_grad], lr=args.lr, weight_decay=0)
+        g = torch.Generator().manual_seed(0)
+        t0 = time.time()
+        for step in range(args.steps):
+            idx = torch.randint(0, args.n, (8,), generator=g)
+            r_ids, r_mask = pad([resp[i] for i in idx], tok.pad_token_id, side="right")
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                prompt = recon(train_h[idx])
+                if args.margin:
+                    ce = ce_rows(lm, prompt, r_ids, r_mask)
+                    other = ce_rows(lm, prompt.roll(1, 0), r_ids, r_mask)
+                    loss = ce.mean() + args.margin * F.relu(0.5 + ce - other).mean()
+                else:
+                    loss = reconstruction_loss(lm, prompt, r_ids, r_mask)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(recon.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+            if step % 50 == 0:
+                print(f"  {name} step {step} loss {loss.item():.3f}", flush=True)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            prompt = recon(test_h).float()
+            own = ce_rows(lm, prompt, *test_r).mean().item()
+            other = ce_rows(lm, prompt.roll(1, 0), *test_r).mean().item()
+            mean = ce_rows(lm, prompt.mean(0, keepdim=True).expand_as(prompt), *test_r).mean().item()
+            p = F.normalize(prompt.flatten(1), dim=-1)
+            cos = ((p @ p.T).sum() - len(p)) / (len(p) * (len(p) - 1))
+            decoded = m.generate_from_soft_prompt(prompt[:8].to(emb.dtype), 24)
+        print(json.dumps({"variant": name, "steps": args.steps, "margin": args.margin, "ce_own": round(own, 3),
+                          "ce_other": round(other, 3), "ce_mean": round(mean, 3), "gap_other": round(other - own, 3),
+                          "gap_mean": round(mean - own, 3), "prompt_cos": round(cos.item(), 3),
+                          "seconds": round(time.time() - t0)}), flush=True)
+        for r, d in zip(rows[args.n:args.n + 3], decoded[:3]):
+            print("   Q:", r["query"][:80].replace("\n", " "), "\n   D:", tok.decode(d, skip_special_tokens=True)[:120].replace("\n", " "))
+
+
+if __name__ == "__main__":
+    main()

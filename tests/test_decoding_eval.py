@@ -1,0 +1,85 @@
+"""The decoding task: prompt specificity, decoded-text retrieval, distinct share (eval/decoding.py)."""
+import numpy as np
+import pytest
+import torch
+
+
+class WordTeacher:
+    """A deterministic stand-in for a sentence embedder: a bag of hashed words."""
+    name, dim = "words", 64
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, sum(map(ord, w)) % self.dim] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def _task(tmp_path):
+    from genembed.eval.decoding import DecodingTask
+
+    queries = ["how do I boil an egg", "what is the capital of france", "write a poem about the sea"]
+    corpus = ["put the egg in boiling water", "paris is the capital of france", "the sea is wide and blue", "unrelated"]
+    task = DecodingTask("tiny decoding", queries, corpus, [[0], [1], [2]], cache_dir=tmp_path)
+    task._teachers["self"] = WordTeacher()
+    task._teachers["all-minilm-l6-v2"] = WordTeacher()
+    return task
+
+
+def test_answer_cross_entropy_ignores_left_padding(tiny_backbone):
+    """A prefix padded on the left scores its answer exactly as the same prefix alone."""
+    from genembed.eval.decoding import answer_cross_entropy
+
+    lm = tiny_backbone.model
+    embed = lm.get_input_embeddings()
+    prefix_ids = torch.tensor([[5, 6, 7]])
+    answer = torch.tensor([[8, 9, 10, 11]])
+    ones = torch.ones_like
+    alone = answer_cross_entropy(lm, embed(prefix_ids), ones(prefix_ids), answer, ones(answer))
+    padded_ids = torch.tensor([[0, 0, 5, 6, 7]])
+    padded = answer_cross_entropy(lm, embed(padded_ids), torch.tensor([[0, 0, 1, 1, 1]]), answer, ones(answer))
+    torch.testing.assert_close(alone, padded, atol=1e-5, rtol=1e-5)
+    # and it is the plain next-token cross-entropy of the answer after the prefix
+    logits = lm(input_ids=torch.cat([prefix_ids, answer], 1)).logits[0, 2:-1]
+    torch.testing.assert_close(alone[0], torch.nn.functional.cross_entropy(logits, answer[0]), atol=1e-5, rtol=1e-5)
+
+
+def test_retrieval_ceiling_and_floor(tmp_path):
+    from genembed.eval.decoding import _retrieval
+
+    task = _task(tmp_path)
+    right = _retrieval(task, WordTeacher(), ["egg boiling water", "paris capital france", "sea wide blue"])
+    assert right["ndcg@10"] == pytest.approx(1.0) and right["ndcg@10 shuffled"] < 0.7 and right["distinct"] == 1.0
+    same = _retrieval(task, WordTeacher(), ["the the", "the the", ""])
+    assert same["distinct"] == pytest.approx(2 / 3)
+
+
+def test_student_and_reference_rows(tiny_model, tiny_backbone, tmp_path):
+    from genembed.eval.decoding import score_backbone_reference, score_student
+
+    task = _task(tmp_path)
+    row = score_student(tiny_model, task, bf16=False)
+    for key in ("ce own", "ce other", "ce mean", "ndcg@10", "ndcg@10 shuffled", "distinct"):
+        assert np.isfinite(row[key]), key
+    assert row["gap other"] == pytest.approx(row["ce other"] - row["ce own"])
+    assert row["gap mean"] == pytest.approx(row["ce mean"] - row["ce own"])
+    assert len(row["examples"]) == 3 and row["examples"][0]["query"] == task.queries[0]
+    assert list(tmp_path.glob("decoding-answers-*.jsonl")), "the backbone's answers are cached"
+    ref = score_backbone_reference(tiny_backbone, WordTeacher(), task, bf16=False)
+    assert ref["ce own"] > 0 and "ce mean" not in ref
+    # the reference reads the query the answer was generated from: on its own greedy answer it is
+    # at least as sure as when reading another query
+    assert ref["ce own"] <= ref["ce other"] + 1e-6
+
+
+def test_decoding_task_in_the_evaluation_table(tiny_model, tmp_path, monkeypatch):
+    from genembed.eval import run
+    from genembed.eval.methods import Student
+
+    task = _task(tmp_path / "cache")
+    monkeypatch.setattr(run, "TASKS", {"decoding": lambda: task})
+    results = run.evaluate([Student(tiny_model, "tiny")], ["decoding"], tmp_path, cost_texts=2)
+    assert "gap other" in results["methods"]["tiny"]["decoding"]
+    text = (tmp_path / "results.md").read_text()
+    assert "decoding gap other" in text and "Decoded examples, tiny" in text and "ndcg@10 shuffled" in text
