@@ -102,7 +102,7 @@ def phase_train(model, bb, inp, bf16: bool, checkpointing: bool = False) -> dict
     times, losses = [], []
     for step in range(cfg["warmup"] + cfg["steps"]):
         t0 = time.perf_counter()
-        loss, rec, align = batch_loss(model, q_rows, r_rows, targets, w_rec=1.0, w_align=w_align,
+        loss, rec, align, _ = batch_loss(model, q_rows, r_rows, targets, w_rec=1.0, w_align=w_align,
                                       align_kind="mse", bf16=bf16, checkpointing=checkpointing)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

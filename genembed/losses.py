@@ -16,8 +16,10 @@ from torch.utils.checkpoint import checkpoint
 
 
 def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tensor,
-                        response_mask: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
-    """Mean next-token cross-entropy over real response tokens (right-padded ids).
+                        response_mask: torch.Tensor, checkpointing: bool = False,
+                        per_row: bool = False) -> torch.Tensor:
+    """Mean next-token cross-entropy over real response tokens (right-padded ids); per_row: one
+    mean per row [B] instead of one over all tokens.
 
     checkpointing: each decoder layer keeps only its input and runs again in backward, and the
     LM head + cross-entropy run in chunks that are recomputed too, so neither the layers'
@@ -29,23 +31,34 @@ def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tenso
     with checkpointed_layers(lm.base_model, checkpointing):
         hidden = lm.base_model(inputs_embeds=inputs, attention_mask=mask, use_cache=False).last_hidden_state
     # the state at position p predicts token p+1: the last prompt vector predicts response token 0
-    predictors = hidden[:, n_prompt - 1: -1][response_mask.bool()]
-    labels = response_ids[response_mask.bool()]
+    real = response_mask.bool()
+    predictors = hidden[:, n_prompt - 1: -1][real]
+    labels = response_ids[real]
     head = lm.get_output_embeddings()
     if not checkpointing:
-        return F.cross_entropy(head(predictors).float(), labels)
-    total = predictors.new_zeros((), dtype=torch.float32)
-    for start in range(0, len(labels), CE_CHUNK):
-        part = slice(start, start + CE_CHUNK)
-        total = total + checkpoint(_summed_cross_entropy, head, predictors[part], labels[part], use_reentrant=False)
-    return total / len(labels)
+        token_ce = F.cross_entropy(head(predictors).float(), labels, reduction="none")
+    else:
+        token_ce = torch.cat([checkpoint(_token_cross_entropy, head, predictors[start:start + CE_CHUNK],
+                                         labels[start:start + CE_CHUNK], use_reentrant=False)
+                              for start in range(0, len(labels), CE_CHUNK)])
+    if not per_row:
+        return token_ce.mean()
+    rows = torch.arange(real.shape[0], device=real.device)[:, None].expand_as(real)[real]
+    sums = token_ce.new_zeros(real.shape[0]).index_add(0, rows, token_ce)
+    return sums / real.sum(1).clamp(min=1)
 
 
 CE_CHUNK = 512  # response positions per LM-head chunk: 512 x a 49k vocabulary = 100 MB of fp32 logits
 
 
-def _summed_cross_entropy(head, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(head(states).float(), labels, reduction="sum")
+def _token_cross_entropy(head, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(states).float(), labels, reduction="none")
+
+
+def margin_loss(own: torch.Tensor, other: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge on per-row reconstruction losses: each response must be read better (by `margin`
+    nats per token) from its own soft prompt than from another row's."""
+    return F.relu(margin + own - other).mean()
 
 
 @contextmanager

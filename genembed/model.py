@@ -42,6 +42,10 @@ class GenEmbedConfig:
     max_text_tokens: int = 256  # input texts are cut to this many tokens
     instructions: dict = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))
     default_instruction: str = "query"  # the instruction name encode() uses when given none
+    # how compression states become the soft prompt. "linear": recon(states), the paper's. "centered": the
+    # component every input shares is removed first and the prompt lives at the token embeddings' scale:
+    # prompt_base + recon((states - state_mean) / state_scale) (a departure; see recipe.py's recon_form)
+    recon_form: str = "linear"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +92,15 @@ class GenEmbed(nn.Module):
         self.special_tokens = nn.Parameter(torch.zeros(n_special, config.hidden_size))
         self.recon = nn.Linear(config.hidden_size, config.hidden_size)
         self.align = nn.Linear(config.hidden_size, config.embedding_dim)
+        if config.recon_form == "centered":
+            shape = (config.num_compression_tokens, config.hidden_size)
+            # per compression position: the mean state over training inputs and the mean size of a
+            # deviation from it (set from data before training: fit_state_statistics), kept in the checkpoint
+            self.register_buffer("state_mean", torch.zeros(shape))
+            self.register_buffer("state_scale", torch.ones(()))
+            self.prompt_base = nn.Parameter(torch.zeros(shape))
+        elif config.recon_form != "linear":
+            raise ValueError(f"recon_form must be 'linear' or 'centered', got {config.recon_form!r}")
         self.to(backbone.device)
 
     # -- construction --------------------------------------------------------------------
@@ -114,6 +127,12 @@ class GenEmbed(nn.Module):
             model.special_tokens.copy_(start + noise)
             model.recon.weight.copy_(torch.eye(config.hidden_size))
             model.recon.bias.zero_()
+            if config.recon_form == "centered":
+                # deviations (unit mean norm once scaled) enter at the token embeddings' norm, in random
+                # orthogonal directions; the shared part is a plain token-like vector
+                q, _ = torch.linalg.qr(torch.randn(config.hidden_size, config.hidden_size, generator=gen))
+                model.recon.weight.copy_(q * table.norm(dim=-1).mean())
+                model.prompt_base.copy_(table.mean(0).expand_as(model.prompt_base))
             bound = config.hidden_size ** -0.5
             model.align.weight.copy_(torch.rand(model.align.weight.shape, generator=gen) * 2 * bound - bound)
             model.align.bias.zero_()
@@ -172,9 +191,15 @@ class GenEmbed(nn.Module):
         # the projections are tiny: keep them in float32 even under bf16 autocast, so the
         # embedding carries no extra rounding on top of the backbone's
         with torch.autocast(self.device.type, enabled=False):
-            soft_prompt = self.recon(states.float())
+            soft_prompt = self.soft_prompt(states.float())
             embedding = self.align(soft_prompt).mean(dim=1)
         return soft_prompt, embedding
+
+    def soft_prompt(self, states: torch.Tensor) -> torch.Tensor:
+        """Compression states [B, C, hidden] → the soft prompt the LLM reads (see recon_form)."""
+        if self.config.recon_form == "linear":
+            return self.recon(states)
+        return self.prompt_base + self.recon((states - self.state_mean) / self.state_scale)
 
     # -- encode --------------------------------------------------------------------------
     def resolve_instruction(self, instruction: str | None) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 # the allowed values of the recipe's choices, checked when a TrainConfig is made (before any work)
 CHOICES = {"align_loss": ("mse", "cosine"), "align_init": ("ridge", "random"),
-           "recon_init": ("identity", "rms"),
+           "recon_init": ("identity", "rms"), "recon_form": ("linear", "centered"),
            "token_init": ("mean", "words", "prompt-end"), "target": ("response", "query+response")}
 # settings that change how a run computes, not what it computes: a run may resume under other values
 RESULT_NEUTRAL = ("gradient_checkpointing", "save_every")
@@ -49,6 +49,15 @@ class TrainConfig:
     align_init: str = "ridge"  # "ridge": least-squares fit of align on the initial states; "random"
     recon_init: str = "identity"  # "identity"; "rms": identity scaled so the soft prompt has the token embeddings' norm
     target: str = "response"  # "response" (paper); "query+response": normalise(t(query) + t(response)), a departure
+    # "linear": soft prompt = recon(states), the paper's. "centered" (a departure): each compression position's
+    # mean state over the training queries is removed, deviations are scaled to unit size, and the prompt is
+    # prompt_base + recon(deviation), at the token embeddings' norm instead of the last layer's
+    recon_form: str = "linear"
+    # a hinge on reconstruction (a departure; the official code carries a contrastive term, off): each response
+    # must be read `margin` nats per token better from its own soft prompt than from the next row's in the
+    # batch. Costs a second reconstruction pass per step.
+    w_margin: float = 0.0
+    margin: float = 0.5
     ridge_examples: int = 512  # queries used for that fit
     max_query_tokens: int = 128  # queries are cut to this many tokens
     max_response_tokens: int = 64  # responses are cut to this many tokens

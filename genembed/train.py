@@ -24,7 +24,7 @@ from .backbone import load_backbone
 from .checkpoint import load_checkpoint, save_checkpoint
 from .inputs import pad, prompt_ids, response_ids
 from .jsonl import append_rows, read_rows
-from .losses import alignment_loss, reconstruction_loss
+from .losses import alignment_loss, margin_loss, reconstruction_loss
 from .model import GenEmbed
 from .recipe import RESULT_NEUTRAL, TrainConfig
 from .ridge import ridge_fit
@@ -61,6 +61,25 @@ def scale_recon_to_embeddings(model: GenEmbed, query_rows: list[list[int]], bf16
 
 
 @torch.no_grad()
+def fit_state_statistics(model: GenEmbed, query_rows: list[list[int]], batch_size: int = 16,
+                         bf16: bool = False) -> float:
+    """For recon_form "centered": each compression position's mean state over these queries, and the
+    mean norm of a state's deviation from it (returned)."""
+    pad_id = model.backbone.tokenizer.pad_token_id
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
+    states = []
+    for start in range(0, len(query_rows), batch_size):
+        ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
+        with autocast:
+            states.append(model.compression_states(ids, mask, split_prefix=False).float())
+    states = torch.cat(states)
+    mean = states.mean(0)
+    model.state_mean.copy_(mean)
+    model.state_scale.fill_((states - mean).norm(dim=-1).mean().clamp(min=1e-6))
+    return model.state_scale.item()
+
+
+@torch.no_grad()
 def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np.ndarray, batch_size: int = 16,
                        bf16: bool = False) -> float:
     """Set `align` to the ridge solution from the mean soft prompt to the targets; return the R².
@@ -81,19 +100,31 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
 
 def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
                w_rec: float, w_align: float, align_kind: str = "mse", bf16: bool = False,
-               checkpointing: bool = False):
-    """(total, reconstruction, alignment) losses of one batch of tokenised queries and responses.
-    w_rec = 0 skips the reconstruction pass altogether (its loss is then None)."""
+               checkpointing: bool = False, w_margin: float = 0.0, margin: float = 0.5):
+    """(total, reconstruction, alignment, other) losses of one batch of tokenised queries and
+    responses; `other` is the reconstruction loss under the next row's soft prompt (only computed
+    when w_margin > 0, else None). w_rec = 0 skips the reconstruction passes (rec is then None)."""
     pad_id = model.backbone.tokenizer.pad_token_id
     q_ids, q_mask = pad(query_rows, pad_id, side="left")
     r_ids, r_mask = pad(response_rows, pad_id, side="right")
+    r_ids, r_mask = r_ids.to(model.device), r_mask.to(model.device)
     autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
+    lm = model.backbone.model
+    rec = other = None
+    total = 0
     with autocast:
         soft_prompt, embedding = model(q_ids, q_mask)
-        rec = None if w_rec == 0 else reconstruction_loss(model.backbone.model, soft_prompt, r_ids.to(model.device),
-                                                           r_mask.to(model.device), checkpointing)
+        if w_rec and w_margin:
+            own_rows = reconstruction_loss(lm, soft_prompt, r_ids, r_mask, checkpointing, per_row=True)
+            other_rows = reconstruction_loss(lm, soft_prompt.roll(1, 0), r_ids, r_mask, checkpointing, per_row=True)
+            tokens = r_mask.sum(1).float()  # rec stays the mean over tokens, as without the margin
+            rec, other = (own_rows * tokens).sum() / tokens.sum(), (other_rows * tokens).sum() / tokens.sum()
+            total = w_rec * rec + w_margin * margin_loss(own_rows, other_rows, margin)
+        elif w_rec:
+            rec = reconstruction_loss(lm, soft_prompt, r_ids, r_mask, checkpointing)
+            total = w_rec * rec
     align = alignment_loss(embedding, targets.to(model.device), align_kind)
-    return (0 if rec is None else w_rec * rec) + w_align * align, rec, align
+    return total + w_align * align, rec, align, other
 
 
 def alignment_weight(cfg: TrainConfig, dim: int) -> float:
@@ -172,7 +203,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
                              f"use a new --out")
     else:
         model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=cfg.seed,
-                                token_init=cfg.token_init,
+                                token_init=cfg.token_init, recon_form=cfg.recon_form,
                                 num_thought_tokens=cfg.num_thought_tokens,
                                 num_compression_tokens=cfg.num_compression_tokens,
                                 max_text_tokens=cfg.max_query_tokens, default_instruction=cfg.instruction)
@@ -185,13 +216,17 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     if state is None and cfg.recon_init == "rms":
         scale = scale_recon_to_embeddings(model, [queries[i] for i in pick[:32]], bf16=cfg.bf16)
         print(f"recon initialised as {scale:.4f} x identity (soft prompt at the token embeddings' norm)")
+    if state is None and cfg.recon_form == "centered":
+        scale = fit_state_statistics(model, [queries[i] for i in pick], bf16=cfg.bf16)
+        print(f"compression states centred on {len(pick)} queries (mean deviation norm {scale:.2f})")
     if state is None and cfg.align_init == "ridge":
         r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick], bf16=cfg.bf16)
         print(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
 
     # -- optimiser: tokens and projections in their own groups ----------------------------
     groups = [{"params": [model.special_tokens], "lr": cfg.lr_tokens},
-              {"params": list(model.recon.parameters()) + list(model.align.parameters()), "lr": cfg.lr_projections}]
+              {"params": [p for name, p in model.named_parameters() if name != "special_tokens"],
+               "lr": cfg.lr_projections}]  # recon, align (and prompt_base)
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
     start = 0
@@ -211,18 +246,18 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="training", disable=not show_progress_bar)
     for step in bar:
         t0 = time.time()
-        totals = {"loss": 0.0, "rec": 0.0, "align": 0.0}
+        totals = {"loss": 0.0, "rec": 0.0, "align": 0.0, "rec_other": 0.0}
         # the schedule: one loss may train alone for the first steps (align_only_steps / rec_only_steps)
         step_w_rec = 0.0 if step < cfg.align_only_steps else cfg.w_rec
         step_w_align = 0.0 if step < cfg.rec_only_steps else w_align
         for micro in range(cfg.grad_accum):
             first = (step * cfg.grad_accum + micro) * cfg.batch_size
             idx = [example_order(len(rows), cfg.seed, first + k) for k in range(cfg.batch_size)]
-            loss, rec, align = batch_loss(model, [queries[i] for i in idx], [responses[i] for i in idx],
-                                          targets_t[idx], step_w_rec, step_w_align, cfg.align_loss, cfg.bf16,
-                                          cfg.gradient_checkpointing)
+            loss, rec, align, other = batch_loss(model, [queries[i] for i in idx], [responses[i] for i in idx],
+                                                 targets_t[idx], step_w_rec, step_w_align, cfg.align_loss, cfg.bf16,
+                                                 cfg.gradient_checkpointing, cfg.w_margin, cfg.margin)
             (loss / cfg.grad_accum).backward()
-            for key, value in (("loss", loss), ("rec", rec), ("align", align)):
+            for key, value in (("loss", loss), ("rec", rec), ("align", align), ("rec_other", other)):
                 if value is None:
                     totals[key] = None
                 else:

@@ -179,7 +179,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model, mo
     for ckpt in (False, True):
         mode[0] = ckpt
         tiny_model.zero_grad()
-        loss, rec, _ = batch_loss(tiny_model, q, r, targets, 1.0, 16.0, checkpointing=ckpt)
+        loss, rec, _, _ = batch_loss(tiny_model, q, r, targets, 1.0, 16.0, checkpointing=ckpt)
         loss.backward()
         grads.append((rec.detach(), [p.grad.clone() for p in tiny_model.parameters()]))
     hook.remove()
