@@ -240,7 +240,9 @@ def evaluate(
 
 @app.command()
 def inspect(
-    text: str = typer.Argument(..., help="A text whose embedding to look into."),
+    texts: list[str] = typer.Argument(None, help="Texts whose embeddings to look into."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help=".jsonl (key --field) or text file, one per line."),
+    field: str = typer.Option("text"),
     model: Optional[Path] = typer.Option(None, "--model", "-m"),
     instruction: Optional[str] = typer.Option(None),
     top_k: int = typer.Option(5),
@@ -249,11 +251,18 @@ def inspect(
     """Logit lens on each compression token next to the decoded text: what the embedding holds."""
     from . import load
 
+    items = read_texts(texts or [], input_file, field)
+    if not items:
+        raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
     m = load(model)
-    typer.echo(f"input:   {text}\ndecoded: {m.decode(text, max_new_tokens=max_new_tokens, instruction=instruction)}\n")
-    typer.echo("logit lens (top tokens of each compression token's last-layer state):")
-    for i, tokens in enumerate(m.logit_lens(text, top_k=top_k, instruction=instruction)):
-        typer.echo(f"  c{i:<2} " + "  ".join(repr(t) for t in tokens))
+    decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction)
+    lenses = m.logit_lens(items, top_k=top_k, instruction=instruction)
+    for text, said, lens in zip(items, decoded, lenses):
+        typer.echo(f"input:   {text}\ndecoded: {said}\n")
+        typer.echo("logit lens (top tokens of each compression token's last-layer state):")
+        for i, tokens in enumerate(lens):
+            typer.echo(f"  c{i:<2} " + "  ".join(repr(t) for t in tokens))
+        typer.echo("")
 
 
 def main():

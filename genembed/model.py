@@ -315,6 +315,8 @@ class GenEmbed(nn.Module):
         """What each text's embedding "says": the LLM's greedy continuation of its soft prompt."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         self.eval()
         out: list[str] = [""] * len(texts)
         for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "decode"):
@@ -324,11 +326,20 @@ class GenEmbed(nn.Module):
         return out[0] if single else out
 
     @torch.no_grad()
-    def logit_lens(self, text: str, top_k: int = 5, instruction: str | None = None) -> list[list[str]]:
-        """Top tokens the LM head reads off each compression token's last-layer state."""
+    def logit_lens(self, texts, top_k: int = 5, instruction: str | None = None,
+                   batch_size: int = 32) -> list[list[str]] | list[list[list[str]]]:
+        """Top tokens the LM head reads off each compression token's last-layer state: for one text
+        [C][top_k] tokens, for a list one such table per text. Inputs as for encode()."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
         self.eval()
-        ids, mask = self.tokenize([text], self.resolve_instruction(instruction))
-        states = self.compression_states(ids, mask, split_prefix=False)[0]
-        logits = self.backbone.model.get_output_embeddings()(states)
-        top = logits.topk(top_k, dim=-1).indices.tolist()
-        return [[self.backbone.tokenizer.decode([t]) for t in row] for row in top]
+        out: list = [None] * len(texts)
+        tok = self.backbone.tokenizer
+        for idx, ids, mask in self._batches(texts, instruction, batch_size, False, "logit_lens"):
+            states = self.compression_states(ids, mask, split_prefix=False)
+            top = self.backbone.model.get_output_embeddings()(states).topk(top_k, dim=-1).indices.tolist()
+            for i, rows in zip(idx, top):
+                out[i] = [[tok.decode([t]) for t in row] for row in rows]
+        return out[0] if single else out

@@ -40,3 +40,39 @@ def test_bad_input_is_named(tiny_model, tmp_path):
     result = runner.invoke(app, ["encode", "x", "--model", str(tmp_path / "missing")])
     assert result.exit_code != 0
     assert "not found" in str(result.exception) or "not found" in result.output
+
+
+def test_decode_and_inspect_take_what_encode_takes(tiny_model, tmp_path):
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("paris\nhow do I boil an egg\n")
+    for command in ("decode", "inspect"):
+        result = runner.invoke(app, [command, "--input", str(texts), "--model", str(ckpt), "--max-new-tokens", "2"])
+        assert result.exit_code == 0, result.output
+        assert result.output.count("decoded:") == 2 and "input:   how do I boil an egg" in result.output
+        result = runner.invoke(app, [command, "--model", str(ckpt)])
+        assert result.exit_code != 0 and "no texts" in result.output
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"text": "ok"}\n{"txt": "wrong key"}\n')
+        result = runner.invoke(app, [command, "--input", str(bad), "--model", str(ckpt)])
+        assert result.exit_code != 0 and "bad.jsonl:2" in result.output
+        result = runner.invoke(app, [command, "paris", "--model", str(ckpt), "--colour", "red"])
+        assert result.exit_code != 0 and "--colour" in result.output
+    assert "c0" in runner.invoke(app, ["inspect", "paris", "a", "--model", str(ckpt)]).output
+
+
+def test_decode_and_logit_lens_refuse_bad_input_like_encode(tiny_model):
+    import pytest
+
+    for call in (tiny_model.decode, tiny_model.logit_lens):
+        with pytest.raises(ValueError, match="empty list"):
+            call([])
+        with pytest.raises(TypeError, match="expects strings"):
+            call(["ok", 3])
+        with pytest.raises(TypeError):
+            call(["ok"], pooling="mean")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        tiny_model.decode("ok", max_new_tokens=0)
+    lens = tiny_model.logit_lens(["paris", "an egg"], top_k=2)
+    assert len(lens) == 2 and len(lens[0]) == tiny_model.config.num_compression_tokens and len(lens[0][0]) == 2
+    assert tiny_model.logit_lens("paris", top_k=2) == lens[0]
