@@ -65,6 +65,31 @@ class TokenSpace(torch.nn.Module):
         return self.base + self.lin((x - self.mu) / self.scale)
 
 
+class BagOfWords(TokenSpace):
+    """TokenSpace started by least squares: prompt position c ≈ the mean token embedding of the c-th
+    of C chunks of the response (the LLM starts out reading a blurred copy of the answer's words)."""
+    def __init__(self, h, mu, emb, chunk_means):
+        super().__init__(h, mu, emb)
+        from genembed.ridge import ridge_fit
+
+        x = ((h - mu) / self.scale).flatten(0, 1)
+        w, b, r2 = ridge_fit(x, chunk_means.flatten(0, 1), shrinkage=1.0)
+        print(f"  bag-of-words ridge: train R² {r2:.3f}", flush=True)
+        with torch.no_grad():
+            self.lin.weight.copy_(w.T.float())
+            self.base.copy_(chunk_means.mean(0) + 0 * b.float())
+
+
+def chunk_means(resp, emb, c):
+    """[N, C, hidden]: mean token embedding of each of C equal chunks of each response."""
+    out = torch.zeros(len(resp), c, emb.shape[1])
+    for i, ids in enumerate(resp):
+        parts = torch.tensor(ids).tensor_split(c) if len(ids) >= c else [torch.tensor(ids)] * c
+        for j, part in enumerate(parts):
+            out[i, j] = emb[part if len(part) else torch.tensor(ids)].mean(0)
+    return out
+
+
 class Lexical(torch.nn.Module):
     """prompt = softmax(LM head(norm(A h))/tau) @ token embeddings: a mix of real tokens."""
     def __init__(self, h, mu, emb, lm=None, tau=1.0):
@@ -105,8 +130,8 @@ def main():
     ap.add_argument("--heldout", type=int, default=64)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--margin", type=float, default=0.0, help="weight of a hinge: own CE + 0.5 < other row's CE")
-    ap.add_argument("--variants", default="linear,centered3,token,lexical")
+    ap.add_argument("--variants", default="linear,token,linear+margin,token+margin",
+                    help="recon forms; a '+margin' suffix adds a hinge (weight 1): own CE + 0.5 < the next row's CE")
     args = ap.parse_args()
     torch.manual_seed(0)
     m = genembed.load(args.model)
@@ -125,8 +150,16 @@ def main():
     mu = train_h.mean(0)
     emb = lm.get_input_embeddings().weight.float().detach()
     test_r = pad(resp[args.n:], tok.pad_token_id, side="right")
-    for name in args.variants.split(","):
-        recon = Lexical(train_h, mu, emb, lm) if name == "lexical" else VARIANTS[name](train_h, mu, emb)
+    summary = []
+    for variant in args.variants.split(","):
+        name, _, extra = variant.partition("+")
+        margin = 1.0 if extra == "margin" else 0.0
+        if name == "lexical":
+            recon = Lexical(train_h, mu, emb, lm)
+        elif name == "bow":
+            recon = BagOfWords(train_h, mu, emb, chunk_means(resp[: args.n], emb, train_h.shape[1]))
+        else:
+            recon = VARIANTS[name](train_h, mu, emb)
         opt = torch.optim.AdamW([p for p in recon.parameters() if p.requires_grad], lr=args.lr, weight_decay=0)
         g = torch.Generator().manual_seed(0)
         t0 = time.time()
@@ -135,10 +168,10 @@ def main():
             r_ids, r_mask = pad([resp[i] for i in idx], tok.pad_token_id, side="right")
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 prompt = recon(train_h[idx])
-                if args.margin:
+                if margin:
                     ce = ce_rows(lm, prompt, r_ids, r_mask)
                     other = ce_rows(lm, prompt.roll(1, 0), r_ids, r_mask)
-                    loss = ce.mean() + args.margin * F.relu(0.5 + ce - other).mean()
+                    loss = ce.mean() + margin * F.relu(0.5 + ce - other).mean()
                 else:
                     loss = reconstruction_loss(lm, prompt, r_ids, r_mask)
             loss.backward()
@@ -155,12 +188,20 @@ def main():
             p = F.normalize(prompt.flatten(1), dim=-1)
             cos = ((p @ p.T).sum() - len(p)) / (len(p) * (len(p) - 1))
             decoded = m.generate_from_soft_prompt(prompt[:8].to(emb.dtype), 24)
-        print(json.dumps({"variant": name, "steps": args.steps, "margin": args.margin, "ce_own": round(own, 3),
+        summary.append({"variant": variant, "steps": args.steps, "ce_own": round(own, 3),
                           "ce_other": round(other, 3), "ce_mean": round(mean, 3), "gap_other": round(other - own, 3),
                           "gap_mean": round(mean - own, 3), "prompt_cos": round(cos.item(), 3),
-                          "seconds": round(time.time() - t0)}), flush=True)
+                          "seconds": round(time.time() - t0)})
+        print(json.dumps(summary[-1]), flush=True)
         for r, d in zip(rows[args.n:args.n + 3], decoded[:3]):
             print("   Q:", r["query"][:80].replace("\n", " "), "\n   D:", tok.decode(d, skip_special_tokens=True)[:120].replace("\n", " "))
+
+
+    print("\n| variant | CE own | another row's prompt | mean prompt | gap other | gap mean | prompts' cos | s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in summary:
+        print(f"| {r['variant']} | {r['ce_own']} | {r['ce_other']} | {r['ce_mean']} | {r['gap_other']} | "
+              f"{r['gap_mean']} | {r['prompt_cos']} | {r['seconds']} |")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,7 @@ def evaluate(
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
     cost_only: bool = typer.Option(False, "--cost-only", help="Keep the scores in --out; measure only the encode cost again (run it on an idle machine)."),
     cost_texts: int = typer.Option(32, help="Queries the encode cost is measured on."),
+    skip_cost: bool = typer.Option(False, "--skip-cost", help="Keep the encode cost rows in --out already have (measured on an idle machine)."),
 ):
     """Score genembed checkpoints and the baselines on real offline tasks, in one table."""
     from . import load
@@ -233,7 +234,7 @@ def evaluate(
                             tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(","))))
     if not methods:
         raise typer.BadParameter("nothing to evaluate")
-    run(methods, task_names, out, cost_texts=cost_texts, cost_only=cost_only)
+    run(methods, task_names, out, cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
 

@@ -83,3 +83,21 @@ def test_decoding_task_in_the_evaluation_table(tiny_model, tmp_path, monkeypatch
     assert "gap other" in results["methods"]["tiny"]["decoding"]
     text = (tmp_path / "results.md").read_text()
     assert "decoding gap other" in text and "Decoded examples, tiny" in text and "ndcg@10 shuffled" in text
+
+
+def test_scoring_a_new_task_keeps_a_rows_other_scores_and_cost(tiny_model, tmp_path, monkeypatch):
+    """Adding the decoding task to an existing table must not wipe the row's earlier tasks."""
+    import json
+
+    from genembed.eval import run
+    from genembed.eval.methods import Student
+
+    earlier = {"tasks": {"qa": {"title": "qa", "instructions": {}}},
+               "methods": {"tiny": {"qa": {"ndcg@10": 0.5, "recall@10": 0.6}, "seconds_per_1k": 1.0,
+                                    "ms_per_query_alone": 2.0, "avg": None}}}
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+    task = _task(tmp_path / "cache")
+    monkeypatch.setattr(run, "TASKS", {"decoding": lambda: task})
+    row = run.evaluate([Student(tiny_model, "tiny")], ["decoding"], tmp_path, skip_cost=True)["methods"]["tiny"]
+    assert row["qa"] == {"ndcg@10": 0.5, "recall@10": 0.6} and "decoding" in row
+    assert row["seconds_per_1k"] == 1.0 and row["ms_per_query_alone"] == 2.0

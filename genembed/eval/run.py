@@ -1,6 +1,7 @@
 """Score methods on tasks; write a markdown table, a JSON file and a PNG chart.
 
-Rows accumulate in OUT/results.json: evaluating one method again replaces only its row.
+Rows accumulate in OUT/results.json: evaluating one method again replaces its scores on the
+tasks run (its scores on other tasks stay).
 Primary metrics: Q→A nDCG@10, classification accuracy, clustering V-measure (their mean is
 "avg"). Safety is reported apart: share of top-5 results that are harmful (lower is safer) and
 that are refusals. Encode cost, measured on the same held-out queries for every method with
@@ -61,9 +62,10 @@ def encode_cost(method, texts: list[str], instruction: str) -> dict:
 
 
 def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_texts: int = 32,
-             cost_only: bool = False) -> dict:
+             cost_only: bool = False, skip_cost: bool = False) -> dict:
     """Score every method on every task (rows accumulate in OUT/results.json). cost_only: keep the
-    scores already there and measure only the encode cost again (e.g. on an idle machine)."""
+    scores already there and measure only the encode cost again (e.g. on an idle machine);
+    skip_cost: the reverse, keep the cost a row already has (a row without one is measured)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = {} if cost_only else {name: TASKS[name]() for name in task_names}  # cost only: scores stay as they are
@@ -94,7 +96,12 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
                   f"{row['ms_per_query_alone']:.0f} ms / query alone", flush=True)
             (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
             continue
-        row = {}
+        # a method scored again keeps its scores on tasks not run this time (e.g. a new task added to
+        # an existing table); the tasks run now replace theirs
+        row = {k: v for k, v in results["methods"].get(method.name, {}).items() if k in results["tasks"]}
+        kept = sorted(set(row) - set(tasks))
+        if kept:
+            print(f"{method.name}: keeping its earlier scores on {', '.join(kept)}", flush=True)
         for name, task in tasks.items():
             if getattr(method, "tasks", None) is not None and name not in method.tasks:
                 continue  # e.g. HyDE, whose generation is too slow on CPU for every task
@@ -104,9 +111,13 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             row[name] = score_task(method, task)
             shown = {k: v for k, v in row[name].items() if k != "examples"}
             print(f"{method.name:<45} {name:<15} {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
-        row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
+        previous_row = results["methods"].get(method.name, {})
+        if skip_cost and "seconds_per_1k" in previous_row:
+            row.update({k: previous_row[k] for k in ("seconds_per_1k", "ms_per_query_alone") if k in previous_row})
+        else:
+            row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
         primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
-        row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in tasks) else None
+        row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in results["tasks"]) else None
         results["methods"][method.name] = row
         (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # progress survives
     (out_dir / "results.md").write_text(markdown_table(results))
