@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import genembed
-from genembed.inputs import pad, response_ids
+from genembed.inputs import chat_wrapping, pad, response_ids
 from genembed.jsonl import read_rows
 from genembed.losses import reconstruction_loss
 
@@ -111,8 +111,21 @@ VARIANTS = {"linear": Linear, "centered1": lambda *a: Centered(*a, gain=1.0), "c
             "token": TokenSpace, "token3": lambda *a: TokenSpace(*a, rel=3.0), "lexical": None}
 
 
+FRAME = None  # (ids before, ids after) the soft prompt when it sits in the chat template's user turn
+
+
+def framed(lm, prompts):
+    """The soft prompt inside the chat template, as the user's message (the '+chat' variants)."""
+    if FRAME is None:
+        return prompts
+    embed = lm.get_input_embeddings()
+    before, after = (embed(torch.tensor(ids)).to(prompts.dtype).expand(len(prompts), -1, -1) for ids in FRAME)
+    return torch.cat([before, prompts, after], 1)
+
+
 def ce_rows(lm, prompts, r_ids, r_mask):
     """Per-row mean response cross-entropy."""
+    prompts = framed(lm, prompts)
     n = prompts.shape[1]
     embed = lm.get_input_embeddings()
     inputs = torch.cat([prompts.to(embed.weight.dtype), embed(r_ids)], 1)
@@ -131,9 +144,13 @@ def main():
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--variants", default="linear,token,linear+margin,token+margin",
-                    help="recon forms; a '+margin' suffix adds a hinge (weight 1): own CE + 0.5 < the next row's CE")
+                    help="recon forms; a '+margin' suffix adds a hinge (weight 1): own CE + 0.5 < the next row's CE; "
+                         "'+chat' puts the soft prompt in the chat template's user turn")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     m = genembed.load(args.model)
     lm, tok = m.backbone.model, m.backbone.tokenizer
     rows = [r for r in read_rows(args.responses) if r["response"].strip()][: args.n + args.heldout]
@@ -152,8 +169,10 @@ def main():
     test_r = pad(resp[args.n:], tok.pad_token_id, side="right")
     summary = []
     for variant in args.variants.split(","):
-        name, _, extra = variant.partition("+")
-        margin = 1.0 if extra == "margin" else 0.0
+        name, *extras = variant.split("+")
+        margin = 1.0 if "margin" in extras else 0.0
+        global FRAME
+        FRAME = chat_wrapping(tok) if "chat" in extras else None
         if name == "lexical":
             recon = Lexical(train_h, mu, emb, lm)
         elif name == "bow":
@@ -173,7 +192,7 @@ def main():
                     other = ce_rows(lm, prompt.roll(1, 0), r_ids, r_mask)
                     loss = ce.mean() + margin * F.relu(0.5 + ce - other).mean()
                 else:
-                    loss = reconstruction_loss(lm, prompt, r_ids, r_mask)
+                    loss = reconstruction_loss(lm, framed(lm, prompt), r_ids, r_mask)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(recon.parameters(), 1.0)
             opt.step()
@@ -187,7 +206,7 @@ def main():
             mean = ce_rows(lm, prompt.mean(0, keepdim=True).expand_as(prompt), *test_r).mean().item()
             p = F.normalize(prompt.flatten(1), dim=-1)
             cos = ((p @ p.T).sum() - len(p)) / (len(p) * (len(p) - 1))
-            decoded = m.generate_from_soft_prompt(prompt[:8].to(emb.dtype), 24)
+            decoded = m.generate_from_soft_prompt(framed(lm, prompt[:8].to(emb.dtype)), 24)
         summary.append({"variant": variant, "steps": args.steps, "ce_own": round(own, 3),
                           "ce_other": round(other, 3), "ce_mean": round(mean, 3), "gap_other": round(other - own, 3),
                           "gap_mean": round(mean - own, 3), "prompt_cos": round(cos.item(), 3),

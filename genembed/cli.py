@@ -102,6 +102,10 @@ def train(
     token_init: str = typer.Option(R.token_init, help="Special tokens start at the 'mean' token embedding, 'words' or 'prompt-end' (the chat prompt's last tokens)."),
     recon_init: str = typer.Option(R.recon_init, help="'identity', or 'rms' (identity scaled to the token embeddings' norm)."),
     target: str = typer.Option(R.target, help="'response' (the paper), or 'query+response' (a departure: the query anchors the target)."),
+    recon_form: str = typer.Option(R.recon_form, help="'linear' (the paper: recon(states)), or 'centered' (a departure: the state every input shares removed, the prompt at the token embeddings' scale)."),
+    prompt_frame: str = typer.Option(R.prompt_frame, help="'none' (the paper: the LLM reads the soft prompt alone), or 'chat' (a departure: the soft prompt as the user turn of the chat template)."),
+    w_margin: float = typer.Option(R.w_margin, help="Weight of a hinge making each response better read from its own soft prompt than from another row's (a departure; 0: off)."),
+    margin: float = typer.Option(R.margin, help="That hinge's margin, in nats per token."),
     max_query_tokens: int = typer.Option(R.max_query_tokens),
     max_response_tokens: int = typer.Option(R.max_response_tokens),
     bf16: bool = typer.Option(R.bf16, help="bf16 autocast."),
@@ -122,6 +126,7 @@ def train(
                       steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr_tokens=lr_tokens,
                       lr_projections=lr_projections, warmup_steps=warmup_steps, align_only_steps=align_only_steps, rec_only_steps=rec_only_steps, w_rec=w_rec, w_align=w_align,
                       align_loss=align_loss, align_init=align_init, recon_init=recon_init, token_init=token_init, target=target,
+                      recon_form=recon_form, prompt_frame=prompt_frame, w_margin=w_margin, margin=margin,
                       max_query_tokens=max_query_tokens,
                       max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every,
                       gradient_checkpointing=gradient_checkpointing)

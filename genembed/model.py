@@ -46,6 +46,10 @@ class GenEmbedConfig:
     # component every input shares is removed first and the prompt lives at the token embeddings' scale:
     # prompt_base + recon((states - state_mean) / state_scale) (a departure; see recipe.py's recon_form)
     recon_form: str = "linear"
+    # what the frozen LLM reads the soft prompt in, for reconstruction and decoding. "none": the soft prompt
+    # alone, the paper's. "chat" (a departure): as the user's message of the backbone's chat template, so the
+    # LLM answers it as it answers a query
+    prompt_frame: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +105,8 @@ class GenEmbed(nn.Module):
             self.prompt_base = nn.Parameter(torch.zeros(shape))
         elif config.recon_form != "linear":
             raise ValueError(f"recon_form must be 'linear' or 'centered', got {config.recon_form!r}")
+        if config.prompt_frame not in ("none", "chat"):
+            raise ValueError(f"prompt_frame must be 'none' or 'chat', got {config.prompt_frame!r}")
         self.to(backbone.device)
 
     # -- construction --------------------------------------------------------------------
@@ -201,6 +207,17 @@ class GenEmbed(nn.Module):
             return self.recon(states)
         return self.prompt_base + self.recon((states - self.state_mean) / self.state_scale)
 
+    def decoder_input(self, soft_prompt: torch.Tensor) -> torch.Tensor:
+        """What the frozen LLM reads before the response: the soft prompt, alone or in its chat frame."""
+        if self.config.prompt_frame == "none":
+            return soft_prompt
+        from .inputs import chat_wrapping
+
+        embed = self.backbone.model.get_input_embeddings()
+        before, after = (embed(torch.tensor(ids, dtype=torch.long, device=soft_prompt.device)).to(soft_prompt.dtype)
+                         .expand(soft_prompt.shape[0], -1, -1) for ids in chat_wrapping(self.backbone.tokenizer))
+        return torch.cat([before, soft_prompt, after], dim=1)
+
     # -- encode --------------------------------------------------------------------------
     def resolve_instruction(self, instruction: str | None) -> str:
         """None → the config's default; a name in config.instructions → its text; else the string itself."""
@@ -282,10 +299,11 @@ class GenEmbed(nn.Module):
     @torch.no_grad()
     def generate_from_soft_prompt(self, soft_prompt: torch.Tensor, max_new_tokens: int = 64,
                                   use_cache: bool = True) -> list[list[int]]:
-        """Greedy tokens the frozen LLM writes after the soft prompt alone (KV-cached by default)."""
+        """Greedy tokens the frozen LLM writes after the soft prompt (KV-cached by default); the
+        prompt is read in the model's frame (decoder_input)."""
         lm, tok = self.backbone.model, self.backbone.tokenizer
         embed = lm.get_input_embeddings()
-        prompt = soft_prompt.to(embed.weight.dtype)
+        prompt = self.decoder_input(soft_prompt).to(embed.weight.dtype)
         batch = prompt.shape[0]
         eos = tok.eos_token_id
         tokens = torch.empty(batch, 0, dtype=torch.long, device=prompt.device)

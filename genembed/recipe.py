@@ -10,6 +10,7 @@ from dataclasses import dataclass
 # the allowed values of the recipe's choices, checked when a TrainConfig is made (before any work)
 CHOICES = {"align_loss": ("mse", "cosine"), "align_init": ("ridge", "random"),
            "recon_init": ("identity", "rms"), "recon_form": ("linear", "centered"),
+           "prompt_frame": ("none", "chat"),
            "token_init": ("mean", "words", "prompt-end"), "target": ("response", "query+response")}
 # settings that change how a run computes, not what it computes: a run may resume under other values
 RESULT_NEUTRAL = ("gradient_checkpointing", "save_every")
@@ -53,6 +54,10 @@ class TrainConfig:
     # mean state over the training queries is removed, deviations are scaled to unit size, and the prompt is
     # prompt_base + recon(deviation), at the token embeddings' norm instead of the last layer's
     recon_form: str = "linear"
+    # "none": the LLM reads the soft prompt alone before the response (the paper). "chat" (a departure): the soft
+    # prompt sits in the chat template's user turn and the response follows the assistant header, in training
+    # and in decoding
+    prompt_frame: str = "none"
     # a hinge on reconstruction (a departure; the official code carries a contrastive term, off): each response
     # must be read `margin` nats per token better from its own soft prompt than from the next row's in the
     # batch. Costs a second reconstruction pass per step.

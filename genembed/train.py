@@ -115,13 +115,15 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
     with autocast:
         soft_prompt, embedding = model(q_ids, q_mask)
         if w_rec and w_margin:
-            own_rows = reconstruction_loss(lm, soft_prompt, r_ids, r_mask, checkpointing, per_row=True)
-            other_rows = reconstruction_loss(lm, soft_prompt.roll(1, 0), r_ids, r_mask, checkpointing, per_row=True)
+            own_rows = reconstruction_loss(lm, model.decoder_input(soft_prompt), r_ids, r_mask, checkpointing,
+                                           per_row=True)
+            other_rows = reconstruction_loss(lm, model.decoder_input(soft_prompt.roll(1, 0)), r_ids, r_mask,
+                                             checkpointing, per_row=True)
             tokens = r_mask.sum(1).float()  # rec stays the mean over tokens, as without the margin
             rec, other = (own_rows * tokens).sum() / tokens.sum(), (other_rows * tokens).sum() / tokens.sum()
             total = w_rec * rec + w_margin * margin_loss(own_rows, other_rows, margin)
         elif w_rec:
-            rec = reconstruction_loss(lm, soft_prompt, r_ids, r_mask, checkpointing)
+            rec = reconstruction_loss(lm, model.decoder_input(soft_prompt), r_ids, r_mask, checkpointing)
             total = w_rec * rec
     align = alignment_loss(embedding, targets.to(model.device), align_kind)
     return total + w_align * align, rec, align, other
@@ -203,7 +205,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
                              f"use a new --out")
     else:
         model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=cfg.seed,
-                                token_init=cfg.token_init, recon_form=cfg.recon_form,
+                                token_init=cfg.token_init, recon_form=cfg.recon_form, prompt_frame=cfg.prompt_frame,
                                 num_thought_tokens=cfg.num_thought_tokens,
                                 num_compression_tokens=cfg.num_compression_tokens,
                                 max_text_tokens=cfg.max_query_tokens, default_instruction=cfg.instruction)

@@ -90,3 +90,32 @@ def test_centered_recon_starts_at_the_token_embeddings_scale(tiny_backbone):
     assert 0.3 < deviation / table_norm < 3  # inputs differ at the scale the LLM reads tokens at
     with pytest.raises(ValueError, match="recon_form"):
         GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", recon_form="mlp")
+
+
+def test_chat_frame_puts_the_soft_prompt_in_the_user_turn(tiny_backbone, tiny_backbone_path, tiny_responses, tmp_path):
+    from genembed.inputs import chat_wrapping
+    from genembed.model import GenEmbed
+    from genembed.train import train
+
+    model = GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", prompt_frame="chat",
+                            num_compression_tokens=3)
+    before, after = chat_wrapping(tiny_backbone.tokenizer)
+    soft = torch.randn(2, 3, model.config.hidden_size)
+    framed = model.decoder_input(soft)
+    embed = tiny_backbone.model.get_input_embeddings()
+    assert framed.shape[1] == len(before) + 3 + len(after)
+    torch.testing.assert_close(framed[1, len(before):len(before) + 3], soft[1])
+    torch.testing.assert_close(framed[0, :len(before)], embed(torch.tensor(before)))
+    plain = GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", num_compression_tokens=3)
+    assert plain.decoder_input(soft) is soft  # the paper's layout: the soft prompt alone
+    # decoding reads the same frame as training: the greedy text equals generation from the framed prompt
+    lm = tiny_backbone.model
+    with torch.no_grad():
+        tokens = model.generate_from_soft_prompt(soft[:1], max_new_tokens=3, use_cache=False)[0]
+        first = lm(inputs_embeds=framed[:1]).logits[0, -1].argmax().item()
+    assert tokens[0] == first
+    trained = train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=1, prompt_frame="chat"),
+                    show_progress_bar=False)
+    assert trained.config.prompt_frame == "chat"
+    with pytest.raises(ValueError, match="prompt_frame"):
+        GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", prompt_frame="system")

@@ -145,7 +145,7 @@ def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = 
                 texts[i] = tok.decode(row, skip_special_tokens=True).strip()
         own = torch.stack(prompts)
         mean = own.mean(0, keepdim=True).expand_as(own)
-        ce = {key: _batched_ce(lm, p, answers, tok.pad_token_id, batch_size)
+        ce = {key: _batched_ce(lm, model.decoder_input(p), answers, tok.pad_token_id, batch_size)
               for key, p in (("ce own", own), ("ce other", own.roll(1, 0)), ("ce mean", mean))}
     return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"],
             **_retrieval(task, task.teacher(model.config.teacher), texts), "examples": _examples(task, texts)}
