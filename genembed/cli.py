@@ -20,27 +20,37 @@ def _root():
 
 
 def read_texts(texts: list[str], input_file: Optional[Path], field: str = "text") -> list[str]:
-    """Texts from arguments, or from a file: .jsonl (the `field` key) or plain text (one per line)."""
+    """Texts from arguments, or from a file: .jsonl (the `field` key of each row; blank lines are
+    not rows) or plain text, one text per line. Row i of the output is row i of the input: a blank
+    line of a text file is a text too (the empty one), never skipped."""
+    from .jsonl import JsonlError, numbered_rows
+
     if texts and input_file:
         raise typer.BadParameter("give texts as arguments or --input, not both")
     if input_file is None:
         return list(texts)
-    if not input_file.exists():
+    if not input_file.is_file():
         raise typer.BadParameter(f"input file not found: {input_file}")
     if input_file.suffix == ".jsonl":
         out = []
-        for n, line in enumerate(input_file.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise typer.BadParameter(f"{input_file}:{n} is not valid JSON ({e.msg})")
-            if field not in row:
-                raise typer.BadParameter(f"{input_file}:{n} has no '{field}' key (keys: {sorted(row)})")
-            out.append(str(row[field]))
+        try:
+            for n, row in numbered_rows(input_file):
+                if field not in row:
+                    raise typer.BadParameter(f"{input_file}:{n} has no '{field}' key (keys: {sorted(row)})")
+                if not isinstance(row[field], str):
+                    raise typer.BadParameter(f"{input_file}:{n}: '{field}' is {json.dumps(row[field])[:40]}, "
+                                             f"not a string")
+                out.append(row[field])
+        except JsonlError as e:
+            raise typer.BadParameter(str(e))
         return out
-    return [line for line in input_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = input_file.read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the newline that ends the last line does not start another
+        return [line.removesuffix("\r") for line in lines]  # only "\n" ends a line (and "\r\n")
+    except UnicodeDecodeError as e:
+        raise typer.BadParameter(f"{input_file} is not UTF-8 text (byte {e.start})")
 
 
 @app.command()

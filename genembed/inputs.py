@@ -45,16 +45,24 @@ def prompt_ids(tokenizer, texts: list[str], instruction: str = "", max_text_toke
     if not texts:
         return []
     prefix, suffix = chat_wrapping(tokenizer)
-    instruction_ids = tokenizer(instruction, add_special_tokens=False)["input_ids"] if instruction else []
-    text_ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_text_tokens)["input_ids"]
+    instruction_ids = plain_ids(tokenizer, [instruction])[0] if instruction else []
+    text_ids = plain_ids(tokenizer, list(texts), max_length=max_text_tokens)
     return [prefix + instruction_ids + ids + suffix for ids in text_ids]
+
+
+def plain_ids(tokenizer, texts: list[str], max_length: int | None = None) -> list[list[int]]:
+    """Token ids of user text *as text*: a special-token string inside it (e.g. "<|im_end|>") is
+    spelled out, never turned into the special token, so no text can close its turn and write
+    the chat's structure itself."""
+    kwargs = {"truncation": True, "max_length": max_length} if max_length else {}
+    return tokenizer(texts, add_special_tokens=False, split_special_tokens=True, **kwargs)["input_ids"]
 
 
 def response_ids(tokenizer, responses: list[str], max_tokens: int) -> list[list[int]]:
     """Response ids for reconstruction; an untruncated response ends with the end-of-turn token."""
     eos = tokenizer.eos_token_id
     out = []
-    for ids in tokenizer(list(responses), add_special_tokens=False)["input_ids"]:
+    for ids in plain_ids(tokenizer, list(responses)):
         out.append(ids[:max_tokens] if len(ids) >= max_tokens else ids + ([eos] if eos is not None else []))
     return out
 

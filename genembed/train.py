@@ -178,13 +178,29 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def usable_rows(path: str | Path) -> list[dict]:
+    """The (query, response) rows to train on; a row without a string query or response is an
+    error naming its line, a row with an empty response is skipped (nothing to reconstruct)."""
+    from .jsonl import numbered_rows
+
+    rows = []
+    for number, row in numbered_rows(path):
+        for key in ("query", "response"):
+            if not isinstance(row.get(key), str):
+                raise ValueError(f"{path}:{number}: '{key}' is " + ("missing" if key not in row else
+                                 f"{json.dumps(row[key])[:40]}, not a string"))
+        if row["response"].strip():
+            rows.append(row)
+    return rows
+
+
 def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
 
     # -- data: queries, responses, teacher targets (cached) --------------------------------
-    rows = [r for r in read_rows(cfg.responses) if r.get("response", "").strip()]
+    rows = usable_rows(cfg.responses)
     if cfg.limit:
         rows = rows[: cfg.limit]
     if len(rows) < cfg.batch_size:

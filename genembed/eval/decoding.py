@@ -155,7 +155,7 @@ def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = 
 def score_backbone_reference(backbone, teacher, task: DecodingTask, batch_size: int = 16, bf16: bool = True) -> dict:
     """The ceiling, measured the same way: the backbone reading the real query (and another one)
     in its chat prompt; its own answer, cut to DECODE_TOKENS, as the decoded text."""
-    from ..inputs import prompt_ids, response_ids
+    from ..inputs import plain_ids, prompt_ids, response_ids
 
     tok, lm = backbone.tokenizer, backbone.model
     answer_texts = task.answers(backbone)
@@ -166,6 +166,6 @@ def score_backbone_reference(backbone, teacher, task: DecodingTask, batch_size: 
         ce = {"ce own": _batched_ce(lm, chats, answers, tok.pad_token_id, batch_size),
               "ce other": _batched_ce(lm, chats[1:] + chats[:1], answers, tok.pad_token_id, batch_size)}
     cut = [tok.decode(ids[:DECODE_TOKENS], skip_special_tokens=True).strip()
-           for ids in tok(answer_texts, add_special_tokens=False)["input_ids"]]
+           for ids in plain_ids(tok, answer_texts)]
     return {**ce, "gap other": ce["ce other"] - ce["ce own"], **_retrieval(task, teacher, cut),
             "examples": _examples(task, cut)}
