@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .atomic import sync_folder
 from .backbone import Backbone, load_backbone
 from .model import GenEmbed, GenEmbedConfig
 
@@ -24,26 +25,45 @@ class CheckpointError(ValueError):
 
 
 def write_atomically(folder: str | Path, files: dict[str, "callable"]) -> Path:
-    """Create `folder` holding files[name](path) for each name, replacing any old one in one rename."""
+    """Create `folder` holding files[name](path) for each name, replacing any old one.
+
+    The new folder is written and forced to disk beside the old; then the old is renamed aside and
+    the new one into place. A kill between those two renames leaves no `folder` for a moment, but
+    the old copy is intact aside and `recover` (called by every reader) puts it back."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    recover(folder)
+    aside = _aside(folder)
+    shutil.rmtree(aside, ignore_errors=True)  # a leftover of an earlier swap that completed
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         for name, write in files.items():
             write(tmp / name)
             os.chmod(tmp / name, 0o644)
+            with open(tmp / name, "rb+") as f:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
-        old = None
+        sync_folder(tmp)
         if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-            os.replace(folder, old)
+            os.replace(folder, aside)
         os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        sync_folder(folder.parent)
+        shutil.rmtree(aside, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _aside(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.old"
+
+
+def recover(folder: str | Path) -> None:
+    """If a write was killed between its two renames, put the previous copy back in place."""
+    folder = Path(folder)
+    if not folder.exists() and _aside(folder).exists():
+        os.replace(_aside(folder), folder)
 
 
 def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "callable"] | None = None) -> Path:
@@ -96,6 +116,7 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
     from safetensors.torch import load_file
 
     folder = Path(folder) if folder is not None else DEFAULT_CHECKPOINT
+    recover(folder)
     config = read_config(folder)
     weights = folder / WEIGHTS_NAME
     if not weights.exists():

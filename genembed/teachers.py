@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import replace_file
 from .backbone import Backbone
 from .data import package_file
 from .inputs import pad, plain_ids
@@ -92,9 +93,11 @@ def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progre
             return targets
     targets = teacher.embed(texts, show_progress_bar=show_progress_bar)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, targets)
-    tmp.replace(path)
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # (a path not ending in .npy would get the suffix added)
+            np.save(f, targets)
+
+    replace_file(path, save)
     return targets
 
 

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .atomic import replace_file, write_text
 from .backbone import load_backbone
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, recover, save_checkpoint
 from .inputs import pad, prompt_ids, response_ids
 from .jsonl import append_rows, read_rows
 from .losses import alignment_loss, margin_loss, reconstruction_loss
@@ -174,7 +175,7 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("step")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
+    replace_file(png_path, lambda p: fig.savefig(p, dpi=120, format="png"))
     plt.close(fig)
 
 
@@ -212,6 +213,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
 
     # -- the student: fresh, or resumed from resume/ ----------------------------------------
     resume_dir = out / "resume"
+    recover(resume_dir)  # a kill mid-swap of resume/ left the previous state aside
     if (resume_dir / "trainer.pt").exists():
         model = load_checkpoint(resume_dir, backbone=backbone)
         state = torch.load(resume_dir / "trainer.pt", weights_only=False)
@@ -253,7 +255,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
         log_rows = [r for r in read_rows(out / "log.jsonl", repair=True) if r["step"] < start]
-        (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log_rows))
+        write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in log_rows))
     elif (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
     w_align = alignment_weight(cfg, teacher.dim)
@@ -295,6 +297,6 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
     # -- the result -----------------------------------------------------------------------
     model.eval()
     save_checkpoint(model, out / "model")
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2) + "\n")
     plot_losses(out / "log.jsonl", out / "losses.png")
     return model

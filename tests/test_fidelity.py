@@ -81,7 +81,7 @@ def test_jsonl_null_or_non_string_field_is_refused(tiny_model, tmp_path):
     path = tmp_path / "t.jsonl"
     for value in (None, 3, ["a"]):
         path.write_text(json.dumps({"text": "ok"}) + "\n" + json.dumps({"text": value}) + "\n")
-        result = runner.invoke(app, ["encode", "--input", str(path), "--model", str(ckpt)])
+        result = runner.invoke(app, ["encode", "--input", str(path), "--model", str(ckpt), "--out", str(tmp_path / "v.npy")])
         assert result.exit_code != 0 and "t.jsonl:2" in result.output and "not a string" in result.output
     path.write_bytes(b"caf\xe9\n")
     txt = tmp_path / "latin1.txt"
@@ -104,3 +104,66 @@ def test_special_token_strings_in_text_stay_text(tiny_model):
     assert tok.eos_token_id not in response_ids(tok, ["a <|im_end|> b"], 64)[0][:-1]
     # and the embedding of such a text differs from that of the structure it spells
     assert not np.allclose(tiny_model.encode(injected), tiny_model.encode("hi"))
+
+
+def test_a_kill_between_the_checkpoint_renames_loses_nothing(tiny_model, tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    import genembed.checkpoint as ckpt_module
+    from genembed.checkpoint import load_checkpoint
+
+    folder = tmp_path / "resume"
+    save_checkpoint(tiny_model, folder)
+    before = tiny_model.special_tokens.detach().clone()
+    real, calls = os.replace, []
+
+    def killed_after_first_rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the old folder is aside, the new one not yet in place
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(ckpt_module.os, "replace", killed_after_first_rename)
+    with torch.no_grad():
+        tiny_model.special_tokens.add_(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tiny_model, folder)
+    monkeypatch.setattr(ckpt_module.os, "replace", real)
+    assert not folder.exists()  # the window the swap has
+    loaded = load_checkpoint(folder, backbone=tiny_model.backbone)  # ...closed on the next read
+    torch.testing.assert_close(loaded.special_tokens, before)
+    save_checkpoint(tiny_model, folder)  # and the next write works and leaves nothing aside
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resume"]
+
+
+def test_eval_results_are_replaced_whole(tmp_path, monkeypatch):
+    """A kill while the evaluation rewrites results.json must leave the earlier rows readable."""
+    import pathlib
+
+    from genembed.eval import run
+
+    earlier = {"tasks": {}, "methods": {"m": {"seconds_per_1k": 1.0, "avg": None}}}
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+
+    class Stub:
+        name = "m"
+
+        def encode(self, texts, instruction, side):
+            return np.zeros((len(texts), 2))
+
+    real = pathlib.Path.write_text
+
+    def dies_mid_write(self, text, *a, **k):
+        if "results.json" in self.name:
+            real(self, text[:10], *a, **k)
+            raise KeyboardInterrupt
+        return real(self, text, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        run.evaluate([Stub()], [], tmp_path, cost_texts=2, cost_only=True)
+    monkeypatch.setattr(pathlib.Path, "write_text", real)
+    assert json.loads((tmp_path / "results.json").read_text()) == earlier
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replace_file, write_text
 from . import metrics
 from .datasets import TASKS, LabelledTask, RetrievalTask
 
@@ -94,7 +95,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
             print(f"{method.name:<45} {row['seconds_per_1k']:.1f} s / 1k texts, "
                   f"{row['ms_per_query_alone']:.0f} ms / query alone", flush=True)
-            (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
             continue
         # a method scored again keeps its scores on tasks not run this time (e.g. a new task added to
         # an existing table); the tasks run now replace theirs
@@ -119,8 +120,8 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
         primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
         row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in results["tasks"]) else None
         results["methods"][method.name] = row
-        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # progress survives
-    (out_dir / "results.md").write_text(markdown_table(results))
+        write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")  # progress survives
+    write_text(out_dir / "results.md", markdown_table(results))
     plot(results, out_dir / "results.png")
     return results
 
@@ -203,5 +204,5 @@ def plot(results: dict, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    replace_file(path, lambda p: fig.savefig(p, dpi=120, format="png"))
     plt.close(fig)
