@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -163,7 +164,11 @@ def main() -> None:
         if not only or name in only:
             if not (ROOT / cfg.out_dir / "model" / "model.safetensors").exists():
                 print(f"== training {name}: {train_command(settings)}", flush=True)
-                train(cfg)
+                out = ROOT / cfg.out_dir
+                resume = (out / "resume" / "trainer.pt").exists()
+                if not resume and out.exists():  # killed before its first save: start it again
+                    shutil.rmtree(out)
+                train(cfg, resume=resume)
             results = json.loads((eval_dir / "results.json").read_text()) if (eval_dir / "results.json").exists() else {}
             if "scores" in v:  # scored elsewhere (`genembed eval` or another sweep): "file.json#row name"
                 tasks, row = scored_row(v["scores"])

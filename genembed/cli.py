@@ -129,8 +129,6 @@ def train(
 
     if not responses.exists():
         raise typer.BadParameter(f"responses file not found: {responses}")
-    if (out / "resume").exists() and not resume:
-        raise typer.BadParameter(f"{out} already holds a run: pass --resume to continue it, or choose a new --out")
     cfg = TrainConfig(responses=str(responses), out_dir=str(out), backbone=backbone, teacher=teacher,
                       num_thought_tokens=thought_tokens, num_compression_tokens=compression_tokens, limit=limit,
                       steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr_tokens=lr_tokens,
@@ -140,7 +138,7 @@ def train(
                       max_query_tokens=max_query_tokens,
                       max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every,
                       gradient_checkpointing=gradient_checkpointing)
-    run(cfg)
+    run(cfg, resume=resume)
     from .jsonl import read_rows
     from .train import loss_summary
 

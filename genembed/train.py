@@ -195,9 +195,31 @@ def usable_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
+def file_sha1(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False) -> GenEmbed:
+    """Train into the run folder cfg.out_dir: a new (or empty) folder, or with resume=True the
+    folder of a run to continue from its resume/ state. Anything else is refused before any work."""
     out = Path(cfg.out_dir)
+    resume_dir = out / "resume"
+    recover(resume_dir)  # a kill mid-swap of resume/ left the previous state aside
+    has_state = (resume_dir / "trainer.pt").exists()
+    if resume and not has_state:
+        raise ValueError(f"nothing to resume in {out}: it holds no resume/ state (start without --resume)")
+    leftovers = sorted(p.name for p in out.iterdir() if p.name != "cache") if out.is_dir() else []
+    if not resume and leftovers:  # (cache/ holds teacher targets keyed by content: safe to share)
+        raise ValueError(f"{out} already holds a run ({', '.join(leftovers)}): pass --resume to continue it, "
+                         f"or choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
+    responses_sha1 = file_sha1(cfg.responses)
     torch.manual_seed(cfg.seed)
 
     # -- data: queries, responses, teacher targets (cached) --------------------------------
@@ -212,11 +234,12 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
                                out / "cache", show_progress_bar)
 
     # -- the student: fresh, or resumed from resume/ ----------------------------------------
-    resume_dir = out / "resume"
-    recover(resume_dir)  # a kill mid-swap of resume/ left the previous state aside
-    if (resume_dir / "trainer.pt").exists():
+    if has_state:
         model = load_checkpoint(resume_dir, backbone=backbone)
-        state = torch.load(resume_dir / "trainer.pt", weights_only=False)
+        state = torch.load(resume_dir / "trainer.pt", weights_only=False, map_location="cpu")
+        if state.get("responses_sha1", responses_sha1) != responses_sha1:
+            raise ValueError(f"{cfg.responses} changed since {out} was started (its contents differ from the "
+                             f"file the run trained on): use a new --out")
         changed = changed_settings(state["train_config"], cfg)
         if changed:
             raise ValueError(f"{resume_dir} was written by a run with other settings ({', '.join(changed)}); "
@@ -256,8 +279,6 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
         start = state["step"]
         log_rows = [r for r in read_rows(out / "log.jsonl", repair=True) if r["step"] < start]
         write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in log_rows))
-    elif (out / "log.jsonl").exists():
-        (out / "log.jsonl").unlink()
     w_align = alignment_weight(cfg, teacher.dim)
     targets_t = torch.as_tensor(targets)
 
@@ -291,7 +312,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True) -> GenEmbed:
         bar.set_postfix(rec="-" if totals["rec"] is None else f"{totals['rec']:.3f}", align=f"{totals['align']:.4f}")
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
             trainer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "step": step + 1, "train_config": asdict(cfg)}
+                             "step": step + 1, "train_config": asdict(cfg), "responses_sha1": responses_sha1}
             save_checkpoint(model, resume_dir, extra={"trainer.pt": lambda p: torch.save(trainer_state, p)})
 
     # -- the result -----------------------------------------------------------------------

@@ -15,7 +15,8 @@ ge=.venv/bin/genembed
 mkdir -p "$RUN"
 start=$(date +%s)
 bash scripts/answer_queries.sh "$RUN" 2400
-resume=""; [ -d "$RUN/run/resume" ] && resume="--resume"
+resume=""
+if [ -d "$RUN/run/resume" ]; then resume="--resume"; else rm -rf "$RUN/run"; fi  # killed before its first save
 $ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} --bf16 $resume
 mkdir -p genembed/default
 cp "$RUN/run/model/config.json" "$RUN/run/model/model.safetensors" genembed/default/

@@ -167,3 +167,37 @@ def test_eval_results_are_replaced_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(pathlib.Path, "write_text", real)
     assert json.loads((tmp_path / "results.json").read_text()) == earlier
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_run_folders_one_rule_for_python_and_cli(tiny_backbone_path, tiny_responses, tmp_path):
+    from test_train import config
+
+    from genembed.train import train
+
+    run = tmp_path / "run"
+    train(config(tiny_backbone_path, tiny_responses, run, steps=3), show_progress_bar=False)
+    log = (run / "log.jsonl").read_text()
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(config(tiny_backbone_path, tiny_responses, run, steps=3), show_progress_bar=False)
+    assert (run / "log.jsonl").read_text() == log, "the earlier run's log is untouched"
+    with pytest.raises(ValueError, match="nothing to resume"):
+        train(config(tiny_backbone_path, tiny_responses, tmp_path / "new", steps=3), show_progress_bar=False,
+              resume=True)
+    result = runner.invoke(app, ["train", "--responses", str(tiny_responses), "--out", str(tmp_path / "new2"),
+                                 "--resume", "--backbone", tiny_backbone_path, "--teacher", "self"])
+    assert result.exit_code != 0 and "nothing to resume" in str(result.exception)
+
+
+def test_resume_notices_changed_responses(tiny_backbone_path, tiny_responses, tmp_path):
+    from test_train import config
+
+    from genembed.train import train
+
+    responses = tmp_path / "r.jsonl"
+    responses.write_text(tiny_responses.read_text())
+    train(config(tiny_backbone_path, responses, tmp_path / "run", steps=3), show_progress_bar=False)
+    rows = responses.read_text().splitlines()
+    responses.write_text("\n".join(rows[:-1] + [rows[-1].replace('"response": "', '"response": "edited ')]) + "\n")
+    with pytest.raises(ValueError, match="changed since"):
+        train(config(tiny_backbone_path, responses, tmp_path / "run", steps=6), show_progress_bar=False,
+              resume=True)

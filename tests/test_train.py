@@ -57,7 +57,7 @@ def test_resume_equals_uninterrupted(tiny_backbone_path, tiny_responses, tmp_pat
     monkeypatch.setattr(train_module, "append_rows", real_append)
     state = torch.load(tmp_path / "resumed" / "resume" / "trainer.pt", weights_only=False)
     assert state["step"] == 3  # the last save before the kill
-    train(config(tiny_backbone_path, tiny_responses, tmp_path / "resumed"), show_progress_bar=False)
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "resumed"), show_progress_bar=False, resume=True)
 
     a = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "model" / "model.safetensors"))
@@ -71,7 +71,7 @@ def test_resume_with_other_settings_is_refused(tiny_backbone_path, tiny_response
     train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3), show_progress_bar=False)
     with pytest.raises(ValueError, match="other settings"):
         train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3, lr_tokens=1.0),
-              show_progress_bar=False)
+              show_progress_bar=False, resume=True)
 
 
 def test_too_little_data_fails_clearly(tiny_backbone_path, tiny_responses, tmp_path):
