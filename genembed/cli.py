@@ -285,6 +285,10 @@ def main():
 
     try:
         app()
-    except (ValueError, FileNotFoundError, TypeError) as e:  # CheckpointError is a ValueError
+    except (ValueError, TypeError) as e:  # CheckpointError and JsonlError are ValueErrors
         typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(2)
+    except OSError as e:  # a missing file, a full disk, a folder that cannot be written
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
+        typer.secho(f"error: {e.strerror or e}{': ' + where if where else ''}", fg="red", err=True)
         sys.exit(2)

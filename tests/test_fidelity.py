@@ -201,3 +201,19 @@ def test_resume_notices_changed_responses(tiny_backbone_path, tiny_responses, tm
     with pytest.raises(ValueError, match="changed since"):
         train(config(tiny_backbone_path, responses, tmp_path / "run", steps=6), show_progress_bar=False,
               resume=True)
+
+
+def test_unwritable_output_is_one_line_and_exit_code_2(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "v.npy"  # its "folder" is a file: the OS refuses, as for a read-only or full disk
+    proc = subprocess.run([sys.executable, "-c", "from genembed.cli import main; main()", "encode", "x",
+                           "--model", str(ckpt), "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "a-file" in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "Loading weights" not in line and line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr  # (beside the loader's progress bar)
