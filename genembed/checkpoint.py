@@ -70,15 +70,38 @@ def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "calla
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    files = {
-        CONFIG_NAME: lambda p: p.write_text(json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n"),
-        WEIGHTS_NAME: lambda p: save_file(tensors, str(p), metadata={"format": "pt", "library": "genembed"}),
-        **(extra or {}),
-    }
-    return write_atomically(folder, files)
+    written = {}
+
+    def weights(path: Path) -> None:
+        save_file(tensors, str(path), metadata={"format": "pt", "library": "genembed"})
+        written["sha256"] = file_sha256(path)
+
+    def config(path: Path) -> None:  # after the weights: it records their checksum, checked on load
+        path.write_text(json.dumps({**model.config.to_dict(), CHECKSUM_KEY: written["sha256"]}, indent=2,
+                                   sort_keys=True) + "\n")
+
+    return write_atomically(folder, {WEIGHTS_NAME: weights, CONFIG_NAME: config, **(extra or {})})
+
+
+CHECKSUM_KEY = "weights_sha256"  # in config.json beside the model's settings
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_config(folder: str | Path) -> GenEmbedConfig:
+    return _read_config(folder)[0]
+
+
+def _read_config(folder: str | Path) -> tuple[GenEmbedConfig, str | None]:
+    """(config, checksum of the weights it was saved with, None for checkpoints older than it)."""
     path = Path(folder) / CONFIG_NAME
     if not Path(folder).is_dir():
         raise CheckpointError(f"checkpoint folder not found: {folder}")
@@ -88,11 +111,14 @@ def read_config(folder: str | Path) -> GenEmbedConfig:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is corrupt: not valid JSON ({e})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} is corrupt: not a JSON object")
+    checksum = raw.pop(CHECKSUM_KEY, None)
     known = set(GenEmbedConfig.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise CheckpointError(f"{path} has unknown fields {unknown}: written by a newer genembed?")
-    return GenEmbedConfig(**raw)
+    return GenEmbedConfig(**raw), checksum
 
 
 def check_backbone(config: GenEmbedConfig, backbone: Backbone, where: str) -> None:
@@ -117,10 +143,13 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
 
     folder = Path(folder) if folder is not None else DEFAULT_CHECKPOINT
     recover(folder)
-    config = read_config(folder)
+    config, checksum = _read_config(folder)
     weights = folder / WEIGHTS_NAME
     if not weights.exists():
         raise CheckpointError(f"{folder} has no {WEIGHTS_NAME}")
+    if checksum is not None and file_sha256(weights) != checksum:
+        raise CheckpointError(f"{weights} is corrupt: its SHA-256 differs from the one {CONFIG_NAME} recorded "
+                              f"when it was saved (truncated or altered)")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

@@ -217,3 +217,20 @@ def test_unwritable_output_is_one_line_and_exit_code_2(tiny_model, tmp_path):
     assert "Traceback" not in proc.stderr and "a-file" in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "Loading weights" not in line and line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr  # (beside the loader's progress bar)
+
+
+def test_altered_weights_are_caught_by_the_checksum(tiny_model, tmp_path):
+    from genembed.checkpoint import CheckpointError, load_checkpoint
+
+    folder = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x40  # one bit of one weight: the file still parses
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt.*SHA-256"):
+        load_checkpoint(folder, backbone=tiny_model.backbone)
+    old = save_checkpoint(tiny_model, tmp_path / "old")  # a checkpoint written before checksums still loads
+    config = json.loads((old / "config.json").read_text())
+    del config["weights_sha256"]
+    (old / "config.json").write_text(json.dumps(config))
+    load_checkpoint(old, backbone=tiny_model.backbone)
