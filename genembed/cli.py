@@ -45,7 +45,7 @@ def read_texts(texts: list[str], input_file: Optional[Path], field: str = "text"
             raise typer.BadParameter(str(e))
         return out
     try:
-        lines = input_file.read_text(encoding="utf-8").split("\n")
+        lines = input_file.read_bytes().decode("utf-8").split("\n")  # (read_text would split at a lone \r too)
         if lines[-1] == "":
             lines.pop()  # the newline that ends the last line does not start another
         return [line.removesuffix("\r") for line in lines]  # only "\n" ends a line (and "\r\n")
