@@ -40,3 +40,14 @@ def sync_folder(folder: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in blocks (checkpoint checksums, the responses file a run used)."""
+    import hashlib
+
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .atomic import sync_folder
+from .atomic import file_digest, sync_folder
 from .backbone import Backbone, load_backbone
 from .model import GenEmbed, GenEmbedConfig
 
@@ -74,7 +74,7 @@ def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "calla
 
     def weights(path: Path) -> None:
         save_file(tensors, str(path), metadata={"format": "pt", "library": "genembed"})
-        written["sha256"] = file_sha256(path)
+        written["sha256"] = file_digest(path)
 
     def config(path: Path) -> None:  # after the weights: it records their checksum, checked on load
         path.write_text(json.dumps({**model.config.to_dict(), CHECKSUM_KEY: written["sha256"]}, indent=2,
@@ -85,15 +85,6 @@ def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "calla
 
 CHECKSUM_KEY = "weights_sha256"  # in config.json beside the model's settings
 
-
-def file_sha256(path: str | Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_config(folder: str | Path) -> GenEmbedConfig:
@@ -147,7 +138,7 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
     weights = folder / WEIGHTS_NAME
     if not weights.exists():
         raise CheckpointError(f"{folder} has no {WEIGHTS_NAME}")
-    if checksum is not None and file_sha256(weights) != checksum:
+    if checksum is not None and file_digest(weights) != checksum:
         raise CheckpointError(f"{weights} is corrupt: its SHA-256 differs from the one {CONFIG_NAME} recorded "
                               f"when it was saved (truncated or altered)")
     try:

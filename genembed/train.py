@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import replace_file, write_text
+from .atomic import file_digest, replace_file, write_text
 from .backbone import load_backbone
 from .checkpoint import load_checkpoint, recover, save_checkpoint
 from .inputs import pad, prompt_ids, response_ids
@@ -61,19 +61,22 @@ def scale_recon_to_embeddings(model: GenEmbed, query_rows: list[list[int]], bf16
     return scale
 
 
+def _query_batches(model: GenEmbed, query_rows: list[list[int]], batch_size: int, bf16: bool):
+    """(ids, mask) of successive left-padded batches, each yielded inside the training precision."""
+    pad_id = model.backbone.tokenizer.pad_token_id
+    for start in range(0, len(query_rows), batch_size):
+        ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            yield ids, mask
+
+
 @torch.no_grad()
 def fit_state_statistics(model: GenEmbed, query_rows: list[list[int]], batch_size: int = 16,
                          bf16: bool = False) -> float:
     """For recon_form "centered": each compression position's mean state over these queries, and the
     mean norm of a state's deviation from it (returned)."""
-    pad_id = model.backbone.tokenizer.pad_token_id
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
-    states = []
-    for start in range(0, len(query_rows), batch_size):
-        ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
-        with autocast:
-            states.append(model.compression_states(ids, mask, split_prefix=False).float())
-    states = torch.cat(states)
+    states = torch.cat([model.compression_states(ids, mask, split_prefix=False).float()
+                        for ids, mask in _query_batches(model, query_rows, batch_size, bf16)])
     mean = states.mean(0)
     model.state_mean.copy_(mean)
     model.state_scale.fill_((states - mean).norm(dim=-1).mean().clamp(min=1e-6))
@@ -85,14 +88,8 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
                        bf16: bool = False) -> float:
     """Set `align` to the ridge solution from the mean soft prompt to the targets; return the R².
     The states are computed under the same precision as training, so the fit matches them."""
-    pad_id = model.backbone.tokenizer.pad_token_id
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
-    feats = []
-    for start in range(0, len(query_rows), batch_size):
-        ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
-        with autocast:
-            soft, _ = model(ids, mask)
-        feats.append(soft.float().mean(1).cpu().double())
+    feats = [model(ids, mask)[0].float().mean(1).cpu().double()
+             for ids, mask in _query_batches(model, query_rows, batch_size, bf16)]
     w, b, r2 = ridge_fit(torch.cat(feats), torch.as_tensor(targets))
     model.align.weight.copy_(w.T.float())
     model.align.bias.copy_(b.float())
@@ -195,16 +192,6 @@ def usable_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def file_sha1(path: str | Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False) -> GenEmbed:
     """Train into the run folder cfg.out_dir: a new (or empty) folder, or with resume=True the
     folder of a run to continue from its resume/ state. Anything else is refused before any work."""
@@ -219,7 +206,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
         raise ValueError(f"{out} already holds a run ({', '.join(leftovers)}): pass --resume to continue it, "
                          f"or choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    responses_sha1 = file_sha1(cfg.responses)
+    responses_sha1 = file_digest(cfg.responses, "sha1")
     torch.manual_seed(cfg.seed)
 
     # -- data: queries, responses, teacher targets (cached) --------------------------------
