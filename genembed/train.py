@@ -157,13 +157,14 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = read_rows(log_path)
-    if not rows:
+    # a panel per loss the run trained (a run without reconstruction has no cross-entropy to show)
+    panels = [(key, title) for key, title in (("rec", "reconstruction cross-entropy"), ("align", "alignment loss"))
+              if any(r.get(key) is not None for r in rows)]
+    if not panels:
         return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, title in ((axes[0], "rec", "reconstruction cross-entropy"), (axes[1], "align", "alignment loss")):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
         kept = [r for r in rows if r.get(key) is not None]  # alignment-only steps have no reconstruction loss
-        if not kept:
-            continue
         steps, values = [r["step"] for r in kept], [r[key] for r in kept]
         ax.plot(steps, values, lw=0.8, alpha=0.5)
         window = max(1, len(kept) // 20)
