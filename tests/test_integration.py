@@ -46,7 +46,7 @@ def test_two_train_steps_then_encode_and_decode(backbone, tmp_path):
              ("What is 2 + 2?", "2 + 2 equals 4.")]
     data.write_text("".join(json.dumps({"id": str(i), "query": q, "response": r}) + "\n" for i, (q, r) in enumerate(pairs)))
     cfg = TrainConfig(responses=str(data), out_dir=str(tmp_path / "run"), steps=2, batch_size=2, warmup_steps=1,
-                      ridge_examples=4, max_response_tokens=24, bf16=True)
+                      ridge_examples=4, max_response_tokens=24, bf16=True, w_rec=1.0)  # both passes (the paper)
     train(cfg, show_progress_bar=False)
     log = read_rows(tmp_path / "run" / "log.jsonl")
     assert len(log) == 2 and all(np.isfinite(r["rec"]) and np.isfinite(r["align"]) for r in log)
