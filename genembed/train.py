@@ -61,22 +61,25 @@ def scale_recon_to_embeddings(model: GenEmbed, query_rows: list[list[int]], bf16
     return scale
 
 
-def _query_batches(model: GenEmbed, query_rows: list[list[int]], batch_size: int, bf16: bool):
-    """(ids, mask) of successive left-padded batches, each yielded inside the training precision."""
+@torch.no_grad()
+def initial_states(model: GenEmbed, query_rows: list[list[int]], batch_size: int = 16,
+                   bf16: bool = False) -> torch.Tensor:
+    """Compression states [N, C, hidden] (float32) of these queries under the training precision,
+    computed once for the fits below (they do not depend on `recon` or `align`)."""
     pad_id = model.backbone.tokenizer.pad_token_id
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
+    states = []
     for start in range(0, len(query_rows), batch_size):
         ids, mask = pad(query_rows[start:start + batch_size], pad_id, side="left")
-        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
-            yield ids, mask
+        with autocast:
+            states.append(model.compression_states(ids, mask, split_prefix=False).float())
+    return torch.cat(states)
 
 
 @torch.no_grad()
-def fit_state_statistics(model: GenEmbed, query_rows: list[list[int]], batch_size: int = 16,
-                         bf16: bool = False) -> float:
-    """For recon_form "centered": each compression position's mean state over these queries, and the
-    mean norm of a state's deviation from it (returned)."""
-    states = torch.cat([model.compression_states(ids, mask, split_prefix=False).float()
-                        for ids, mask in _query_batches(model, query_rows, batch_size, bf16)])
+def fit_state_statistics(model: GenEmbed, states: torch.Tensor) -> float:
+    """For recon_form "centered": each compression position's mean over these states, and the mean
+    norm of a state's deviation from it (returned)."""
     mean = states.mean(0)
     model.state_mean.copy_(mean)
     model.state_scale.fill_((states - mean).norm(dim=-1).mean().clamp(min=1e-6))
@@ -84,13 +87,11 @@ def fit_state_statistics(model: GenEmbed, query_rows: list[list[int]], batch_siz
 
 
 @torch.no_grad()
-def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np.ndarray, batch_size: int = 16,
-                       bf16: bool = False) -> float:
-    """Set `align` to the ridge solution from the mean soft prompt to the targets; return the R².
-    The states are computed under the same precision as training, so the fit matches them."""
-    feats = [model(ids, mask)[0].float().mean(1).cpu().double()
-             for ids, mask in _query_batches(model, query_rows, batch_size, bf16)]
-    w, b, r2 = ridge_fit(torch.cat(feats), torch.as_tensor(targets))
+def fit_align_by_ridge(model: GenEmbed, states: torch.Tensor, targets: np.ndarray) -> float:
+    """Set `align` to the ridge solution from the mean soft prompt of these states to the targets;
+    return the R². The states come from initial_states, under the training precision."""
+    feats = model.soft_prompt(states).mean(1).cpu().double()
+    w, b, r2 = ridge_fit(feats, torch.as_tensor(targets))
     model.align.weight.copy_(w.T.float())
     model.align.bias.copy_(b.float())
     return r2
@@ -247,11 +248,13 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     if state is None and cfg.recon_init == "rms":
         scale = scale_recon_to_embeddings(model, [queries[i] for i in pick[:32]], bf16=cfg.bf16)
         print(f"recon initialised as {scale:.4f} x identity (soft prompt at the token embeddings' norm)")
+    if state is None and (cfg.recon_form == "centered" or cfg.align_init == "ridge"):
+        states = initial_states(model, [queries[i] for i in pick], bf16=cfg.bf16)  # once, for both fits
     if state is None and cfg.recon_form == "centered":
-        scale = fit_state_statistics(model, [queries[i] for i in pick], bf16=cfg.bf16)
+        scale = fit_state_statistics(model, states)
         print(f"compression states centred on {len(pick)} queries (mean deviation norm {scale:.2f})")
     if state is None and cfg.align_init == "ridge":
-        r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick], bf16=cfg.bf16)
+        r2 = fit_align_by_ridge(model, states, targets[pick])
         print(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
 
     # -- optimiser: tokens and projections in their own groups ----------------------------

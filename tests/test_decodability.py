@@ -76,12 +76,12 @@ def test_centered_recon_removes_the_shared_state_and_round_trips(tiny_backbone_p
 
 def test_centered_recon_starts_at_the_token_embeddings_scale(tiny_backbone):
     from genembed.model import GenEmbed
-    from genembed.train import fit_state_statistics
+    from genembed.train import fit_state_statistics, initial_states
 
     model = GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", recon_form="centered",
                             num_compression_tokens=3)
     q, _ = _batch(model)
-    fit_state_statistics(model, q)
+    fit_state_statistics(model, initial_states(model, q))
     ids, mask = pad(q, model.backbone.tokenizer.pad_token_id, side="left")
     with torch.no_grad():
         soft, _ = model(ids, mask)
