@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 import genembed
-from genembed.inputs import chat_wrapping, pad, response_ids
+from genembed.inputs import pad, response_ids
 from genembed.jsonl import read_rows
-from genembed.losses import reconstruction_loss
+from genembed.losses import margin_loss, reconstruction_loss
 
 
 class Linear(torch.nn.Module):  # the paper's recon: hidden -> hidden, identity at start
@@ -111,28 +111,9 @@ VARIANTS = {"linear": Linear, "centered1": lambda *a: Centered(*a, gain=1.0), "c
             "token": TokenSpace, "token3": lambda *a: TokenSpace(*a, rel=3.0), "lexical": None}
 
 
-FRAME = None  # (ids before, ids after) the soft prompt when it sits in the chat template's user turn
-
-
-def framed(lm, prompts):
-    """The soft prompt inside the chat template, as the user's message (the '+chat' variants)."""
-    if FRAME is None:
-        return prompts
-    embed = lm.get_input_embeddings()
-    before, after = (embed(torch.tensor(ids)).to(prompts.dtype).expand(len(prompts), -1, -1) for ids in FRAME)
-    return torch.cat([before, prompts, after], 1)
-
-
-def ce_rows(lm, prompts, r_ids, r_mask):
-    """Per-row mean response cross-entropy."""
-    prompts = framed(lm, prompts)
-    n = prompts.shape[1]
-    embed = lm.get_input_embeddings()
-    inputs = torch.cat([prompts.to(embed.weight.dtype), embed(r_ids)], 1)
-    mask = torch.cat([r_mask.new_ones(r_mask.shape[0], n), r_mask], 1)
-    logits = lm(inputs_embeds=inputs, attention_mask=mask).logits[:, n - 1:-1].float()
-    ce = F.cross_entropy(logits.transpose(1, 2), r_ids, reduction="none")
-    return (ce * r_mask).sum(1) / r_mask.sum(1)
+def ce_rows(m, prompts, r_ids, r_mask):
+    """Per-row mean response cross-entropy, the prompt read in the model's frame (decoder_input)."""
+    return reconstruction_loss(m.backbone.model, m.decoder_input(prompts), r_ids, r_mask, per_row=True)
 
 
 def main():
@@ -163,6 +144,11 @@ def main():
     h = torch.cat(states)
     resp = response_ids(tok, [r["response"] for r in rows], 48)
     print(f"states of {len(rows)} rows in {time.time() - t0:.0f} s", flush=True)
+    emb_norm = lm.get_input_embeddings().weight.float().norm(dim=-1).mean()
+    square = h.pow(2).mean((0, 1))
+    print(f"state norm {h.norm(dim=-1).mean():.1f} (a token embedding: {emb_norm:.1f}); deviation from the mean "
+          f"state {(h - h.mean(0)).norm(dim=-1).mean() / h.norm(dim=-1).mean():.0%} of it; top 8 of {h.shape[-1]} "
+          f"dimensions hold {square.topk(8).values.sum() / square.sum():.0%} of its square", flush=True)
     train_h, test_h = h[: args.n], h[args.n:]
     mu = train_h.mean(0)
     emb = lm.get_input_embeddings().weight.float().detach()
@@ -171,8 +157,7 @@ def main():
     for variant in args.variants.split(","):
         name, *extras = variant.split("+")
         margin = 1.0 if "margin" in extras else 0.0
-        global FRAME
-        FRAME = chat_wrapping(tok) if "chat" in extras else None
+        m.config.prompt_frame = "chat" if "chat" in extras else "none"  # the soft prompt as the chat's user turn
         if name == "lexical":
             recon = Lexical(train_h, mu, emb, lm)
         elif name == "bow":
@@ -188,11 +173,11 @@ def main():
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 prompt = recon(train_h[idx])
                 if margin:
-                    ce = ce_rows(lm, prompt, r_ids, r_mask)
-                    other = ce_rows(lm, prompt.roll(1, 0), r_ids, r_mask)
-                    loss = ce.mean() + margin * F.relu(0.5 + ce - other).mean()
+                    ce = ce_rows(m, prompt, r_ids, r_mask)
+                    other = ce_rows(m, prompt.roll(1, 0), r_ids, r_mask)
+                    loss = ce.mean() + margin * margin_loss(ce, other, 0.5)
                 else:
-                    loss = reconstruction_loss(lm, framed(lm, prompt), r_ids, r_mask)
+                    loss = reconstruction_loss(lm, m.decoder_input(prompt), r_ids, r_mask)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(recon.parameters(), 1.0)
             opt.step()
@@ -201,12 +186,12 @@ def main():
                 print(f"  {name} step {step} loss {loss.item():.3f}", flush=True)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             prompt = recon(test_h).float()
-            own = ce_rows(lm, prompt, *test_r).mean().item()
-            other = ce_rows(lm, prompt.roll(1, 0), *test_r).mean().item()
-            mean = ce_rows(lm, prompt.mean(0, keepdim=True).expand_as(prompt), *test_r).mean().item()
+            own = ce_rows(m, prompt, *test_r).mean().item()
+            other = ce_rows(m, prompt.roll(1, 0), *test_r).mean().item()
+            mean = ce_rows(m, prompt.mean(0, keepdim=True).expand_as(prompt), *test_r).mean().item()
             p = F.normalize(prompt.flatten(1), dim=-1)
             cos = ((p @ p.T).sum() - len(p)) / (len(p) * (len(p) - 1))
-            decoded = m.generate_from_soft_prompt(framed(lm, prompt[:8].to(emb.dtype)), 24)
+            decoded = m.generate_from_soft_prompt(prompt[:8].to(emb.dtype), 24)
         summary.append({"variant": variant, "steps": args.steps, "ce_own": round(own, 3),
                           "ce_other": round(other, 3), "ce_mean": round(mean, 3), "gap_other": round(other - own, 3),
                           "gap_mean": round(mean - own, 3), "prompt_cos": round(cos.item(), 3),

@@ -81,12 +81,16 @@ def load_teacher(name: str, backbone: Backbone | None = None):
     return SentenceTransformerTeacher(name)
 
 
+def file_slug(name: str) -> str:
+    """A model name as a piece of a file name (its last 40 characters, non-alphanumerics as '-')."""
+    return "".join(c if c.isalnum() else "-" for c in str(name))[-40:]
+
+
 def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progress_bar: bool = True) -> np.ndarray:
     """teacher.embed(texts), computed once and kept as .npy under cache_dir."""
     key = getattr(teacher, "cache_id", teacher.name)  # settings that change the vectors belong in the key
     digest = hashlib.sha1(("\x00".join([key, *texts])).encode("utf-8")).hexdigest()[:16]
-    slug = "".join(c if c.isalnum() else "-" for c in teacher.name)[-40:]
-    path = Path(cache_dir) / f"targets-{slug}-{digest}.npy"
+    path = Path(cache_dir) / f"targets-{file_slug(teacher.name)}-{digest}.npy"
     if path.exists():
         targets = np.load(path)
         if targets.shape == (len(texts), teacher.dim):

@@ -43,13 +43,15 @@ class DecodingTask:
     cache_dir: Path | None = None  # where the backbone's answers are kept (set by the evaluation)
     kind: str = "decoding"
     _teachers: dict = field(default_factory=dict, repr=False)
+    _corpus_vectors: dict = field(default_factory=dict, repr=False)  # per teacher: every method ranks the same answers
 
     def answers(self, backbone) -> list[str]:
         """The backbone's greedy answer to each query (its own chat template), computed once."""
         from ..generate import answer_queries
+        from ..teachers import file_slug
 
         ids = [hashlib.sha1(q.encode("utf-8")).hexdigest() for q in self.queries]
-        cache = Path(self.cache_dir or ".") / f"decoding-answers-{_slug(backbone.name)}-{RESPONSE_TOKENS}.jsonl"
+        cache = Path(self.cache_dir or ".") / f"decoding-answers-{file_slug(backbone.name)}-{RESPONSE_TOKENS}.jsonl"
         rows = answer_queries(backbone, list(dict(zip(ids, self.queries)).items()), cache,
                               max_new_tokens=RESPONSE_TOKENS, batch_size=16, bf16=True,
                               show_progress_bar=len(self.queries) > 16)
@@ -69,10 +71,6 @@ class DecodingTask:
 def sharegpt_decoding(n_queries: int = 300) -> DecodingTask:
     qa = sharegpt_qa(n_queries)
     return DecodingTask("ShareGPT decoding", qa.queries, qa.corpus, qa.relevant)
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in str(name))[-40:]
 
 
 @torch.no_grad()
@@ -113,7 +111,9 @@ def _batched_ce(lm, prefixes, answers, pad_id: int, batch_size: int) -> float:
 
 def _retrieval(task: DecodingTask, teacher, texts: list[str]) -> dict:
     """nDCG@10 of the real answers ranked by each text's teacher embedding, and the rotated floor."""
-    corpus = teacher.embed(task.corpus)
+    if teacher.name not in task._corpus_vectors:
+        task._corpus_vectors[teacher.name] = teacher.embed(task.corpus)
+    corpus = task._corpus_vectors[teacher.name]
     emb = teacher.embed([t if t.strip() else "." for t in texts])  # an empty decode still gets a vector
     ndcg = metrics.ndcg_at_k(metrics.rank_by_cosine(emb, corpus, 10), task.relevant, 10)
     floor = metrics.ndcg_at_k(metrics.rank_by_cosine(np.roll(emb, 1, axis=0), corpus, 10), task.relevant, 10)
