@@ -102,11 +102,11 @@ class RidgeOnMeanPool:
                  limit: int | None = None, shrinkage: float = 0.1, target: str = "response"):
         import torch
 
-        from ..jsonl import read_rows
         from ..ridge import ridge_fit
         from ..teachers import cached_targets, training_targets
+        from ..train import usable_rows
 
-        rows = [r for r in read_rows(responses) if r.get("response", "").strip()][:limit]
+        rows = usable_rows(responses)[:limit]  # the rows training uses, read by the same rule
         if not rows:
             raise ValueError(f"{responses} holds no (query, response) rows to fit the ridge baseline on")
         self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=True)
