@@ -1,7 +1,6 @@
 """`genembed` command line: each command parses its options, calls the library, prints."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -19,38 +18,23 @@ def _root():
     """LLM2Vec-Gen embeddings from a frozen chat LLM."""
 
 
-def read_texts(texts: list[str], input_file: Optional[Path], field: str = "text") -> list[str]:
-    """Texts from arguments, or from a file: .jsonl (the `field` key of each row; blank lines are
-    not rows) or plain text, one text per line. Row i of the output is row i of the input: a blank
-    line of a text file is a text too (the empty one), never skipped."""
-    from .jsonl import JsonlError, numbered_rows
+def read_texts(texts: list[str], input_file: Optional[Path], field: str = "text", stream: bool = False):
+    """Texts from arguments, or from a file (reader.TextFile: .jsonl by its `field` key, else one
+    text per line, row i = line i). stream=True returns the file as a sized iterable, validated
+    once, read again batch by batch; otherwise a list."""
+    from .jsonl import JsonlError
+    from .reader import TextFile
 
     if texts and input_file:
         raise typer.BadParameter("give texts as arguments or --input, not both")
     if input_file is None:
         return list(texts)
-    if not input_file.is_file():
-        raise typer.BadParameter(f"input file not found: {input_file}")
-    if input_file.suffix == ".jsonl":
-        out = []
-        try:
-            for n, row in numbered_rows(input_file):
-                if field not in row:
-                    raise typer.BadParameter(f"{input_file}:{n} has no '{field}' key (keys: {sorted(row)})")
-                if not isinstance(row[field], str):
-                    raise typer.BadParameter(f"{input_file}:{n}: '{field}' is {json.dumps(row[field])[:40]}, "
-                                             f"not a string")
-                out.append(row[field])
-        except JsonlError as e:
-            raise typer.BadParameter(str(e))
-        return out
     try:
-        lines = input_file.read_bytes().decode("utf-8").split("\n")  # (read_text would split at a lone \r too)
-        if lines[-1] == "":
-            lines.pop()  # the newline that ends the last line does not start another
-        return [line.removesuffix("\r") for line in lines]  # only "\n" ends a line (and "\r\n")
-    except UnicodeDecodeError as e:
-        raise typer.BadParameter(f"{input_file} is not UTF-8 text (byte {e.start})")
+        source = TextFile(input_file, field)
+        len(source)  # one validating pass: a bad row is reported before any model work starts
+        return source if stream else list(source)
+    except (JsonlError, ValueError) as e:
+        raise typer.BadParameter(str(e))
 
 
 @app.command()
@@ -166,12 +150,13 @@ def encode(
 
     from . import load
 
-    items = read_texts(texts or [], input_file, field)
-    if not items:
+    items = read_texts(texts or [], input_file, field, stream=True)
+    if not len(items):
         raise typer.BadParameter("no texts to encode: give them as arguments or with --input")
     if out.suffix != ".npy":
         raise typer.BadParameter(f"--out must be a .npy file, got {out}")
-    # rows go to the file batch by batch (a memory map), so a large corpus never sits in RAM
+    # texts are read, tokenized and embedded batch by batch and rows go to the file as they come
+    # (a memory map), so neither the corpus nor its vectors sit in RAM
     vectors = load(model).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
                                  show_progress_bar=len(items) > batch_size, output_path=out)
     typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")

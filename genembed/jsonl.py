@@ -46,9 +46,10 @@ def read_rows(path: str | Path, repair: bool = False) -> list[dict]:
 def numbered_rows(path: str | Path):
     """(line number, row) for every row of a JSONL file someone else wrote: strict, no repair."""
     path = Path(path)
-    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
-        if line.strip():
-            yield number, _parse(path, number, line)
+    with open(path, "rb") as f:  # line by line: a large file is never read whole
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                yield number, _parse(path, number, line)
 
 
 def _parse(path: Path, number: int, line: bytes) -> dict:

@@ -77,6 +77,28 @@ def init_token_ids(tokenizer, token_init: str, count: int) -> list[int]:
     return [ids[i % len(ids)] for i in range(count)]
 
 
+SORT_WINDOW = 64  # batches read and length-sorted together by _batches
+
+
+def _chunks(texts, size: int):
+    """(offset, list of up to `size` texts) over any iterable, reading it once."""
+    chunk, offset = [], 0
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) == size:
+            yield offset, chunk
+            offset += size
+            chunk = []
+    if chunk:
+        yield offset, chunk
+
+
+def _check_strings(texts: list, offset: int, desc: str) -> None:
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"{desc}() expects strings; item {offset + bad} is {type(texts[bad]).__name__}")
+
+
 def _cache_keyword(lm) -> str:
     """transformers 5.x names the KV cache `cache`; earlier versions `past_key_values`."""
     return "cache" if "cache" in inspect.signature(type(lm).forward).parameters else "past_key_values"
@@ -225,26 +247,42 @@ class GenEmbed(nn.Module):
             instruction = self.config.default_instruction
         return self.config.instructions.get(instruction, instruction)
 
-    def _batches(self, texts, instruction, batch_size, show_progress_bar, desc):
-        """Yield (original indices, ids, mask), longest texts first so each batch pads little."""
+    def _windows(self, texts, instruction, batch_size, show_progress_bar, desc):
+        """Yield (offset, n, batches): texts are read and tokenized one window of SORT_WINDOW
+        batches at a time, rows offset..offset+n; `batches` yields (indices within the window,
+        ids, mask), longest texts first, so each batch pads little while a corpus streamed from a
+        file (reader.TextFile) never sits in memory whole."""
         if isinstance(texts, str):
             raise TypeError("internal: texts must be a list here")
         if len(texts) == 0:
             raise ValueError(f"{desc}() got an empty list of texts: pass at least one string")
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"{desc}() expects strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+        if isinstance(texts, list):  # checked before any work; a streamed source checks itself
+            _check_strings(texts, 0, desc)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         instruction = self.resolve_instruction(instruction)
-        rows = prompt_ids(self.backbone.tokenizer, texts, instruction, self.config.max_text_tokens)
-        order = sorted(range(len(texts)), key=lambda i: -len(rows[i]))
         if show_progress_bar is None:
             show_progress_bar = len(texts) > 4 * batch_size and sys.stderr.isatty()
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not show_progress_bar):
-            idx = order[start:start + batch_size]
-            ids, mask = pad([rows[i] for i in idx], self.backbone.tokenizer.pad_token_id, side="left")
-            yield idx, ids, mask
+        pad_id = self.backbone.tokenizer.pad_token_id
+
+        def batches(rows, bar):
+            order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                yield (idx, *pad([rows[i] for i in idx], pad_id, side="left"))
+                bar.update(len(idx))
+
+        with tqdm(total=len(texts), desc=desc, disable=not show_progress_bar) as bar:
+            for offset, chunk in _chunks(texts, batch_size * SORT_WINDOW):
+                _check_strings(chunk, offset, desc)
+                rows = prompt_ids(self.backbone.tokenizer, chunk, instruction, self.config.max_text_tokens)
+                yield offset, len(chunk), batches(rows, bar)
+
+    def _batches(self, texts, instruction, batch_size, show_progress_bar, desc):
+        """(row indices, ids, mask) over all texts (see _windows)."""
+        for offset, _, batches in self._windows(texts, instruction, batch_size, show_progress_bar, desc):
+            for idx, ids, mask in batches:
+                yield [offset + i for i in idx], ids, mask
 
     @torch.no_grad()
     def encode(self, texts, instruction: str | None = None, batch_size: int = 32, normalize: bool = False,
@@ -252,39 +290,53 @@ class GenEmbed(nn.Module):
                output_path: str | Path | None = None) -> np.ndarray:
         """Embed texts → float32 array [n, dim] (a single string → [dim]).
 
+        texts: a string, a list of strings, or a sized iterable read once in order, such as
+        `genembed.reader.TextFile("corpus.jsonl")` (with output_path: a corpus larger than memory).
         instruction: None → the default ("query"); "query" / "document" → the paper's
         instructions; any other string is used as the instruction itself ("" for none).
         bf16: bf16 autocast (CPU or GPU), faster, within ~1e-2 cosine of float32.
-        output_path: write the rows into this .npy file batch by batch (a memory map, returned)
-        instead of holding them in RAM — for corpora larger than memory.
+        output_path: write the rows into this .npy file window by window and return it memory-
+        mapped (read-only) instead of holding them in RAM: memory stays flat in corpus size.
         """
         single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
+        if single:
+            texts = [texts]
+        elif isinstance(texts, tuple) or not hasattr(texts, "__len__"):
+            texts = list(texts)  # (a generator: its length is needed for the output's shape)
         was_training = self.training
         self.eval()
         shape = (len(texts), self.config.embedding_dim)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        windows = self._windows(texts, instruction, batch_size, show_progress_bar, "encode")
+        out = None if output_path is not None else np.zeros(shape, dtype=np.float32)
         if output_path is not None:
             # filled under a temporary name and renamed at the end: a failed run leaves an older file intact
             output_path = Path(output_path)
             partial = output_path.with_name(output_path.name + ".partial")
             output_path.parent.mkdir(parents=True, exist_ok=True)
-            out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
-        else:
-            out = np.zeros(shape, dtype=np.float32)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+            sink = open(partial, "wb")
+            np.lib.format.write_array_header_1_0(sink, {"descr": "<f4", "fortran_order": False, "shape": shape})
         try:
-            for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "encode"):
-                with autocast:
-                    _, emb = self(ids, mask)
-                emb = emb.float()
-                if normalize:
-                    emb = torch.nn.functional.normalize(emb, dim=-1)
-                out[idx] = emb.cpu().numpy()
+            for offset, n, batches in windows:
+                block = np.zeros((n, shape[1]), dtype=np.float32)
+                for idx, ids, mask in batches:
+                    with autocast:
+                        _, emb = self(ids, mask)
+                    emb = emb.float()
+                    if normalize:
+                        emb = torch.nn.functional.normalize(emb, dim=-1)
+                    block[idx] = emb.cpu().numpy()
+                if out is not None:
+                    out[offset:offset + n] = block
+                else:
+                    sink.write(block.tobytes())  # rows of a window are consecutive input rows
             if output_path is not None:
-                out.flush()
+                sink.close()
                 partial.replace(output_path)
+                out = np.load(output_path, mmap_mode="r")
         finally:
             if output_path is not None:
+                sink.close()
                 partial.unlink(missing_ok=True)
             self.train(was_training)
         return out[0] if single else out

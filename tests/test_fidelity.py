@@ -234,3 +234,51 @@ def test_altered_weights_are_caught_by_the_checksum(tiny_model, tmp_path):
     del config["weights_sha256"]
     (old / "config.json").write_text(json.dumps(config))
     load_checkpoint(old, backbone=tiny_model.backbone)
+
+
+class _CountingTexts:
+    """A sized iterable that records how many texts have been read from it so far."""
+
+    def __init__(self, texts):
+        self.texts, self.read = texts, 0
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __iter__(self):
+        for t in self.texts:
+            self.read += 1
+            yield t
+
+
+def test_encode_streams_its_input_window_by_window(tiny_model, tmp_path, monkeypatch):
+    """Issue 16.4: the first forward pass runs after at most one window of texts is read (not the
+    whole corpus tokenized up front), and the rows come out in input order, equal to a list's."""
+    import genembed.model as model_module
+
+    monkeypatch.setattr(model_module, "SORT_WINDOW", 2)
+    texts = [("word " * (i % 7)).strip() + f" {i}" for i in range(23)]
+    expected = tiny_model.encode(texts, batch_size=64)
+    source = _CountingTexts(texts)
+    seen = []
+    forward = type(tiny_model).forward
+    monkeypatch.setattr(type(tiny_model), "forward", lambda self, *a: (seen.append(source.read), forward(self, *a))[1])
+    streamed = tiny_model.encode(source, batch_size=3, output_path=tmp_path / "v.npy")
+    assert seen[0] <= 3 * 2, f"{seen[0]} texts read before the first batch ran"
+    assert source.read == 23 and not (tmp_path / "v.npy.partial").exists()
+    np.testing.assert_allclose(np.asarray(streamed), expected, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), expected, atol=1e-5)
+
+
+def test_text_file_reads_lazily_and_names_the_bad_line(tmp_path):
+    from genembed.reader import TextFile
+
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"a\n\nb\r\nc\rd\n" + b"caf\xe9\n")
+    source = TextFile(path)
+    first = next(iter(source))
+    assert first == "a"
+    with pytest.raises(ValueError, match=r"t.txt:5 is not UTF-8"):
+        len(source)
+    path.write_bytes(b"a\n\nb\r\nc\rd")
+    assert list(TextFile(path)) == ["a", "", "b", "c\rd"] and len(TextFile(path)) == 4

@@ -1,0 +1,54 @@
+"""Texts from a file, streamed: a corpus larger than memory is never held as a list.
+
+Row i is line i of a text file (a blank line is a text too, the empty one: rows never shift) or
+the `field` of the i-th row of a JSONL file. Only "\\n" ends a line ("\\r\\n" too); a file is
+read as bytes and decoded line by line, so a bad byte is an error naming its line.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .jsonl import numbered_rows
+
+
+class TextFile:
+    """The texts of one file as a sized iterable: `len()` reads the file once (validating every
+    row, so an error comes before any work starts) and iteration reads it again; neither keeps
+    more than one line in memory."""
+
+    def __init__(self, path: str | Path, field: str = "text"):
+        self.path = Path(path)
+        self.field = field
+        if not self.path.is_file():
+            raise ValueError(f"input file not found: {self.path}")
+        self._count: int | None = None
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(1 for _ in self)
+        return self._count
+
+    def __iter__(self):
+        if self.path.suffix == ".jsonl":
+            yield from self._jsonl_texts()
+        else:
+            yield from self._lines()
+
+    def _jsonl_texts(self):
+        for n, row in numbered_rows(self.path):
+            if self.field not in row:
+                raise ValueError(f"{self.path}:{n} has no '{self.field}' key (keys: {sorted(row)})")
+            value = row[self.field]
+            if not isinstance(value, str):
+                raise ValueError(f"{self.path}:{n}: '{self.field}' is {json.dumps(value)[:40]}, not a string")
+            yield value
+
+    def _lines(self):
+        with open(self.path, "rb") as f:  # binary iteration splits at b"\n" only, never at a lone "\r"
+            for n, raw in enumerate(f, 1):
+                line = raw.removesuffix(b"\n").removesuffix(b"\r")
+                try:
+                    yield line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{self.path}:{n} is not UTF-8 text (byte {e.start} of the line)") from None
