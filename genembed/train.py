@@ -201,8 +201,9 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     resume_dir = out / "resume"
     recover(resume_dir)  # a kill mid-swap of resume/ left the previous state aside
     has_state = (resume_dir / "trainer.pt").exists()
-    if resume and not has_state:
-        raise ValueError(f"nothing to resume in {out}: it holds no resume/ state (start without --resume)")
+    started = has_state or (out / "log.jsonl").exists()  # killed before its first save: a log, no state
+    if resume and not started:
+        raise ValueError(f"nothing to resume in {out}: no run was started there (start without --resume)")
     leftovers = sorted(p.name for p in out.iterdir() if p.name != "cache") if out.is_dir() else []
     if not resume and leftovers:  # (cache/ holds teacher targets keyed by content: safe to share)
         raise ValueError(f"{out} already holds a run ({', '.join(leftovers)}): pass --resume to continue it, "
@@ -264,6 +265,9 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
     start = 0
+    if state is None and resume:
+        print(f"{out}: the run stopped before its first save: starting again from step 0")
+        write_text(out / "log.jsonl", "")
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

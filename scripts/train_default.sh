@@ -16,7 +16,7 @@ mkdir -p "$RUN"
 start=$(date +%s)
 bash scripts/answer_queries.sh "$RUN" 2400
 resume=""
-if [ -d "$RUN/run/resume" ]; then resume="--resume"; else rm -rf "$RUN/run"; fi  # killed before its first save
+if [ -e "$RUN/run/log.jsonl" ]; then resume="--resume"; fi  # a started run continues (from step 0 if nothing was saved)
 $ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} --bf16 $resume
 mkdir -p genembed/default
 cp "$RUN/run/model/config.json" "$RUN/run/model/model.safetensors" genembed/default/

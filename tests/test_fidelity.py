@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from genembed.checkpoint import save_checkpoint
@@ -282,3 +283,33 @@ def test_text_file_reads_lazily_and_names_the_bad_line(tmp_path):
         len(source)
     path.write_bytes(b"a\n\nb\r\nc\rd")
     assert list(TextFile(path)) == ["a", "", "b", "c\rd"] and len(TextFile(path)) == 4
+
+
+def test_a_run_killed_before_its_first_save_resumes_from_step_0(tiny_backbone_path, tiny_responses, tmp_path,
+                                                                 monkeypatch):
+    """A kill after some steps but before the first resume/ save leaves a log and no state: neither
+    a fresh start (the folder holds a run) nor --resume (nothing saved) may be a dead end."""
+    from safetensors.torch import load_file
+    from test_train import config
+
+    import genembed.train as train_module
+
+    cfg = dict(steps=4, save_every=100)
+    train_module.train(config(tiny_backbone_path, tiny_responses, tmp_path / "whole", **cfg), show_progress_bar=False)
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # stands for the kill: it lands after two steps were logged
+
+    run = tmp_path / "killed"
+    real_append = train_module.append_rows
+    monkeypatch.setattr(train_module, "append_rows",
+                        lambda path, rows: killed() if rows[0]["step"] == 2 else real_append(path, rows))
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(config(tiny_backbone_path, tiny_responses, run, **cfg), show_progress_bar=False)
+    monkeypatch.setattr(train_module, "append_rows", real_append)
+    assert (run / "log.jsonl").exists() and not (run / "resume").exists()
+    train_module.train(config(tiny_backbone_path, tiny_responses, run, **cfg), show_progress_bar=False, resume=True)
+    assert [r["step"] for r in read_rows(run / "log.jsonl")] == [0, 1, 2, 3]
+    whole, resumed = (load_file(p / "model" / "model.safetensors") for p in (tmp_path / "whole", run))
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
