@@ -54,13 +54,29 @@ class Backbone:
         return self.model.get_input_embeddings().weight.dtype
 
     def signature(self) -> dict:
-        """What a checkpoint records to recognise this backbone again."""
+        """What a checkpoint records to recognise this backbone again: its shapes, and a sample of
+        its weights (models with the same shapes — a base model and its instruct tune — differ there)."""
         return {
             "model_type": getattr(self.config, "model_type", None),
             "hidden_size": self.hidden_size,
             "vocab_size": self.vocab_size,
             "num_hidden_layers": getattr(self.config, "num_hidden_layers", None),
+            "weights_sample": self.weights_sample(),
         }
+
+    def weights_sample(self, per_tensor: int = 32) -> list[float]:
+        """`per_tensor` values at fixed pseudo-random positions of the input embeddings and of the
+        last 2-D weight of the network (the last layer's, in any architecture): cheap to take, the
+        same in any dtype or device up to rounding, and different for any other weights."""
+        embeddings = self.model.get_input_embeddings().weight
+        last = [p for p in self.model.parameters() if p.ndim == 2 and p is not embeddings][-1]
+        gen = torch.Generator().manual_seed(0)
+        values = []
+        for weight in (embeddings, last):
+            flat = weight.detach().reshape(-1)
+            idx = torch.randint(flat.numel(), (per_tensor,), generator=gen).to(flat.device)
+            values += [float(f"{v:.6g}") for v in flat[idx].float().cpu().tolist()]
+        return values
 
 
 def _locate(name: str) -> tuple[str, str | None]:

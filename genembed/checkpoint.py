@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+
 from .atomic import file_digest, sync_folder
 from .backbone import Backbone, load_backbone
 from .model import GenEmbed, GenEmbedConfig
@@ -112,10 +114,23 @@ def _read_config(folder: str | Path) -> tuple[GenEmbedConfig, str | None]:
     return GenEmbedConfig(**raw), checksum
 
 
+WEIGHTS_TOLERANCE = 5e-3  # relative distance of the weight samples: bf16 rounding is ~1e-3, any fine-tune far more
+
+
 def check_backbone(config: GenEmbedConfig, backbone: Backbone, where: str) -> None:
-    expected, actual = config.backbone_signature, backbone.signature()
+    """The backbone must be the one the checkpoint was trained on: same shapes, and (for
+    checkpoints that recorded one) the same weights sample up to dtype rounding."""
+    expected, actual = dict(config.backbone_signature), backbone.signature()
+    sample, sample_now = expected.pop("weights_sample", None), actual.pop("weights_sample")
     diffs = [f"{k}: checkpoint {expected[k]!r} vs backbone {actual.get(k)!r}"
              for k in expected if expected[k] != actual.get(k)]
+    if not diffs and sample is not None:
+        a, b = torch.tensor(sample_now), torch.tensor(sample)
+        distance = float((a - b).norm() / b.norm().clamp_min(1e-12)) if a.shape == b.shape else float("inf")
+        if distance > WEIGHTS_TOLERANCE:
+            diffs.append(f"same shapes but other weights: a sample of them differs by {distance:.1%} "
+                         f"(another checkpoint or fine-tune of the architecture, e.g. base vs instruct, "
+                         f"or another quantisation)")
     if diffs:
         raise CheckpointError(
             f"{where} was trained on backbone '{config.backbone}', which does not match "

@@ -1,6 +1,7 @@
 """Nothing lost, nothing misaligned (issue 16, first items): strict JSONL, one row per input line,
 user text tokenized as text."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -313,3 +314,30 @@ def test_a_run_killed_before_its_first_save_resumes_from_step_0(tiny_backbone_pa
     whole, resumed = (load_file(p / "model" / "model.safetensors") for p in (tmp_path / "whole", run))
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
+
+
+def test_a_backbone_with_the_same_shapes_but_other_weights_is_refused(tiny_model, tiny_backbone_path, tmp_path):
+    """Issue 16: a checkpoint names the weights it was trained on, not only their shapes (SmolLM2
+    base vs instruct have identical shapes). The same weights in bf16 still load."""
+    from transformers import AutoModelForCausalLM
+
+    from genembed.checkpoint import CheckpointError, load_checkpoint
+    from genembed.testing import build_tiny_backbone
+
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    other = build_tiny_backbone(tmp_path / "other-seed", seed=1)  # same shapes, other initialisation
+    tuned = tmp_path / "tuned"  # the same model after a small "fine-tune": every weight moved by ~2%
+    lm = AutoModelForCausalLM.from_pretrained(tiny_backbone_path)
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.mul_(1 + 0.02 * torch.randn_like(p))
+    lm.save_pretrained(tuned)
+    (tuned / "tokenizer.json").write_bytes((Path(tiny_backbone_path) / "tokenizer.json").read_bytes())
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (Path(tiny_backbone_path) / name).exists():
+            (tuned / name).write_bytes((Path(tiny_backbone_path) / name).read_bytes())
+    for backbone in (other, str(tuned)):
+        with pytest.raises(CheckpointError, match="same shapes but other weights"):
+            load_checkpoint(ckpt, backbone=backbone)
+    half = load_checkpoint(ckpt, backbone=tiny_backbone_path, dtype="bfloat16")
+    assert half.backbone.dtype == torch.bfloat16
