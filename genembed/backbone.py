@@ -108,9 +108,11 @@ def load_backbone(name: str, dtype: str = "float32", device: str | None = None) 
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         where, gguf = _locate(name)
-        kwargs = {"gguf_file": gguf} if gguf else {}
-        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **kwargs)
+        if gguf:  # de-quantised once, then read from the cache (see gguf_cache)
+            where = gguf_cache(Path(where) / gguf)
+        with _quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(where)
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype))
         if device != "cpu":
             model.to(device)
         model.eval()
@@ -120,6 +122,107 @@ def load_backbone(name: str, dtype: str = "float32", device: str | None = None) 
         backbone = Backbone(name=name, model=model, tokenizer=tokenizer)
         _cache[key] = backbone
         return backbone
+
+
+# -- the de-quantised GGUF cache ---------------------------------------------------------------
+def cache_root() -> Path:
+    """$GENEMBED_CACHE, else ~/.cache/genembed."""
+    return Path(os.environ.get("GENEMBED_CACHE") or Path.home() / ".cache" / "genembed")
+
+
+def gguf_digest(path: Path) -> str:
+    """SHA-256 of a GGUF file. Hashing gigabytes takes seconds, so the digest is remembered per
+    (path, size, mtime) in the cache; a changed file is hashed again."""
+    import json
+
+    from .atomic import file_digest, write_text
+
+    memo_path = cache_root() / "gguf-digests.json"
+    stat = path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if memo.get(key, {}).get("stamp") == stamp:
+        return memo[key]["sha256"]
+    digest = file_digest(path)
+    memo[key] = {"stamp": stamp, "sha256": digest}
+    try:
+        write_text(memo_path, json.dumps(memo, indent=1))
+    except OSError:
+        pass  # a read-only cache: hash again next time
+    return digest
+
+
+def gguf_cache(gguf: Path) -> str:
+    """A folder holding the GGUF's weights de-quantised to float32 safetensors plus its tokenizer,
+    keyed by the GGUF's SHA-256. Converting takes seconds to minutes; loading the folder takes
+    well under one. Written beside its final name and renamed into place, so a kill never leaves a
+    half cache; when the cache cannot be written the converted folder goes to a temporary place."""
+    import shutil
+    import tempfile
+    import warnings
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .atomic import sync_folder
+
+    folder = cache_root() / "backbones" / gguf_digest(gguf)
+    if (folder / "config.json").exists():
+        return str(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as e:
+        warnings.warn(f"cannot write the backbone cache in {folder.parent} ({e.strerror}); "
+                      f"set GENEMBED_CACHE to a writable folder to skip this conversion next time")
+        tmp = Path(tempfile.mkdtemp(prefix="genembed-backbone-"))
+        folder = None
+    try:
+        print(f"de-quantising {gguf.name} once into {folder or tmp} (later loads read it from there)", flush=True)
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
+        with _quiet_loading():  # the conversion's own bar is the one bar shown
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # the weights are plain float32 by now; only transformers' GGUF marker blocks saving them
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        with _quiet_loading():
+            model.save_pretrained(tmp)
+        if folder is None:
+            return str(tmp)
+        for file in tmp.iterdir():
+            with open(file, "rb+") as f:
+                os.fsync(f.fileno())
+        sync_folder(tmp)
+        try:
+            os.replace(tmp, folder)  # another process may have finished first: then keep its copy
+        except OSError:
+            if not (folder / "config.json").exists():
+                raise
+        sync_folder(folder.parent)
+        return str(folder)
+    finally:
+        if folder is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _quiet_loading:
+    """transformers' own bars ("Loading weights", "Writing model shards") off; the GGUF conversion
+    bar, which transformers draws with plain tqdm, stays: a first load shows one bar, later ones none."""
+
+    def __enter__(self):
+        from transformers.utils import logging
+
+        self._was = logging.is_progress_bar_enabled()
+        logging.disable_progress_bar()
+
+    def __exit__(self, *exc):
+        from transformers.utils import logging
+
+        if self._was:
+            logging.enable_progress_bar()
 
 
 def default_device() -> str:

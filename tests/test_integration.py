@@ -69,3 +69,37 @@ def test_bundled_default_encodes_and_decodes():
     sims = q @ d.T
     assert sims[0, 0] > sims[0, 1] and sims[1, 1] > sims[1, 0], sims
     assert model.decode("How do I boil an egg?", max_new_tokens=16).strip()
+
+
+def test_the_gguf_is_dequantised_once_and_the_cache_reads_back_the_same_model(tmp_path, monkeypatch):
+    """Issue 17.2: the first load converts the GGUF into a safetensors folder keyed by its SHA-256;
+    a later load reads that folder (no conversion) and gets the very weights and tokenizer."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from genembed.backbone import ALIASES, gguf_cache, gguf_digest
+    from genembed.data import package_file
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    gguf = package_file(*ALIASES[SMOLLM])
+    folder = gguf_cache(gguf)
+    assert folder.endswith(gguf_digest(gguf)) and not list((tmp_path / "cache" / "backbones").glob(".*"))
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def no_conversion(*a, **k):
+        assert "gguf_file" not in k, "converted again"
+        return real(*a, **k)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_conversion)
+    assert gguf_cache(gguf) == folder
+    monkeypatch.undo()
+    direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    cached = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    a, b = direct.state_dict(), cached.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    tok_direct, tok_cached = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name), AutoTokenizer.from_pretrained(folder)
+    texts = ["How do I boil an egg?", "naïve café <|im_end|> 東京 \t\n  x", ""]
+    assert tok_direct(texts)["input_ids"] == tok_cached(texts)["input_ids"]
+    chat = [{"role": "user", "content": "hi"}]
+    assert tok_direct.apply_chat_template(chat, tokenize=False) == tok_cached.apply_chat_template(chat, tokenize=False)
