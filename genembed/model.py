@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .backbone import Backbone
 from .inputs import pad, positions, prompt_ids
 from .prefix_cache import SharedPrefixCache, drop_head
+from .st_compat import SentenceTransformerAPI, check_st_options, st_instruction
 
 # The paper's instruction style: a query asks for its answer, a document for its summary.
 DEFAULT_INSTRUCTIONS = {
@@ -104,7 +105,7 @@ def _cache_keyword(lm) -> str:
     return "cache" if "cache" in inspect.signature(type(lm).forward).parameters else "past_key_values"
 
 
-class GenEmbed(nn.Module):
+class GenEmbed(SentenceTransformerAPI, nn.Module):
     def __init__(self, config: GenEmbedConfig, backbone: Backbone):
         super().__init__()
         if config.num_compression_tokens < 1 or config.num_thought_tokens < 0:
@@ -287,7 +288,10 @@ class GenEmbed(nn.Module):
     @torch.no_grad()
     def encode(self, texts, instruction: str | None = None, batch_size: int = 32, normalize: bool = False,
                show_progress_bar: bool | None = None, bf16: bool = False,
-               output_path: str | Path | None = None) -> np.ndarray:
+               output_path: str | Path | None = None, *, prompt_name: str | None = None, prompt: str | None = None,
+               normalize_embeddings: bool | None = None, convert_to_tensor: bool = False,
+               convert_to_numpy: bool = True, truncate_dim: int | None = None, precision: str = "float32",
+               output_value: str | None = "sentence_embedding", device: str | None = None):
         """Embed texts → float32 array [n, dim] (a single string → [dim]).
 
         texts: a string, a list of strings, or a sized iterable read once in order, such as
@@ -297,7 +301,17 @@ class GenEmbed(nn.Module):
         bf16: bf16 autocast (CPU or GPU), faster, within ~1e-2 cosine of float32.
         output_path: write the rows into this .npy file window by window and return it memory-
         mapped (read-only) instead of holding them in RAM: memory stays flat in corpus size.
+        The keyword-only arguments are sentence-transformers' names (st_compat.py): prompt_name /
+        prompt pick the instruction, normalize_embeddings = normalize, convert_to_tensor returns a
+        tensor on the model's device (convert_to_numpy=False: a list of tensors); truncate_dim,
+        precision, output_value and device are refused unless they ask for what genembed returns.
         """
+        instruction = st_instruction(self, instruction, prompt_name, prompt)
+        check_st_options(self, truncate_dim, precision, output_value, device)
+        normalize = normalize or bool(normalize_embeddings)
+        if (convert_to_tensor or not convert_to_numpy) and output_path is not None:
+            raise ValueError("output_path writes a .npy file: it cannot be combined with convert_to_tensor / "
+                             "convert_to_numpy=False")
         single = isinstance(texts, str)
         if single:
             texts = [texts]
@@ -339,13 +353,25 @@ class GenEmbed(nn.Module):
                 sink.close()
                 partial.unlink(missing_ok=True)
             self.train(was_training)
+        if convert_to_tensor:
+            out = torch.from_numpy(out).to(self.device)
+        elif not convert_to_numpy:
+            out = list(torch.from_numpy(out).to(self.device))
         return out[0] if single else out
 
-    def encode_query(self, texts, **kwargs) -> np.ndarray:
-        return self.encode(texts, instruction="query", **kwargs)
+    def encode_query(self, texts, **kwargs):
+        """encode() with the query instruction (unless prompt_name / prompt names another)."""
+        return self.encode(texts, **self._default_prompt("query", kwargs))
 
-    def encode_document(self, texts, **kwargs) -> np.ndarray:
-        return self.encode(texts, instruction="document", **kwargs)
+    def encode_document(self, texts, **kwargs):
+        """encode() with the document instruction (unless prompt_name / prompt names another)."""
+        return self.encode(texts, **self._default_prompt("document", kwargs))
+
+    @staticmethod
+    def _default_prompt(name: str, kwargs: dict) -> dict:
+        if all(kwargs.get(k) is None for k in ("instruction", "prompt_name", "prompt")):
+            kwargs = {**kwargs, "instruction": name}
+        return kwargs
 
     # -- decode --------------------------------------------------------------------------
     @torch.no_grad()
