@@ -123,6 +123,10 @@ def train(
                       max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every,
                       gradient_checkpointing=gradient_checkpointing)
     run(cfg, resume=resume)
+    from . import distributed
+
+    if not distributed.current().is_main:
+        return  # one summary, from the process that wrote the run
     from .jsonl import read_rows
     from .train import loss_summary
 
@@ -162,6 +166,85 @@ def encode(
     typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")
 
 
+index_app = typer.Typer(no_args_is_help=True, help="Build a faiss index of a corpus for `genembed search`.")
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("build")
+def index_build(
+    source: Path = typer.Argument(..., help="Corpus: .jsonl (key --field) or text file, one text per line."),
+    out: Path = typer.Option(..., "--out", "-o", help="Index folder (a rerun resumes an unfinished build)."),
+    field: str = typer.Option("text", help="Key of the text in a JSONL corpus."),
+    id_field: str = typer.Option("id", help="Key of the row id in a JSONL corpus (default when absent: the line number)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the bundled one)."),
+    kind: str = typer.Option("auto", help="'flat' (exact), 'hnsw' (approximate) or 'auto' (flat below 100k rows)."),
+    instruction: str = typer.Option("document", help="Instruction of the indexed texts: 'document', 'query' or a text."),
+    batch_size: int = typer.Option(32),
+    chunk_size: int = typer.Option(4096, help="Rows encoded between two saved progress points."),
+):
+    """Embed a corpus into a faiss index folder, resumably."""
+    from .index import build_index
+
+    try:
+        index = build_index(model, source, out, field=field, id_field=id_field or None, instruction=instruction,
+                            kind=kind, batch_size=batch_size, chunk_size=chunk_size)
+    except ImportError as e:  # faiss missing: one line, as for other known errors
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{len(index)} rows indexed ({index.kind}, dimension {index.manifest['dim']}) in {out}")
+
+
+@app.command()
+def search(
+    index_dir: Path = typer.Argument(..., help="Folder written by `genembed index build`."),
+    queries: list[str] = typer.Argument(None, help="Query texts."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="Queries: .jsonl (key --field) or text file, one per line."),
+    field: str = typer.Option("text", help="Key of the query in an --input JSONL."),
+    k: int = typer.Option(10, "-k", "--top-k", help="Results per query."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per query: {query, hits: [{id, score, text}]}."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the one the index records)."),
+    instruction: str = typer.Option("query", help="Instruction of the queries: 'query', 'document' or a text."),
+    batch_size: int = typer.Option(32),
+    width: int = typer.Option(100, help="Characters of each hit's text shown (not with --json)."),
+):
+    """Search an index with query texts: ranked hits (rank, score, id, text)."""
+    import json
+
+    from .index import Index
+
+    if k < 1:
+        raise typer.BadParameter(f"-k must be >= 1, got {k}")
+    items = read_texts(queries or [], input_file, field, stream=True)
+    if not len(items):
+        raise typer.BadParameter("no queries: give them as arguments or with --input")
+    try:
+        index = Index.open(index_dir, model=model)
+    except ImportError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2)
+    batch = []
+
+    def flush():  # queries are searched a batch at a time, so a long --input file is never held whole
+        for query, hits in zip(batch, index.search(batch, k=k, instruction=instruction, batch_size=batch_size)):
+            if as_json:
+                typer.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+                continue
+            typer.echo(f"query: {query}")
+            for rank, hit in enumerate(hits, 1):
+                text = " ".join(hit.text.split())
+                text = text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+                typer.echo(f"{rank:>4}  {hit.score:.4f}  {hit.id}  {text}")
+            typer.echo("")
+        batch.clear()
+
+    for query in items:
+        batch.append(query)
+        if len(batch) == 256:
+            flush()
+    if batch:
+        flush()
+
+
 @app.command()
 def decode(
     texts: list[str] = typer.Argument(None, help="Texts whose embeddings to decode."),
@@ -180,6 +263,25 @@ def decode(
     decoded = load(model).decode(items, max_new_tokens=max_new_tokens, instruction=instruction)
     for text, said in zip(items, decoded):
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
+
+
+@app.command()
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the bundled one)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; the default answers this machine only."),
+    port: int = typer.Option(8000),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENEMBED_API_KEY", show_default=False,
+                                          help="Require 'Authorization: Bearer KEY' (all but /health). Also from $GENEMBED_API_KEY."),
+    max_batch: int = typer.Option(32, help="Texts per forward pass when concurrent requests are batched."),
+    max_wait_ms: float = typer.Option(5.0, help="How long a request may wait for others to batch with (0: no batching)."),
+    max_texts: int = typer.Option(2048, help="Texts per request (more: 413)."),
+    max_chars: int = typer.Option(16384, help="Characters per text (more: 413)."),
+):
+    """Serve an OpenAI-compatible /v1/embeddings (plus /v1/decode, /health, /metrics) over HTTP."""
+    from .serve import serve as run
+
+    run(model, host=host, port=port, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        max_texts=max_texts, max_chars=max_chars)
 
 
 @app.command("eval")

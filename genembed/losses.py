@@ -17,9 +17,11 @@ from torch.utils.checkpoint import checkpoint
 
 def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tensor,
                         response_mask: torch.Tensor, checkpointing: bool = False,
-                        per_row: bool = False) -> torch.Tensor:
+                        per_row: bool = False, tokens_total: int | None = None) -> torch.Tensor:
     """Mean next-token cross-entropy over real response tokens (right-padded ids); per_row: one
-    mean per row [B] instead of one over all tokens.
+    mean per row [B] instead of one over all tokens. tokens_total: the sum divided by this count
+    instead (this process's share of a batch split over processes: the shares then add up to the
+    whole batch's mean).
 
     checkpointing: each decoder layer keeps only its input and runs again in backward, and the
     LM head + cross-entropy run in chunks that are recomputed too, so neither the layers'
@@ -42,7 +44,7 @@ def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tenso
                                          labels[start:start + CE_CHUNK], use_reentrant=False)
                               for start in range(0, len(labels), CE_CHUNK)])
     if not per_row:
-        return token_ce.mean()
+        return token_ce.mean() if tokens_total is None else token_ce.sum() / tokens_total
     rows = torch.arange(real.shape[0], device=real.device)[:, None].expand_as(real)[real]
     sums = token_ce.new_zeros(real.shape[0]).index_add(0, rows, token_ce)
     return sums / real.sum(1).clamp(min=1)
@@ -55,10 +57,12 @@ def _token_cross_entropy(head, states: torch.Tensor, labels: torch.Tensor) -> to
     return F.cross_entropy(head(states).float(), labels, reduction="none")
 
 
-def margin_loss(own: torch.Tensor, other: torch.Tensor, margin: float) -> torch.Tensor:
+def margin_loss(own: torch.Tensor, other: torch.Tensor, margin: float, rows_total: int | None = None) -> torch.Tensor:
     """Hinge on per-row reconstruction losses: each response must be read better (by `margin`
-    nats per token) from its own soft prompt than from another row's."""
-    return F.relu(margin + own - other).mean()
+    nats per token) from its own soft prompt than from another row's. rows_total: as tokens_total
+    of reconstruction_loss, for rows."""
+    hinge = F.relu(margin + own - other)
+    return hinge.mean() if rows_total is None else hinge.sum() / rows_total
 
 
 @contextmanager
@@ -79,11 +83,17 @@ def checkpointed_layers(base, enabled: bool = True):
             del layer.forward
 
 
-def alignment_loss(embedding: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """kind: "mse" (the paper's, mean over dimensions) or "cosine" (1 − cosine similarity)."""
+def alignment_loss(embedding: torch.Tensor, target: torch.Tensor, kind: str = "mse",
+                   rows_total: int | None = None) -> torch.Tensor:
+    """kind: "mse" (the paper's, mean over dimensions) or "cosine" (1 − cosine similarity), the mean
+    over rows (rows_total: the sum divided by this count, as in reconstruction_loss)."""
+    if kind not in ("mse", "cosine"):
+        raise ValueError(f"alignment loss must be 'mse' or 'cosine', got {kind!r}")
     embedding, target = embedding.float(), target.float()
-    if kind == "mse":
+    if kind == "mse" and rows_total is None:
         return F.mse_loss(embedding, target)
-    if kind == "cosine":
-        return (1 - F.cosine_similarity(embedding, target, dim=-1)).mean()
-    raise ValueError(f"alignment loss must be 'mse' or 'cosine', got {kind!r}")
+    if kind == "mse":
+        per_row = (embedding - target).pow(2).mean(-1)
+    else:
+        per_row = 1 - F.cosine_similarity(embedding, target, dim=-1)
+    return per_row.mean() if rows_total is None else per_row.sum() / rows_total

@@ -78,7 +78,8 @@ def load_teacher(name: str, backbone: Backbone | None = None):
         if backbone is None:
             raise ValueError("the 'self' teacher needs the backbone")
         return SelfTeacher(backbone)
-    return SentenceTransformerTeacher(name)
+    # on the training device: embedding tens of thousands of responses on a CPU beside a GPU is the slow part
+    return SentenceTransformerTeacher(name, device=str(backbone.device) if backbone is not None else "cpu")
 
 
 def file_slug(name: str) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .atomic import file_digest, replace_file, write_text
 from .backbone import load_backbone
 from .checkpoint import load_checkpoint, recover, save_checkpoint
@@ -99,10 +100,13 @@ def fit_align_by_ridge(model: GenEmbed, states: torch.Tensor, targets: np.ndarra
 
 def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
                w_rec: float, w_align: float, align_kind: str = "mse", bf16: bool = False,
-               checkpointing: bool = False, w_margin: float = 0.0, margin: float = 0.5):
+               checkpointing: bool = False, w_margin: float = 0.0, margin: float = 0.5,
+               rows_total: int | None = None, tokens_total: int | None = None):
     """(total, reconstruction, alignment, other) losses of one batch of tokenised queries and
     responses; `other` is the reconstruction loss under the next row's soft prompt (only computed
-    when w_margin > 0, else None). w_rec = 0 skips the reconstruction passes (rec is then None)."""
+    when w_margin > 0, else None). w_rec = 0 skips the reconstruction passes (rec is then None).
+    rows_total / tokens_total: these rows are one process's share of a batch of that many rows /
+    response tokens; each loss is then this share's part of the whole batch's mean (the parts add up)."""
     pad_id = model.backbone.tokenizer.pad_token_id
     q_ids, q_mask = pad(query_rows, pad_id, side="left")
     r_ids, r_mask = pad(response_rows, pad_id, side="right")
@@ -119,12 +123,14 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
             other_rows = reconstruction_loss(lm, model.decoder_input(soft_prompt.roll(1, 0)), r_ids, r_mask,
                                              checkpointing, per_row=True)
             tokens = r_mask.sum(1).float()  # rec stays the mean over tokens, as without the margin
-            rec, other = (own_rows * tokens).sum() / tokens.sum(), (other_rows * tokens).sum() / tokens.sum()
-            total = w_rec * rec + w_margin * margin_loss(own_rows, other_rows, margin)
+            denominator = tokens.sum() if tokens_total is None else tokens_total
+            rec, other = (own_rows * tokens).sum() / denominator, (other_rows * tokens).sum() / denominator
+            total = w_rec * rec + w_margin * margin_loss(own_rows, other_rows, margin, rows_total)
         elif w_rec:
-            rec = reconstruction_loss(lm, model.decoder_input(soft_prompt), r_ids, r_mask, checkpointing)
+            rec = reconstruction_loss(lm, model.decoder_input(soft_prompt), r_ids, r_mask, checkpointing,
+                                      tokens_total=tokens_total)
             total = w_rec * rec
-    align = alignment_loss(embedding, targets.to(model.device), align_kind)
+    align = alignment_loss(embedding, targets.to(model.device), align_kind, rows_total)
     return total + w_align * align, rec, align, other
 
 
@@ -196,10 +202,18 @@ def usable_rows(path: str | Path) -> list[dict]:
 
 def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False) -> GenEmbed:
     """Train into the run folder cfg.out_dir: a new (or empty) folder, or with resume=True the
-    folder of a run to continue from its resume/ state. Anything else is refused before any work."""
+    folder of a run to continue from its resume/ state. Anything else is refused before any work.
+
+    Under a launcher (`accelerate launch`, `torchrun`) each of N processes computes its share of
+    every batch (batch_size stays the global batch), the trainable tensors' gradients are summed
+    across processes, and only the main process writes; the weights equal a one-process run's up
+    to float rounding, and a run may resume under another number of processes."""
+    procs = distributed.current()
     out = Path(cfg.out_dir)
     resume_dir = out / "resume"
-    recover(resume_dir)  # a kill mid-swap of resume/ left the previous state aside
+    if procs.is_main:
+        recover(resume_dir)  # a kill mid-swap of resume/ left the previous state aside
+    procs.barrier()
     has_state = (resume_dir / "trainer.pt").exists()
     started = has_state or (out / "log.jsonl").exists()  # killed before its first save: a log, no state
     if resume and not started:
@@ -208,8 +222,14 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     if not resume and leftovers:  # (cache/ holds teacher targets keyed by content: safe to share)
         raise ValueError(f"{out} already holds a run ({', '.join(leftovers)}): pass --resume to continue it, "
                          f"or choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if cfg.batch_size % procs.world:
+        raise ValueError(f"batch size {cfg.batch_size} cannot be split evenly over {procs.world} processes")
+    procs.barrier()  # every process has checked the folder before the main one writes into it
+    if procs.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     responses_sha1 = file_digest(cfg.responses, "sha1")
+    show_progress_bar = show_progress_bar and procs.is_main
+    say = print if procs.is_main else (lambda *a, **k: None)
     torch.manual_seed(cfg.seed)
 
     # -- data: queries, responses, teacher targets (cached) --------------------------------
@@ -218,10 +238,11 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
         rows = rows[: cfg.limit]
     if len(rows) < cfg.batch_size:
         raise ValueError(f"{cfg.responses} has {len(rows)} usable rows, fewer than one batch ({cfg.batch_size})")
-    backbone = load_backbone(cfg.backbone)
+    backbone = load_backbone(cfg.backbone, device=procs.device)
     teacher = load_teacher(cfg.teacher, backbone)
-    targets = training_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], cfg.target,
-                               out / "cache", show_progress_bar)
+    with procs.main_first():  # the main process fills the targets cache; the others read it
+        targets = training_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], cfg.target,
+                                   out / "cache", show_progress_bar)
 
     # -- the student: fresh, or resumed from resume/ ----------------------------------------
     if has_state:
@@ -248,15 +269,15 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     pick = np.random.default_rng(cfg.seed).permutation(len(rows))[: cfg.ridge_examples]
     if state is None and cfg.recon_init == "rms":
         scale = scale_recon_to_embeddings(model, [queries[i] for i in pick[:32]], bf16=cfg.bf16)
-        print(f"recon initialised as {scale:.4f} x identity (soft prompt at the token embeddings' norm)")
+        say(f"recon initialised as {scale:.4f} x identity (soft prompt at the token embeddings' norm)")
     if state is None and (cfg.recon_form == "centered" or cfg.align_init == "ridge"):
         states = initial_states(model, [queries[i] for i in pick], bf16=cfg.bf16)  # once, for both fits
     if state is None and cfg.recon_form == "centered":
         scale = fit_state_statistics(model, states)
-        print(f"compression states centred on {len(pick)} queries (mean deviation norm {scale:.2f})")
+        say(f"compression states centred on {len(pick)} queries (mean deviation norm {scale:.2f})")
     if state is None and cfg.align_init == "ridge":
         r2 = fit_align_by_ridge(model, states, targets[pick])
-        print(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
+        say(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
 
     # -- optimiser: tokens and projections in their own groups ----------------------------
     groups = [{"params": [model.special_tokens], "lr": cfg.lr_tokens},
@@ -265,17 +286,19 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
     start = 0
-    if state is None and resume:
-        print(f"{out}: the run stopped before its first save: starting again from step 0")
+    if state is None and resume and procs.is_main:
+        say(f"{out}: the run stopped before its first save: starting again from step 0")
         write_text(out / "log.jsonl", "")
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
-        log_rows = [r for r in read_rows(out / "log.jsonl", repair=True) if r["step"] < start]
-        write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in log_rows))
+        if procs.is_main:
+            log_rows = [r for r in read_rows(out / "log.jsonl", repair=True) if r["step"] < start]
+            write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in log_rows))
     w_align = alignment_weight(cfg, teacher.dim)
     targets_t = torch.as_tensor(targets)
+    trainable = [p for p in model.parameters() if p.requires_grad]
 
     # -- the loop -------------------------------------------------------------------------
     model.train()
@@ -289,30 +312,44 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
         for micro in range(cfg.grad_accum):
             first = (step * cfg.grad_accum + micro) * cfg.batch_size
             idx = [example_order(len(rows), cfg.seed, first + k) for k in range(cfg.batch_size)]
+            # several processes: each takes its slice, and each loss is its slice's part of the batch's mean
+            totals_of_batch = {} if procs.world == 1 else {
+                "rows_total": len(idx), "tokens_total": sum(len(responses[i]) for i in idx)}
+            idx = procs.share(idx)
             loss, rec, align, other = batch_loss(model, [queries[i] for i in idx], [responses[i] for i in idx],
                                                  targets_t[idx], step_w_rec, step_w_align, cfg.align_loss, cfg.bf16,
-                                                 cfg.gradient_checkpointing, cfg.w_margin, cfg.margin)
+                                                 cfg.gradient_checkpointing, cfg.w_margin, cfg.margin,
+                                                 **totals_of_batch)
             (loss / cfg.grad_accum).backward()
             for key, value in (("loss", loss), ("rec", rec), ("align", align), ("rec_other", other)):
                 if value is None:
                     totals[key] = None
                 else:
                     totals[key] += value.item() / cfg.grad_accum
+        procs.sum_([p.grad for p in trainable if p.grad is not None])  # the parts add up to the batch's gradient
+        if procs.world > 1:  # the logged losses too
+            parts = torch.tensor([totals[k] if totals[k] is not None else 0.0 for k in totals], dtype=torch.float64,
+                                 device=model.device)
+            procs.sum_([parts])
+            totals = {k: (None if totals[k] is None else v) for k, v in zip(totals, parts.tolist())}
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        append_rows(out / "log.jsonl", [{"step": step, **totals, "lr_tokens": optimizer.param_groups[0]["lr"],
-                                        "seconds": round(time.time() - t0, 3)}])
+        if procs.is_main:
+            append_rows(out / "log.jsonl", [{"step": step, **totals, "lr_tokens": optimizer.param_groups[0]["lr"],
+                                            "seconds": round(time.time() - t0, 3)}])
         bar.set_postfix(rec="-" if totals["rec"] is None else f"{totals['rec']:.3f}", align=f"{totals['align']:.4f}")
-        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+        if procs.is_main and ((step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps):
             trainer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                              "step": step + 1, "train_config": asdict(cfg), "responses_sha1": responses_sha1}
             save_checkpoint(model, resume_dir, extra={"trainer.pt": lambda p: torch.save(trainer_state, p)})
 
     # -- the result -----------------------------------------------------------------------
     model.eval()
-    save_checkpoint(model, out / "model")
-    write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2) + "\n")
-    plot_losses(out / "log.jsonl", out / "losses.png")
+    if procs.is_main:
+        save_checkpoint(model, out / "model")
+        write_text(out / "train_config.json", json.dumps({**asdict(cfg), "num_processes": procs.world}, indent=2) + "\n")
+        plot_losses(out / "log.jsonl", out / "losses.png")
+    procs.barrier()  # no process returns before the checkpoint exists
     return model

@@ -1,0 +1,410 @@
+"""A corpus embedded into a faiss index on disk, built resumably and searched by text.
+
+    from genembed.index import build_index, Index
+    build_index(model, "corpus.jsonl", "idx/", field="text")      # documents: "document" instruction
+    Index.open("idx/").search("how do I boil an egg?", k=5)        # queries: "query" instruction
+
+The folder holds:
+    index.json     manifest: model, instruction, field, source file (size, sha1), count, dim, kind, progress
+    vectors.f32    raw float32 rows, L2-normalised (inner product = cosine), appended chunk by chunk
+    rows.jsonl     {"id", "text"} per row: the way back from a hit to its text
+    offsets.u64    byte offset of each row in rows.jsonl, so a hit is read with one seek
+    index.faiss    the faiss index, written once every row is encoded
+
+Rows are encoded `chunk_size` at a time; each finished chunk is appended and forced to disk before
+the manifest (replaced atomically) counts it, so a kill loses at most the chunk in flight and a
+rerun continues after the last counted one (bytes past it are cut away). Memory stays flat in
+corpus size apart from the faiss index itself. faiss is imported only when an index is built or
+opened: `import genembed` never loads it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import file_digest, replace_file, write_text
+
+MANIFEST, VECTORS, ROWS, OFFSETS, FAISS_FILE = "index.json", "vectors.f32", "rows.jsonl", "offsets.u64", "index.faiss"
+FORMAT = 1
+KINDS = ("auto", "flat", "hnsw")
+AUTO_HNSW_ROWS = 100_000  # `auto`: exact search below this many rows, HNSW from it on
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
+CHUNK_SIZE = 4096  # rows encoded between two durable progress points
+FAISS_ADD_BLOCK = 65536  # rows handed to faiss at a time, so the vectors are never copied whole
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("genembed search needs faiss: pip install 'genembed[search]'") from None
+    return faiss
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: object  # the row's id as the source gave it (str or int), else its line number
+    score: float  # cosine similarity to the query
+    text: str
+    row: int  # position in the index (0-based)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "score": self.score, "text": self.text}
+
+
+# -- the source file -----------------------------------------------------------------------
+def source_rows(path: str | Path, field: str = "text", id_field: str | None = "id"):
+    """(id, text) for each row of a corpus file, streamed. `.jsonl`: the `field` of each row, its id
+    the `id_field` value (str or int, kept as given) when the first row has one — then every row
+    must — else the line number. Any other file: one text per line, id = line number (1-based)."""
+    from .jsonl import numbered_rows
+    from .reader import TextFile
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"corpus file not found: {path}")
+    if path.suffix != ".jsonl":
+        for i, text in enumerate(TextFile(path)):
+            yield i + 1, text
+        return
+    with_ids = None
+    for n, row in numbered_rows(path):
+        if field not in row:
+            raise ValueError(f"{path}:{n} has no '{field}' key (keys: {sorted(row)})")
+        text = row[field]
+        if not isinstance(text, str):
+            raise ValueError(f"{path}:{n}: '{field}' is {json.dumps(text)[:40]}, not a string")
+        has_id = bool(id_field) and id_field in row
+        if with_ids is None:
+            with_ids = has_id  # the first row decides, so ids and line numbers never mix
+        elif has_id != with_ids:
+            raise ValueError(f"{path}:{n} {'has' if has_id else 'has no'} '{id_field}' key but the first row "
+                             f"{'has none' if has_id else 'has one'}: give every row an id or none")
+        if not has_id:
+            yield n, text
+            continue
+        value = row[id_field]
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError(f"{path}:{n}: '{id_field}' is {json.dumps(value)[:40]}, not a string or integer")
+        yield value, text
+
+
+# -- the model a build used ---------------------------------------------------------------
+def model_fingerprint(model) -> str:
+    """sha1 of the model's config and trained tensors: a resume or a search with another model
+    (whose vectors would not be comparable) is refused."""
+    digest = hashlib.sha1(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _resolve_model(model):
+    """(GenEmbed, what the manifest records): a path → that checkpoint, None → the bundled default
+    ("default"), a loaded model → itself (recorded as null: search then needs it passed again)."""
+    if model is None or isinstance(model, (str, Path)):
+        from . import load
+
+        return load(model), "default" if model is None else str(Path(model).resolve())
+    return model, None
+
+
+# -- building ------------------------------------------------------------------------------
+def build_index(model, source: str | Path, out_dir: str | Path, field: str = "text", id_field: str | None = "id",
+                instruction: str | None = "document", kind: str = "auto", batch_size: int = 32,
+                chunk_size: int = CHUNK_SIZE, show_progress_bar: bool | None = None) -> "Index":
+    """Encode every row of `source` and write a searchable index to `out_dir`; returns it opened.
+
+    model: a GenEmbed, a checkpoint folder, or None (the bundled default). kind: "flat" (exact
+    cosine), "hnsw" (approximate, for large corpora) or "auto" (flat below AUTO_HNSW_ROWS rows).
+    A rerun on an unfinished `out_dir` resumes it (same model, instruction, field and an unchanged
+    source file, else refused); on a finished one it only rebuilds the faiss index if `kind` changed.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
+    _faiss()  # missing faiss is reported now, not after the corpus is encoded
+    source, out_dir = Path(source), Path(out_dir)
+    count = sum(1 for _ in source_rows(source, field, id_field))  # validates every row before any work
+    if count == 0:
+        raise ValueError(f"{source} has no rows to index")
+    model, model_ref = _resolve_model(model)
+    settings = {
+        "format": FORMAT, "model": model_ref, "model_fingerprint": model_fingerprint(model),
+        "instruction": instruction, "instruction_text": model.resolve_instruction(instruction),
+        "field": field, "id_field": id_field,
+        "count": count, "dim": model.config.embedding_dim,
+        "source": {"path": str(source.resolve()), "size": source.stat().st_size, "sha1": file_digest(source, "sha1")},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out_dir):
+        manifest = _start_or_resume(out_dir, settings)
+        done = manifest["rows_done"]
+        if done < count:
+            _encode_rows(model, source, out_dir, manifest, batch_size, chunk_size, show_progress_bar)
+        chosen = ("flat" if count < AUTO_HNSW_ROWS else "hnsw") if kind == "auto" else kind
+        if not (manifest["complete"] and manifest["kind"] == chosen and (out_dir / FAISS_FILE).exists()):
+            vectors = np.memmap(out_dir / VECTORS, dtype=np.float32, mode="r", shape=(count, settings["dim"]))
+            index = make_faiss_index(vectors, chosen)
+            del vectors
+            faiss = _faiss()
+            replace_file(out_dir / FAISS_FILE, lambda p: faiss.write_index(index, str(p)))
+            manifest.update(complete=True, kind=chosen,
+                            hnsw={"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
+                                  "ef_search": HNSW_EF_SEARCH} if chosen == "hnsw" else None)
+        _write_manifest(out_dir, manifest)
+    return Index.open(out_dir, model=model)
+
+
+def make_faiss_index(vectors: np.ndarray, kind: str, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION):
+    """A faiss index over L2-normalised rows, by inner product (= cosine): IndexFlatIP for "flat",
+    IndexHNSWFlat for "hnsw". Rows are added block by block from a (memory-mapped) array."""
+    faiss = _faiss()
+    dim = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        raise ValueError(f"kind must be 'flat' or 'hnsw', got {kind!r}")
+    for start in range(0, len(vectors), FAISS_ADD_BLOCK):
+        index.add(np.ascontiguousarray(vectors[start:start + FAISS_ADD_BLOCK], dtype=np.float32))
+    return index
+
+
+IDENTITY = ("format", "model_fingerprint", "instruction_text", "field", "id_field", "count", "dim")
+
+
+def _start_or_resume(out_dir: Path, settings: dict) -> dict:
+    """The manifest to continue from: a fresh one, or the folder's own when its settings match
+    (its stores then cut back to the rows it counts: a kill mid-append leaves a tail)."""
+    path = out_dir / MANIFEST
+    if not path.exists():
+        # our own stores may be there without a manifest (a kill before the first one was written)
+        leftovers = sorted(p.name for p in out_dir.iterdir()
+                           if not p.name.startswith(".") and p.name not in (VECTORS, ROWS, OFFSETS))
+        if leftovers:
+            raise ValueError(f"{out_dir} is not empty and holds no {MANIFEST} ({', '.join(leftovers[:5])}): "
+                             f"choose an empty or new folder")
+        for name in (VECTORS, ROWS, OFFSETS):
+            (out_dir / name).write_bytes(b"")
+        manifest = {**settings, "rows_done": 0, "rows_bytes": 0, "complete": False, "kind": None,
+                    "hnsw": None}
+        _write_manifest(out_dir, manifest)
+        return manifest
+    manifest = read_manifest(out_dir)
+    old = manifest["source"]
+    if (old["size"], old["sha1"]) != (settings["source"]["size"], settings["source"]["sha1"]):
+        raise ValueError(f"{out_dir} was built from {old['path']} (size {old['size']}, sha1 {old['sha1'][:12]}); "
+                         f"{settings['source']['path']} differs (size {settings['source']['size']}, sha1 "
+                         f"{settings['source']['sha1'][:12]}): the source changed, so it cannot be resumed; "
+                         f"use a new --out folder or delete {out_dir}")
+    differ = [k for k in IDENTITY if manifest.get(k) != settings[k]]
+    if differ:
+        raise ValueError(f"{out_dir} holds an index built with other settings ({', '.join(differ)} differ): "
+                         f"use a new --out folder or delete {out_dir}")
+    _cut_stores(out_dir, manifest)
+    # the same bytes and model, perhaps at new paths (the model's is where search will load it)
+    manifest.update(source=settings["source"], model=settings["model"] or manifest.get("model"))
+    return manifest
+
+
+def _cut_stores(out_dir: Path, manifest: dict) -> None:
+    expected = {VECTORS: manifest["rows_done"] * manifest["dim"] * 4, ROWS: manifest["rows_bytes"],
+                OFFSETS: manifest["rows_done"] * 8}
+    for name, size in expected.items():
+        path = out_dir / name
+        actual = path.stat().st_size if path.exists() else -1
+        if actual < size:
+            raise ValueError(f"{path} holds {max(actual, 0)} bytes but {MANIFEST} counts {size}: the index "
+                             f"folder is damaged; delete {out_dir} and build again")
+        if actual > size:
+            os.truncate(path, size)
+
+
+def _encode_chunk(model, texts: list[str], instruction: str | None, batch_size: int) -> np.ndarray:
+    """One chunk's L2-normalised vectors (a seam the tests use to simulate a kill)."""
+    return model.encode(texts, instruction=instruction, batch_size=batch_size, normalize=True,
+                        show_progress_bar=False)
+
+
+def _encode_rows(model, source: Path, out_dir: Path, manifest: dict, batch_size: int, chunk_size: int,
+                 show_progress_bar: bool | None) -> None:
+    from tqdm.auto import tqdm
+
+    done, count = manifest["rows_done"], manifest["count"]
+    if show_progress_bar is None:
+        show_progress_bar = sys.stderr.isatty()
+    rows = source_rows(source, manifest["field"], manifest["id_field"])
+    for _ in range(done):  # finished rows are read past, not encoded again
+        next(rows)
+    with tqdm(total=count, initial=done, desc="index", disable=not show_progress_bar) as bar:
+        chunk = []
+        for item in rows:
+            chunk.append(item)
+            if len(chunk) == chunk_size:
+                _append_chunk(model, chunk, out_dir, manifest, batch_size)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            _append_chunk(model, chunk, out_dir, manifest, batch_size)
+            bar.update(len(chunk))
+    if manifest["rows_done"] != count:
+        raise ValueError(f"{source} changed while it was being indexed ({manifest['rows_done']} rows, expected {count})")
+
+
+def _append_chunk(model, chunk: list, out_dir: Path, manifest: dict, batch_size: int) -> None:
+    vectors = _encode_chunk(model, [text for _, text in chunk], manifest["instruction"], batch_size)
+    lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False).encode("utf-8") + b"\n" for i, t in chunk]
+    offsets = np.cumsum([manifest["rows_bytes"]] + [len(line) for line in lines[:-1]], dtype=np.uint64)
+    for name, data in ((VECTORS, np.ascontiguousarray(vectors, dtype="<f4").tobytes()),
+                       (ROWS, b"".join(lines)), (OFFSETS, offsets.astype("<u8").tobytes())):
+        with open(out_dir / name, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    # only now, with the chunk on disk, does the manifest count it
+    manifest["rows_done"] += len(chunk)
+    manifest["rows_bytes"] += sum(len(line) for line in lines)
+    _write_manifest(out_dir, manifest)
+
+
+def _write_manifest(out_dir: Path, manifest: dict) -> None:
+    write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_manifest(out_dir: str | Path) -> dict:
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise ValueError(f"index folder not found: {out_dir}")
+    path = out_dir / MANIFEST
+    if not path.exists():
+        raise ValueError(f"{out_dir} is not a genembed index: it has no {MANIFEST}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is corrupt: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a genembed index manifest of format {FORMAT}")
+    return manifest
+
+
+@contextmanager
+def _build_lock(out_dir: Path):
+    """One build per folder at a time: two writers would interleave their chunks."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out_dir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another build is writing to {out_dir}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# -- searching -----------------------------------------------------------------------------
+class Index:
+    """A finished index folder, opened for search. The model (for query texts) loads on first use:
+    the one the manifest records unless `model` (a GenEmbed or checkpoint folder) is given."""
+
+    def __init__(self, folder: Path, manifest: dict, faiss_index, offsets: np.ndarray, model):
+        self.folder, self.manifest, self.faiss_index, self._offsets = folder, manifest, faiss_index, offsets
+        self._model = model
+
+    @classmethod
+    def open(cls, folder: str | Path, model=None) -> "Index":
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        if not manifest.get("complete"):
+            raise ValueError(f"the index in {folder} is not finished ({manifest.get('rows_done')} of "
+                             f"{manifest.get('count')} rows encoded): rerun `genembed index build` to resume it")
+        faiss = _faiss()
+        index = faiss.read_index(str(folder / FAISS_FILE))
+        count, dim = manifest["count"], manifest["dim"]
+        if (index.ntotal, index.d) != (count, dim) or (folder / OFFSETS).stat().st_size != 8 * count:
+            raise ValueError(f"{folder} is damaged: {FAISS_FILE} or {OFFSETS} does not hold the {count} rows "
+                             f"of dimension {dim} that {MANIFEST} records; build it again")
+        offsets = np.memmap(folder / OFFSETS, dtype="<u8", mode="r", shape=(count,))
+        opened = cls(folder, manifest, index, offsets, None)
+        if model is not None:
+            opened._model = opened._check_model(*_resolve_model(model))
+        return opened
+
+    def __len__(self) -> int:
+        return self.manifest["count"]
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def model(self):
+        if self._model is None:
+            ref = self.manifest.get("model")
+            if ref is None:
+                raise ValueError(f"the index in {self.folder} was built from a model in memory, not a "
+                                 f"checkpoint folder: pass the model (Index.open(..., model=...) or --model)")
+            self._model = self._check_model(*_resolve_model(None if ref == "default" else ref))
+        return self._model
+
+    def _check_model(self, model, ref):
+        if model_fingerprint(model) != self.manifest["model_fingerprint"]:
+            where = ref or "the model given"
+            raise ValueError(f"{where} is not the model the index in {self.folder} was built with: "
+                             f"its vectors would not be comparable")
+        return model
+
+    def search(self, queries: str | list[str], k: int = 10, instruction: str | None = "query",
+               batch_size: int = 32) -> list[list[Hit]]:
+        """The k best rows for each query (one list per query, also for a single string), best first."""
+        if isinstance(queries, str):
+            queries = [queries]
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if not queries:
+            raise ValueError("no queries to search")
+        vectors = self.model.encode(list(queries), instruction=instruction, batch_size=batch_size, normalize=True,
+                                    show_progress_bar=False)
+        return self.search_vectors(vectors, k)
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, ef_search: int | None = None) -> list[list[Hit]]:
+        """Hits for query vectors [n, dim] (L2-normalise them for cosine scores)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        if vectors.shape[1] != self.manifest["dim"]:
+            raise ValueError(f"query vectors have dimension {vectors.shape[1]}, the index {self.manifest['dim']}")
+        if self.kind == "hnsw":  # the candidate list must hold at least k
+            self.faiss_index.hnsw.efSearch = max(ef_search or self.manifest["hnsw"]["ef_search"], k)
+        scores, rows = self.faiss_index.search(vectors, min(k, len(self)))
+        with open(self.folder / ROWS, "rb") as f:
+            return [[self._hit(f, int(r), float(s)) for r, s in zip(row_ids, row_scores) if r >= 0]
+                    for row_ids, row_scores in zip(rows, scores)]
+
+    def _hit(self, f, row: int, score: float) -> Hit:
+        f.seek(int(self._offsets[row]))
+        stored = json.loads(f.readline())
+        return Hit(stored["id"], score, stored["text"], row)
+
+    def row(self, row: int) -> tuple[object, str]:
+        """(id, text) of the row at a 0-based position."""
+        with open(self.folder / ROWS, "rb") as f:
+            hit = self._hit(f, row, 0.0)
+        return hit.id, hit.text

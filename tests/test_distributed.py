@@ -1,0 +1,79 @@
+"""Training under a launcher (issue 18.1): two processes on this CPU over gloo, started by
+`accelerate launch`, reach the weights of one process; a run killed under two resumes under one."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+BIN = Path(sys.executable).parent
+LAUNCH = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+          "--mixed_precision", "no", "--dynamo_backend", "no", str(BIN / "genembed")]
+ONE = [sys.executable, "-c", "from genembed.cli import main; main()"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+
+
+def common(backbone, responses, steps, save_every):
+    return ["train", "--responses", str(responses), "--backbone", backbone, "--teacher", "self", "--steps", str(steps),
+            "--batch-size", "4", "--thought-tokens", "2", "--compression-tokens", "3", "--w-rec", "1",
+            "--warmup-steps", "2", "--save-every", str(save_every)]
+
+
+def run(cmd):
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def assert_close(a_dir, b_dir, rtol=1e-4):
+    a, b = (load_file(Path(d) / "model" / "model.safetensors") for d in (a_dir, b_dir))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)) < rtol, k
+
+
+def test_two_processes_reach_the_weights_of_one(tiny_backbone_path, tiny_responses, tmp_path):
+    args = common(tiny_backbone_path, tiny_responses, steps=4, save_every=2)
+    run(ONE + args + ["--out", str(tmp_path / "one")])
+    run(LAUNCH + args + ["--out", str(tmp_path / "two")])
+    assert_close(tmp_path / "one", tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "train_config.json").read_text())["num_processes"] == 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3], "only the main process writes the log"
+
+
+def test_a_run_killed_under_two_processes_resumes_under_one(tiny_backbone_path, tiny_responses, tmp_path):
+    args = common(tiny_backbone_path, tiny_responses, steps=80, save_every=5)
+    run(ONE + args + ["--out", str(tmp_path / "whole")])
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(LAUNCH + args + ["--out", str(killed)], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        log = killed / "log.jsonl"
+        if (killed / "resume").exists() and log.exists() and log.read_text().count("\n") >= 12:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(killed / "resume" / "trainer.pt", weights_only=False)["step"]
+    assert 0 < saved < 80
+    run(ONE + args + ["--out", str(killed), "--resume"])
+    assert_close(tmp_path / "whole", killed)
+    steps = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(80))
+    assert json.loads((killed / "train_config.json").read_text())["num_processes"] == 1
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused():
+    from genembed.distributed import Processes
+
+    with pytest.raises(ValueError, match="cannot be split evenly over 2 processes"):
+        Processes(rank=1, world=2).share(list(range(5)))
+    assert Processes(rank=1, world=2).share(list(range(6))) == [3, 4, 5]
