@@ -100,7 +100,9 @@ def _locate(name: str) -> tuple[str, str | None]:
 def load_backbone(name: str, dtype: str = "float32", device: str | None = None) -> Backbone:
     """The frozen backbone `name`, loaded once per (name, dtype, device); device None →
     $GENEMBED_DEVICE, else CUDA when available, else CPU."""
-    device = device or default_device()
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    device = canonical_device(device or default_device())
     key = (name, f"{dtype}@{device}")
     with _lock:
         if key in _cache:
@@ -223,6 +225,17 @@ class _quiet_loading:
 
         if self._was:
             logging.enable_progress_bar()
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def canonical_device(device: str) -> str:
+    """One name per device, so "cuda" and "cuda:0" (the current GPU) share one backbone copy."""
+    d = torch.device(device)
+    if d.type == "cuda" and d.index is None:
+        d = torch.device("cuda", torch.cuda.current_device())
+    return str(d)
 
 
 def default_device() -> str:

@@ -51,9 +51,12 @@ def generate(
     temperature: float = typer.Option(0.7),
     top_p: float = typer.Option(0.9),
     seed: int = typer.Option(0),
-    bf16: bool = typer.Option(False, help="bf16 autocast (CPU)."),
+    bf16: bool = typer.Option(False, help="bf16 autocast (CPU or GPU)."),
+    dtype: str = typer.Option("float32", help="The backbone's weights: float32, bfloat16 or float16 (an 8B backbone is 32 GB in float32)."),
 ):
-    """Let the frozen backbone answer queries (the training targets)."""
+    """Let the frozen backbone answer queries (the training targets). Under `accelerate launch` /
+    `torchrun` each process answers its share."""
+    from . import distributed
     from .backbone import load_backbone
     from .data import load_sharegpt
     from .generate import answer_queries
@@ -66,7 +69,8 @@ def generate(
         queries = queries[:limit]
     if not queries:
         raise typer.BadParameter("no queries to answer")
-    rows = answer_queries(load_backbone(backbone), queries, out, max_new_tokens=max_new_tokens,
+    rows = answer_queries(load_backbone(backbone, dtype=dtype, device=distributed.current().device), queries, out,
+                          max_new_tokens=max_new_tokens,
                           batch_size=batch_size, max_query_tokens=max_query_tokens, sample=sample,
                           temperature=temperature, top_p=top_p, seed=seed, bf16=bf16)
     typer.echo(f"{len(rows)} answered queries in {out}")
@@ -103,6 +107,7 @@ def train(
     max_query_tokens: int = typer.Option(R.max_query_tokens),
     max_response_tokens: int = typer.Option(R.max_response_tokens),
     bf16: bool = typer.Option(R.bf16, help="bf16 autocast."),
+    dtype: str = typer.Option(R.dtype, help="The frozen backbone's weights: float32, bfloat16 or float16 (the trained tensors stay float32)."),
     gradient_checkpointing: bool = typer.Option(R.gradient_checkpointing, help="Recompute the reconstruction pass in backward: much less memory, slower steps."),
     seed: int = typer.Option(R.seed),
     save_every: int = typer.Option(R.save_every),
@@ -120,7 +125,7 @@ def train(
                       align_loss=align_loss, align_init=align_init, recon_init=recon_init, token_init=token_init, target=target,
                       recon_form=recon_form, prompt_frame=prompt_frame, w_margin=w_margin, margin=margin,
                       max_query_tokens=max_query_tokens,
-                      max_response_tokens=max_response_tokens, bf16=bf16, seed=seed, save_every=save_every,
+                      max_response_tokens=max_response_tokens, bf16=bf16, dtype=dtype, seed=seed, save_every=save_every,
                       gradient_checkpointing=gradient_checkpointing)
     run(cfg, resume=resume)
     from . import distributed

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .backbone import Backbone
 from .inputs import pad, prompt_ids
 from .jsonl import append_rows, read_rows
@@ -32,26 +33,37 @@ def answer_queries(
     bf16: bool = False,
     show_progress_bar: bool = True,
 ) -> list[dict]:
-    """Answer every (id, query) not yet in out_path; return all rows of out_path."""
+    """Answer every (id, query) not yet in out_path; return all rows of out_path.
+
+    Under a launcher (`accelerate launch`, `torchrun`) each process answers every N-th query still
+    to do into its own part file beside out_path (`<out>.part<rank>`); the main process then
+    appends the parts' rows to out_path (each id once) and removes them. A killed run, under any
+    number of processes, resumes from out_path plus whatever parts are left."""
+    procs = distributed.current()
     ids = [q[0] for q in queries]
     if len(set(ids)) != len(ids):
         raise ValueError("query ids must be unique")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    done = {row["id"] for row in read_rows(out_path, repair=True)}
+    if procs.is_main:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    with procs.main_first():  # the main process repairs torn tails; the others then read
+        done = {row["id"] for path in [out_path, *part_files(out_path)] for row in read_rows(path, repair=procs.is_main)}
+    procs.barrier()  # every process has read the parts before any appends to them
     todo = [q for q in queries if q[0] not in done]
+    mine = todo[procs.rank::procs.world]
+    target = out_path if procs.world == 1 else out_path.with_name(f"{out_path.name}.part{procs.rank}")
     tok, model = backbone.tokenizer, backbone.model
-    prompts = prompt_ids(tok, [q[1] for q in todo], max_text_tokens=max_query_tokens)
-    order = sorted(range(len(todo)), key=lambda i: -len(prompts[i]))  # similar lengths share a batch
+    prompts = prompt_ids(tok, [q[1] for q in mine], max_text_tokens=max_query_tokens)
+    order = sorted(range(len(mine)), key=lambda i: -len(prompts[i]))  # similar lengths share a batch
     eos = tok.eos_token_id
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and backbone.device.type == "cpu")
+    autocast = torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16)
     bar = tqdm(total=len(queries), initial=len(queries) - len(todo), desc="answering", unit="query",
-               disable=not show_progress_bar)
+               disable=not (show_progress_bar and procs.is_main))
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
         input_ids, mask = pad([prompts[i] for i in batch], tok.pad_token_id, side="left")
         if sample:  # a seed per batch content: a resumed run samples what the first run would have
-            digest = hashlib.sha1("".join(todo[i][0] for i in batch).encode()).digest()
+            digest = hashlib.sha1("".join(mine[i][0] for i in batch).encode()).digest()
             torch.manual_seed(seed + int.from_bytes(digest[:4], "little"))
         with torch.no_grad(), autocast:
             out = model.generate(
@@ -65,9 +77,30 @@ def answer_queries(
             finished = eos in new
             if finished:
                 new = new[: new.index(eos)]
-            rows.append({"id": todo[i][0], "query": todo[i][1],
+            rows.append({"id": mine[i][0], "query": mine[i][1],
                          "response": tok.decode(new, skip_special_tokens=True).strip(), "finished": finished})
-        append_rows(out_path, rows)
-        bar.update(len(rows))
+        append_rows(target, rows)
+        bar.update(min(len(rows) * procs.world, bar.total - bar.n))  # (the main process stands for all)
     bar.close()
+    procs.barrier()
+    if procs.is_main:
+        merge_parts(out_path)
+    procs.barrier()
     return read_rows(out_path)
+
+
+def part_files(out_path: Path) -> list[Path]:
+    """The per-process files a multi-process run left beside out_path (any number of processes)."""
+    return sorted(out_path.parent.glob(f"{out_path.name}.part*"))
+
+
+def merge_parts(out_path: Path) -> None:
+    """Append the parts' rows that out_path lacks (each id once), force them to disk, then remove
+    the parts. A kill in between leaves rows in both places; the next merge skips those ids."""
+    have = {row["id"] for row in read_rows(out_path, repair=True)}
+    for part in part_files(out_path):
+        rows = [r for r in read_rows(part, repair=True) if r["id"] not in have]
+        append_rows(out_path, rows)
+        have.update(r["id"] for r in rows)
+    for part in part_files(out_path):
+        part.unlink()

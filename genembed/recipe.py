@@ -11,7 +11,8 @@ from dataclasses import dataclass
 CHOICES = {"align_loss": ("mse", "cosine"), "align_init": ("ridge", "random"),
            "recon_init": ("identity", "rms"), "recon_form": ("linear", "centered"),
            "prompt_frame": ("none", "chat"),
-           "token_init": ("mean", "words", "prompt-end"), "target": ("response", "query+response")}
+           "token_init": ("mean", "words", "prompt-end"), "target": ("response", "query+response"),
+           "dtype": ("float32", "bfloat16", "float16")}
 # settings that change how a run computes, not what it computes: a run may resume under other values
 RESULT_NEUTRAL = ("gradient_checkpointing", "save_every")
 
@@ -72,6 +73,9 @@ class TrainConfig:
     max_response_tokens: int = 64  # responses are cut to this many tokens
     instruction: str = "query"  # instruction name (or text) put before each training query
     bf16: bool = False  # bf16 autocast (CPU or GPU)
+    # the frozen backbone's weights: "float32", or "bfloat16" / "float16" to hold a large backbone in half the
+    # memory (an 8B backbone is 32 GB in float32); the trained tensors stay float32 either way
+    dtype: str = "float32"
     # recompute the reconstruction pass layer by layer in backward and never hold the full logits:
     # a fraction of the training memory for one more forward of that pass (benchmarks/)
     gradient_checkpointing: bool = False

@@ -238,7 +238,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
         rows = rows[: cfg.limit]
     if len(rows) < cfg.batch_size:
         raise ValueError(f"{cfg.responses} has {len(rows)} usable rows, fewer than one batch ({cfg.batch_size})")
-    backbone = load_backbone(cfg.backbone, device=procs.device)
+    backbone = load_backbone(cfg.backbone, dtype=cfg.dtype, device=procs.device)
     teacher = load_teacher(cfg.teacher, backbone)
     with procs.main_first():  # the main process fills the targets cache; the others read it
         targets = training_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], cfg.target,

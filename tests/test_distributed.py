@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -77,3 +78,54 @@ def test_a_batch_that_does_not_split_evenly_is_refused():
     with pytest.raises(ValueError, match="cannot be split evenly over 2 processes"):
         Processes(rank=1, world=2).share(list(range(5)))
     assert Processes(rank=1, world=2).share(list(range(6))) == [3, 4, 5]
+
+
+def generate_args(backbone, queries, out):
+    return ["generate", "--backbone", backbone, "--input", str(queries), "--max-new-tokens", "8", "--batch-size", "2",
+            "--out", str(out)]
+
+
+def test_generation_shared_by_two_processes_loses_and_repeats_nothing(tiny_backbone_path, tmp_path):
+    """Issue 18.2: each process answers its share into a part file; the parts are merged into the
+    output, each id once; a run killed under two processes resumes under one."""
+    from genembed.jsonl import read_rows
+    from genembed.testing import CORPUS
+
+    queries = tmp_path / "q.txt"
+    queries.write_text("\n".join(f"{t} {i}" for i, t in enumerate(CORPUS[:120])) + "\n")
+    run(ONE + generate_args(tiny_backbone_path, queries, tmp_path / "one.jsonl"))
+    reference = {r["id"]: r["response"] for r in read_rows(tmp_path / "one.jsonl")}
+    run(LAUNCH[:-1] + [str(BIN / "genembed")] + generate_args(tiny_backbone_path, queries, tmp_path / "two.jsonl"))
+    rows = read_rows(tmp_path / "two.jsonl")
+    assert sorted(r["id"] for r in rows) == sorted(reference) and not list(tmp_path.glob("two.jsonl.part*"))
+    assert {r["id"]: r["response"] for r in rows} == reference
+
+    killed = tmp_path / "killed.jsonl"
+    proc = subprocess.Popen(LAUNCH + generate_args(tiny_backbone_path, queries, killed), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if sum(p.read_bytes().count(b"\n") for p in tmp_path.glob("killed.jsonl.part*")) >= 20:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list(tmp_path.glob("killed.jsonl.part*"))) == 2
+    run(ONE + generate_args(tiny_backbone_path, queries, killed))
+    rows = read_rows(killed)
+    assert sorted(r["id"] for r in rows) == sorted(reference), "every query once"
+    assert not list(tmp_path.glob("killed.jsonl.part*"))
+
+
+def test_a_half_precision_backbone_trains_float32_tensors(tiny_backbone_path, tiny_responses, tmp_path):
+    """Issue 18.3: --dtype bfloat16 holds the frozen backbone in bf16; what trains stays float32."""
+    from genembed import load
+
+    run(ONE + common(tiny_backbone_path, tiny_responses, steps=2, save_every=2) + ["--dtype", "bfloat16",
+                                                                                   "--out", str(tmp_path / "bf16")])
+    weights = load_file(tmp_path / "bf16" / "model" / "model.safetensors")
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
+    model = load(tmp_path / "bf16" / "model", dtype="bfloat16")
+    vector = model.encode(["an egg"])
+    assert model.backbone.dtype == torch.bfloat16 and vector.shape == (1, 32) and np.isfinite(vector).all()
