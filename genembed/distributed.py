@@ -2,15 +2,13 @@
 
 Processes are started by an existing launcher (`accelerate launch`, `torchrun`); accelerate's
 PartialState joins the process group it prepared (gloo on CPU, NCCL on GPUs) and names each
-process's device. A plain `genembed ...` is one process: nothing is imported or initialised.
+process's device. A plain `genembed ...` is one process: nothing is imported or initialised (not even torch).
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import torch
 
 
 @dataclass(frozen=True)
@@ -33,12 +31,17 @@ class Processes:
 
     def barrier(self) -> None:
         if self.world > 1:
+            import torch.distributed
+
             torch.distributed.barrier()
 
-    def sum_(self, tensors: list[torch.Tensor]) -> None:
+    def sum_(self, tensors: list) -> None:
         """All-reduce (sum) each tensor in place across processes, one flat message."""
         if self.world == 1 or not tensors:
             return
+        import torch
+        import torch.distributed
+
         flat = torch.cat([t.reshape(-1) for t in tensors])
         torch.distributed.all_reduce(flat)
         offset = 0
@@ -60,6 +63,7 @@ def current() -> Processes:
     """The running process's place: from the launcher's environment, else a single process."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
+    import torch
     from accelerate import PartialState
 
     # joins the process group the launcher set up: NCCL on GPUs; gloo when there is none (accelerate

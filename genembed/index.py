@@ -23,12 +23,13 @@ import hashlib
 import json
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import distributed
 from .atomic import file_digest, replace_file, write_text
 
 MANIFEST, VECTORS, ROWS, OFFSETS, FAISS_FILE = "index.json", "vectors.f32", "rows.jsonl", "offsets.u64", "index.faiss"
@@ -133,6 +134,7 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
     _faiss()  # missing faiss is reported now, not after the corpus is encoded
+    procs = distributed.current()  # under a launcher, each process encodes every N-th chunk
     source, out_dir = Path(source), Path(out_dir)
     count = sum(1 for _ in source_rows(source, field, id_field))  # validates every row before any work
     if count == 0:
@@ -145,14 +147,15 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
         "count": count, "dim": model.config.embedding_dim,
         "source": {"path": str(source.resolve()), "size": source.stat().st_size, "sha1": file_digest(source, "sha1")},
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out_dir):
-        manifest = _start_or_resume(out_dir, settings)
-        done = manifest["rows_done"]
-        if done < count:
-            _encode_rows(model, source, out_dir, manifest, batch_size, chunk_size, show_progress_bar)
+    if procs.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out_dir) if procs.is_main else nullcontext():  # (the main process writes; it holds the lock)
+        with procs.main_first():
+            manifest = _start_or_resume(out_dir, settings) if procs.is_main else read_manifest(out_dir)
+        if manifest["rows_done"] < count:
+            _encode_rows(model, source, out_dir, manifest, batch_size, chunk_size, show_progress_bar, procs)
         chosen = ("flat" if count < AUTO_HNSW_ROWS else "hnsw") if kind == "auto" else kind
-        if not (manifest["complete"] and manifest["kind"] == chosen and (out_dir / FAISS_FILE).exists()):
+        if procs.is_main and not (manifest["complete"] and manifest["kind"] == chosen and (out_dir / FAISS_FILE).exists()):
             vectors = np.memmap(out_dir / VECTORS, dtype=np.float32, mode="r", shape=(count, settings["dim"]))
             index = make_faiss_index(vectors, chosen)
             del vectors
@@ -161,7 +164,9 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
             manifest.update(complete=True, kind=chosen,
                             hnsw={"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
                                   "ef_search": HNSW_EF_SEARCH} if chosen == "hnsw" else None)
-        _write_manifest(out_dir, manifest)
+        if procs.is_main:
+            _write_manifest(out_dir, manifest)
+        procs.barrier()  # the index exists before any process opens it
     return Index.open(out_dir, model=model)
 
 
@@ -240,32 +245,65 @@ def _encode_chunk(model, texts: list[str], instruction: str | None, batch_size: 
 
 
 def _encode_rows(model, source: Path, out_dir: Path, manifest: dict, batch_size: int, chunk_size: int,
-                 show_progress_bar: bool | None) -> None:
+                 show_progress_bar: bool | None, procs) -> None:
+    """Encode the rows after manifest["rows_done"], in rounds of one chunk per process: each
+    process writes its chunk's vectors to parts/<first row>.f32 (atomically), then the main
+    process appends the round's chunks in order. A part left by a killed run is used, not encoded
+    again, under any number of processes (same chunk_size)."""
     from tqdm.auto import tqdm
 
+    parts = out_dir / "parts"
     done, count = manifest["rows_done"], manifest["count"]
+    if procs.is_main:
+        parts.mkdir(exist_ok=True)
+    procs.barrier()
     if show_progress_bar is None:
         show_progress_bar = sys.stderr.isatty()
     rows = source_rows(source, manifest["field"], manifest["id_field"])
     for _ in range(done):  # finished rows are read past, not encoded again
         next(rows)
-    with tqdm(total=count, initial=done, desc="index", disable=not show_progress_bar) as bar:
-        chunk = []
-        for item in rows:
-            chunk.append(item)
-            if len(chunk) == chunk_size:
-                _append_chunk(model, chunk, out_dir, manifest, batch_size)
-                bar.update(len(chunk))
-                chunk = []
-        if chunk:
-            _append_chunk(model, chunk, out_dir, manifest, batch_size)
-            bar.update(len(chunk))
-    if manifest["rows_done"] != count:
-        raise ValueError(f"{source} changed while it was being indexed ({manifest['rows_done']} rows, expected {count})")
+    chunks = _chunked(rows, chunk_size)
+    with tqdm(total=count, initial=done, desc="index", disable=not (show_progress_bar and procs.is_main)) as bar:
+        while True:
+            round_ = [c for _, c in zip(range(procs.world), chunks)]  # the next chunk of every process
+            if not round_:
+                break
+            first_rows = [done + sum(len(c) for c in round_[:i]) for i in range(len(round_))]
+            if procs.rank < len(round_):
+                part = parts / f"{first_rows[procs.rank]}.f32"
+                if not part.exists():
+                    vectors = _encode_chunk(model, [text for _, text in round_[procs.rank]], manifest["instruction"],
+                                            batch_size)
+                    replace_file(part, lambda p: p.write_bytes(np.ascontiguousarray(vectors, dtype="<f4").tobytes()))
+            procs.barrier()
+            if procs.is_main:
+                for chunk, first in zip(round_, first_rows):
+                    part = parts / f"{first}.f32"
+                    vectors = np.frombuffer(part.read_bytes(), dtype="<f4").reshape(len(chunk), manifest["dim"])
+                    _append_chunk(chunk, vectors, out_dir, manifest)
+                    part.unlink()
+            procs.barrier()
+            done += sum(len(c) for c in round_)
+            bar.update(sum(len(c) for c in round_))
+    if procs.is_main:
+        for stale in parts.glob("*.f32"):  # (left by a run with another chunk size)
+            stale.unlink()
+    if done != count:
+        raise ValueError(f"{source} changed while it was being indexed ({done} rows, expected {count})")
 
 
-def _append_chunk(model, chunk: list, out_dir: Path, manifest: dict, batch_size: int) -> None:
-    vectors = _encode_chunk(model, [text for _, text in chunk], manifest["instruction"], batch_size)
+def _chunked(rows, size: int):
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _append_chunk(chunk: list, vectors: np.ndarray, out_dir: Path, manifest: dict) -> None:
     lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False).encode("utf-8") + b"\n" for i, t in chunk]
     offsets = np.cumsum([manifest["rows_bytes"]] + [len(line) for line in lines[:-1]], dtype=np.uint64)
     for name, data in ((VECTORS, np.ascontiguousarray(vectors, dtype="<f4").tobytes()),

@@ -129,3 +129,43 @@ def test_a_half_precision_backbone_trains_float32_tensors(tiny_backbone_path, ti
     model = load(tmp_path / "bf16" / "model", dtype="bfloat16")
     vector = model.encode(["an egg"])
     assert model.backbone.dtype == torch.bfloat16 and vector.shape == (1, 32) and np.isfinite(vector).all()
+
+
+def test_corpus_encoding_shared_by_two_processes(tiny_model, tmp_path):
+    """Issue 18.2: `index build` under two processes (each encodes every other chunk, the main one
+    appends them in order) gives the one-process index; killed under two, it resumes under one."""
+    from genembed.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"passage {i} " + "word " * (i % 13)}) + "\n"
+                              for i in range(1500)))
+
+    def build(out):
+        return ["index", "build", str(corpus), "--out", str(out), "--model", str(ckpt), "--chunk-size", "50"]
+
+    run(ONE + build(tmp_path / "one"))
+    run(LAUNCH + build(tmp_path / "two"))
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert (one / "rows.jsonl").read_bytes() == (two / "rows.jsonl").read_bytes()
+    a, b = (np.fromfile(d / "vectors.f32", dtype="<f4") for d in (one, two))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(LAUNCH + build(killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads((killed / "index.json").read_text())["rows_done"] >= 300:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    assert proc.poll() is None, "the build ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run(ONE + build(killed))
+    assert (killed / "rows.jsonl").read_bytes() == (one / "rows.jsonl").read_bytes(), "every row once, in order"
+    np.testing.assert_allclose(np.fromfile(killed / "vectors.f32", dtype="<f4"), a, atol=1e-5)
+    assert not list((killed / "parts").glob("*.f32"))
