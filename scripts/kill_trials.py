@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,17 +51,22 @@ def run(args: list[str], kill_after: float | None = None, watch: Path | None = N
     return True, time.perf_counter() - start, first_output
 
 
-def interrupted(args_for, progress, rng: random.Random, window: tuple[float, float], max_kills: int) -> dict:
+def interrupted(args_for, progress, reset, rng: random.Random, window: tuple[float, float], max_kills: int) -> dict:
     """Run to completion, killed 1..max_kills times at moments uniform over `window` (seconds);
-    `progress()` (rows or steps on disk) is recorded at each kill."""
-    kills, at = rng.randint(1, max_kills), []
-    for attempt in range(kills + 1):
-        moment = rng.uniform(*window) if attempt < kills else None
+    `progress()` (rows or steps on disk) is recorded at each kill. A run that finishes before its
+    first kill moment (the machine was faster than the reference) is `reset()` and drawn again:
+    every trial is killed at least once."""
+    kills, at, attempt = rng.randint(1, max_kills), [], 0
+    while True:
+        moment = rng.uniform(*window) if len(at) < kills else None
         done, _, _ = run(args_for(attempt), kill_after=moment)
+        attempt += 1
+        if done and not at and moment is not None:
+            reset()
+            continue
         if done:
             return {"kills": len(at), "killed_at": at}
         at.append({"second": round(moment, 2), "progress": progress()})
-    raise RuntimeError("unreachable")
 
 
 def lines_in(path: Path) -> int:
@@ -82,7 +88,7 @@ def generate_trials(backbone: str, work: Path, trials: int, queries: int, rng: r
     results = []
     for trial in range(trials):
         out = work / f"generate-{trial}.jsonl"
-        info = interrupted(lambda attempt: common + ["--out", str(out)], lambda: lines_in(out), rng,
+        info = interrupted(lambda attempt: common + ["--out", str(out)], lambda: lines_in(out), out.unlink, rng,
                            (first / 2, seconds), max_kills)
         lines = out.read_bytes().split(b"\n")
         rows = [json.loads(line) for line in lines if line.strip()]  # every line must parse
@@ -111,7 +117,8 @@ def train_trials(backbone: str, teacher: str, responses: Path, work: Path, trial
         def args_for(attempt, out=out):  # the user's rule: a started run is continued with --resume
             return common + ["--out", str(out)] + (["--resume"] if (out / "log.jsonl").exists() else [])
 
-        info = interrupted(args_for, lambda: lines_in(out / "log.jsonl"), rng, (first / 2, seconds),
+        info = interrupted(args_for, lambda: lines_in(out / "log.jsonl"), lambda: shutil.rmtree(out), rng,
+                           (first / 2, seconds),
                            max_kills)
         weights = load_file(out / "model" / "model.safetensors")
         steps_logged = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]

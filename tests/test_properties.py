@@ -61,3 +61,62 @@ def test_text_file_reader_keeps_one_row_per_line(tmp_path_factory, lines, final_
     if not final_newline and lines[-1] == "" and len(lines) > 0:
         expected = expected[:-1]  # "a\n" and "a\n" + "" are the same file
     assert read_texts([], path) == expected
+
+
+UNICODE = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(UNICODE, min_size=1, max_size=8))
+def test_jsonl_reader_round_trips_any_text(tmp_path_factory, rows):
+    import json
+
+    from genembed.reader import TextFile
+
+    path = tmp_path_factory.mktemp("in") / "rows.jsonl"
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in rows), encoding="utf-8")
+    source = TextFile(path)
+    assert len(source) == len(rows) and list(source) == rows
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.binary(max_size=64), suffix=st.sampled_from([".txt", ".jsonl"]))
+def test_any_bytes_give_rows_or_an_error_naming_the_line(tmp_path_factory, data, suffix):
+    """Whatever a file holds, the reader returns its rows or one ValueError naming file:line."""
+    from genembed.reader import TextFile
+
+    path = tmp_path_factory.mktemp("in") / f"input{suffix}"
+    path.write_bytes(data)
+    try:
+        rows = list(TextFile(path))
+    except ValueError as e:
+        assert f"input{suffix}:" in str(e) and "\n" not in str(e)
+    else:
+        assert all(isinstance(r, str) for r in rows)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=48), suffix=st.sampled_from([".txt", ".jsonl"]))
+def test_the_cli_ends_in_rows_or_one_error_line_never_a_traceback(tiny_model, tmp_path_factory, capsys, data, suffix):
+    import sys
+
+    from genembed.checkpoint import save_checkpoint
+    from genembed.cli import main
+
+    folder = tmp_path_factory.mktemp("cli")
+    ckpt = save_checkpoint(tiny_model, folder / "ckpt")
+    path = folder / f"input{suffix}"
+    path.write_bytes(data)
+    argv = sys.argv
+    sys.argv = ["genembed", "encode", "--input", str(path), "--model", str(ckpt), "--out", str(folder / "v.npy")]
+    try:
+        with pytest.raises(SystemExit) as done:
+            main()
+    finally:
+        sys.argv = argv
+    err = capsys.readouterr().err
+    assert done.value.code in (0, 2), err
+    assert "Traceback" not in err
+    if done.value.code == 0 and suffix == ".txt":  # one row per line, the blank ones included
+        lines = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
+        assert np.load(folder / "v.npy").shape[0] == len(lines)
