@@ -103,3 +103,20 @@ def test_the_gguf_is_dequantised_once_and_the_cache_reads_back_the_same_model(tm
     assert tok_direct(texts)["input_ids"] == tok_cached(texts)["input_ids"]
     chat = [{"role": "user", "content": "hi"}]
     assert tok_direct.apply_chat_template(chat, tokenize=False) == tok_cached.apply_chat_template(chat, tokenize=False)
+
+
+def test_hnsw_recall_against_exact_search_on_real_answers():
+    """Issue 17.3 on a real corpus: the held-out ShareGPT answers and queries (MiniLM vectors,
+    cheap to compute here); the approximate index finds the exact top 10 almost always."""
+    from genembed.eval.datasets import sharegpt_qa
+    from genembed.index import make_faiss_index
+    from genembed.teachers import load_teacher
+
+    task = sharegpt_qa()
+    teacher = load_teacher("all-minilm-l6-v2")
+    corpus, queries = teacher.embed(task.corpus), teacher.embed(task.queries)
+    k = 10
+    _, exact = make_faiss_index(corpus, "flat").search(queries, k)
+    _, approx = make_faiss_index(corpus, "hnsw").search(queries, k)
+    recall = np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)])
+    assert len(task.corpus) > 1000 and recall >= 0.98, recall
