@@ -180,7 +180,7 @@ def main(argv=None):
                 generate_trials(backbone, work, 0, queries, rng, args.max_kills)
             report["train"] = train_trials(backbone, teacher, responses, work, args.trials, steps, rng,
                                            args.max_kills, extra)
-    lines = ["| job | trials | kills (after output began) | uninterrupted run (s) | outcome |", "|---|---:|---:|---:|---|"]
+    lines = ["| job | trials | kills (mid-work: some output on disk, not all) | uninterrupted run (s) | outcome |", "|---|---:|---:|---:|---|"]
     lines += [summary(name, report[name]) for name in ("generate", "train") if name in report]
     text = (f"# kill -9 trials ({args.model} model)\n\n`{report['command'].strip()}`\n\n" + "\n".join(lines) + "\n\n"
             "Each trial kills the job 1..max-kills times at moments drawn uniformly between half the time the "
