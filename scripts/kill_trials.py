@@ -170,7 +170,7 @@ def main(argv=None):
             backbone, teacher, queries, steps = build_tiny_backbone(work / "backbone"), "self", 240, 300
             extra = ["--thought-tokens", "2", "--compression-tokens", "3", "--batch-size", "4", "--w-rec", "1"]
         else:
-            backbone, teacher, queries, steps = "smollm2-135m-instruct", "all-MiniLM-L6-v2", 24, 6
+            backbone, teacher, queries, steps = "smollm2-135m-instruct", "all-minilm-l6-v2", 24, 6
             extra = ["--batch-size", "4", "--w-rec", "1"]
         if "generate" in args.what:
             report["generate"] = generate_trials(backbone, work, args.trials, queries, rng, args.max_kills)
