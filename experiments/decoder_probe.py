@@ -128,6 +128,9 @@ def main():
                     help="recon forms; a '+margin' suffix adds a hinge (weight 1): own CE + 0.5 < the next row's CE; "
                          "'+chat' puts the soft prompt in the chat template's user turn")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--layer", type=int, default=None,
+                    help="take the compression tokens' states after decoder layer N (1-based) instead of the last "
+                         "layer's (the 'earlier-layer states' lever)")
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.threads:
@@ -136,11 +139,18 @@ def main():
     lm, tok = m.backbone.model, m.backbone.tokenizer
     rows = [r for r in read_rows(args.responses) if r["response"].strip()][: args.n + args.heldout]
     t0 = time.time()
-    states = []
+    states, captured = [], []
+    hook = None
+    if args.layer is not None:  # a layer's output, caught on its way through the frozen LLM
+        hook = lm.base_model.layers[args.layer - 1].register_forward_hook(
+            lambda mod, inp, out: captured.append(out[0] if isinstance(out, tuple) else out))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         for s in range(0, len(rows), 16):
             ids, mask = m.tokenize([r["query"] for r in rows[s:s + 16]], m.resolve_instruction("query"))
-            states.append(m.compression_states(ids, mask, split_prefix=False).float())
+            last = m.compression_states(ids, mask, split_prefix=False).float()
+            states.append(last if hook is None else captured[-1][:, -last.shape[1]:].float())
+    if hook is not None:
+        hook.remove()
     h = torch.cat(states)
     resp = response_ids(tok, [r["response"] for r in rows], 48)
     print(f"states of {len(rows)} rows in {time.time() - t0:.0f} s", flush=True)
