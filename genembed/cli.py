@@ -227,9 +227,9 @@ def search(
     except ImportError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2)
-    batch = []
+    from .reader import chunked
 
-    def flush():  # queries are searched a batch at a time, so a long --input file is never held whole
+    for batch in chunked(items, 256):  # a batch of queries at a time: a long --input file is never held whole
         for query, hits in zip(batch, index.search(batch, k=k, instruction=instruction, batch_size=batch_size)):
             if as_json:
                 typer.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
@@ -240,14 +240,6 @@ def search(
                 text = text if len(text) <= width else text[: max(width - 1, 0)] + "…"
                 typer.echo(f"{rank:>4}  {hit.score:.4f}  {hit.id}  {text}")
             typer.echo("")
-        batch.clear()
-
-    for query in items:
-        batch.append(query)
-        if len(batch) == 256:
-            flush()
-    if batch:
-        flush()
 
 
 @app.command()

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import distributed
 from .atomic import file_digest, replace_file, write_text
+from .reader import chunked
 
 MANIFEST, VECTORS, ROWS, OFFSETS, FAISS_FILE = "index.json", "vectors.f32", "rows.jsonl", "offsets.u64", "index.faiss"
 FORMAT = 1
@@ -262,7 +263,7 @@ def _encode_rows(model, source: Path, out_dir: Path, manifest: dict, batch_size:
     rows = source_rows(source, manifest["field"], manifest["id_field"])
     for _ in range(done):  # finished rows are read past, not encoded again
         next(rows)
-    chunks = _chunked(rows, chunk_size)
+    chunks = chunked(rows, chunk_size)
     with tqdm(total=count, initial=done, desc="index", disable=not (show_progress_bar and procs.is_main)) as bar:
         while True:
             round_ = [c for _, c in zip(range(procs.world), chunks)]  # the next chunk of every process
@@ -290,17 +291,6 @@ def _encode_rows(model, source: Path, out_dir: Path, manifest: dict, batch_size:
             stale.unlink()
     if done != count:
         raise ValueError(f"{source} changed while it was being indexed ({done} rows, expected {count})")
-
-
-def _chunked(rows, size: int):
-    chunk = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _append_chunk(chunk: list, vectors: np.ndarray, out_dir: Path, manifest: dict) -> None:

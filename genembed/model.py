@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .backbone import Backbone
 from .inputs import pad, positions, prompt_ids
 from .prefix_cache import SharedPrefixCache, drop_head
+from .reader import chunked
 from .st_compat import SentenceTransformerAPI, check_st_options, st_instruction
 
 # The paper's instruction style: a query asks for its answer, a document for its summary.
@@ -79,19 +80,6 @@ def init_token_ids(tokenizer, token_init: str, count: int) -> list[int]:
 
 
 SORT_WINDOW = 64  # batches read and length-sorted together by _batches
-
-
-def _chunks(texts, size: int):
-    """(offset, list of up to `size` texts) over any iterable, reading it once."""
-    chunk, offset = [], 0
-    for text in texts:
-        chunk.append(text)
-        if len(chunk) == size:
-            yield offset, chunk
-            offset += size
-            chunk = []
-    if chunk:
-        yield offset, chunk
 
 
 def _check_strings(texts: list, offset: int, desc: str) -> None:
@@ -274,10 +262,12 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
                 bar.update(len(idx))
 
         with tqdm(total=len(texts), desc=desc, disable=not show_progress_bar) as bar:
-            for offset, chunk in _chunks(texts, batch_size * SORT_WINDOW):
+            offset = 0
+            for chunk in chunked(texts, batch_size * SORT_WINDOW):
                 _check_strings(chunk, offset, desc)
                 rows = prompt_ids(self.backbone.tokenizer, chunk, instruction, self.config.max_text_tokens)
                 yield offset, len(chunk), batches(rows, bar)
+                offset += len(chunk)
 
     def _batches(self, texts, instruction, batch_size, show_progress_bar, desc):
         """(row indices, ids, mask) over all texts (see _windows)."""

@@ -52,3 +52,16 @@ class TextFile:
                     yield line.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise ValueError(f"{self.path}:{n} is not UTF-8 text (byte {e.start} of the line)") from None
+
+
+def chunked(items, size: int):
+    """Lists of up to `size` consecutive items of any iterable, reading it once (a corpus streamed
+    from a file is never held whole)."""
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
