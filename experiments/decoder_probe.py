@@ -104,7 +104,43 @@ class Lexical(torch.nn.Module):
     def forward(self, x):
         z = self.lm.base_model.norm(self.lin(x))
         p = (self.lm.get_output_embeddings()(z).float() / self.log_tau.exp()).softmax(-1)
+        self.last_p = p  # [B, C, vocab], read by the bag-of-words term
         return p @ self.lm.get_input_embeddings().weight.float()
+
+
+class LexicalCentered(Lexical):
+    """Lexical on the states' deviations from their mean, started by least squares so that position c
+    points at the mean embedding of the c-th chunk of the query's tokens (the embeddings are tied to the
+    LM head here, so that vector's logits favour those tokens)."""
+    def __init__(self, h, mu, emb, lm, chunk_means):
+        super().__init__(h, mu, emb, lm)
+        from genembed.ridge import ridge_fit
+
+        self.register_buffer("mu", mu)
+        self.scale = float((h - mu).norm(dim=-1).mean())
+        x = ((h - mu) / self.scale).flatten(0, 1)
+        w, b, r2 = ridge_fit(x, chunk_means.flatten(0, 1), shrinkage=1.0)
+        print(f"  lexical ridge to the query's chunk embeddings: train R² {r2:.3f}", flush=True)
+        with torch.no_grad():
+            self.lin.weight.copy_(w.T.float())
+            self.lin.bias.copy_(b.float())
+
+    def forward(self, x):
+        return super().forward((x - self.mu) / self.scale)
+
+
+def bag_of_words_loss(p, bags):
+    """-mean over rows of the mean log-probability, under the prompt positions' averaged token mix, of
+    the row's own distinct tokens: the prompt should spell out the words of a text (query or answer)."""
+    mix = p.mean(1).clamp_min(1e-9).log()
+    return -torch.stack([mix[i, bag].mean() for i, bag in enumerate(bags)]).mean()
+
+
+def token_bags(tok, texts):
+    """Each text's distinct token ids, special tokens left out."""
+    special = set(tok.all_special_ids)
+    return [torch.tensor(sorted(set(tok(t, add_special_tokens=False)["input_ids"][:256]) - special) or [0])
+            for t in texts]
 
 
 VARIANTS = {"linear": Linear, "centered1": lambda *a: Centered(*a, gain=1.0), "centered3": Centered,
@@ -126,7 +162,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--variants", default="linear,token,linear+margin,token+margin",
                     help="recon forms; a '+margin' suffix adds a hinge (weight 1): own CE + 0.5 < the next row's CE; "
-                         "'+chat' puts the soft prompt in the chat template's user turn")
+                         "'+chat' puts the soft prompt in the chat template's user turn; with 'lexical', '+bowq' / '+bowr' add a "
+                         "bag-of-words term (weight 1) asking the prompt's token mix to cover the query's / answer's tokens")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--layer", type=int, default=None,
                     help="take the compression tokens' states after decoder layer N (1-based) instead of the last "
@@ -163,13 +200,18 @@ def main():
     mu = train_h.mean(0)
     emb = lm.get_input_embeddings().weight.float().detach()
     test_r = pad(resp[args.n:], tok.pad_token_id, side="right")
+    bags = {"bowq": token_bags(tok, [r["query"] for r in rows]), "bowr": token_bags(tok, [r["response"] for r in rows])}
     summary = []
     for variant in args.variants.split(","):
         name, *extras = variant.split("+")
         margin = 1.0 if "margin" in extras else 0.0
+        bow = next((bags[e] for e in extras if e in bags), None)
         m.config.prompt_frame = "chat" if "chat" in extras else "none"  # the soft prompt as the chat's user turn
         if name == "lexical":
             recon = Lexical(train_h, mu, emb, lm)
+        elif name == "lexc":
+            q_ids = [tok(r["query"], add_special_tokens=False)["input_ids"][:128] or [0] for r in rows[: args.n]]
+            recon = LexicalCentered(train_h, mu, emb, lm, chunk_means(q_ids, emb, train_h.shape[1]))
         elif name == "bow":
             recon = BagOfWords(train_h, mu, emb, chunk_means(resp[: args.n], emb, train_h.shape[1]))
         else:
@@ -188,6 +230,8 @@ def main():
                     loss = ce.mean() + margin * margin_loss(ce, other, 0.5)
                 else:
                     loss = reconstruction_loss(lm, m.decoder_input(prompt), r_ids, r_mask)
+                if bow is not None:
+                    loss = loss + bag_of_words_loss(recon.last_p, [bow[i] for i in idx])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(recon.parameters(), 1.0)
             opt.step()
@@ -207,6 +251,10 @@ def main():
                           "gap_mean": round(mean - own, 3), "prompt_cos": round(cos.item(), 3),
                           "seconds": round(time.time() - t0)})
         print(json.dumps(summary[-1]), flush=True)
+        if name in ("lexical", "lexc"):  # the words each held-out prompt spells, strongest per position
+            top = recon.last_p[:3].argmax(-1)
+            for r, t in zip(rows[args.n:args.n + 3], top):
+                print("   Q:", r["query"][:60].replace("\n", " "), "| words:", tok.convert_ids_to_tokens(t.tolist()))
         for r, d in zip(rows[args.n:args.n + 3], decoded[:3]):
             print("   Q:", r["query"][:80].replace("\n", " "), "\n   D:", tok.decode(d, skip_special_tokens=True)[:120].replace("\n", " "))
 

@@ -1,0 +1,96 @@
+"""Can an embedding be read through the teacher's own word space? A screen, no training.
+
+The student's embedding lives in the teacher's space (alignment). Each whole-word token of the
+backbone's vocabulary is embedded by the teacher once; an embedding's K nearest words, written
+as the user's message of the backbone's chat template, are what the frozen LLM reads. Scored as
+the decoding task scores a student (genembed/eval/decoding.py): answer cross-entropy under the own
+words / another query's words / the words nearest the mean embedding, and decoded-text retrieval.
+usage: python experiments/word_lens_probe.py [--model M] [--n 120] [--k 10]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import genembed
+from genembed.eval import decoding as D
+from genembed.inputs import prompt_ids, response_ids
+
+
+def word_vocabulary(tok, min_chars: int = 3) -> tuple[list[int], list[str]]:
+    """Token ids of the vocabulary's whole words (a leading space, letters only) and their text."""
+    ids, words = [], []
+    for i in range(len(tok)):
+        text = tok.decode([i])
+        if text.startswith(" ") and re.fullmatch(r"[A-Za-z]+", text[1:]) and len(text) > min_chars:
+            ids.append(i)
+            words.append(text[1:])
+    return ids, words
+
+
+FRAMES = {"plain": "{}", "about": "Write about {}.", "topic": "Topic: {}"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--n", type=int, default=120)
+    ap.add_argument("--variants", default="10:0:plain", help="k:centre:frame,...: k words nearest to (embedding - "
+                    "centre x mean embedding), written in a frame of FRAMES")
+    args = ap.parse_args()
+    m = genembed.load(args.model)
+    tok, lm = m.backbone.tokenizer, m.backbone.model
+    task = D.sharegpt_decoding()
+    task.cache_dir = "runs/eval-default/cache"
+    teacher = task.teacher(m.config.teacher)
+    t0 = time.time()
+    ids, words = word_vocabulary(tok)
+    wv = teacher.embed(words, batch_size=256)
+    wv = wv / np.linalg.norm(wv, axis=1, keepdims=True)
+    print(f"{len(words)} words embedded by the teacher in {time.time() - t0:.0f} s", flush=True)
+    n = args.n
+    queries = task.queries[:n]
+    answers = response_ids(tok, task.answers(m.backbone)[:n], D.RESPONSE_TOKENS)
+    emb = m.encode(queries, instruction=task.query_instruction, batch_size=16, bf16=True, normalize=True)
+    lower = np.array([w.lower() for w in words])
+    for variant in args.variants.split(","):
+        k, center, frame = variant.split(":")
+        k, center = int(k), float(center)
+
+        def words_of(e):
+            e = e - center * emb.mean(0, keepdims=True)
+            out = []
+            for row in np.argsort(-(e @ wv.T), axis=1)[:, :200]:
+                picked = list(dict.fromkeys(lower[row]))[:k]  # one form per word (Battle / battle)
+                out.append(FRAMES[frame].format(", ".join(picked)))
+            return out
+
+        own, mean_words = words_of(emb), words_of(emb.mean(0, keepdims=True)) * n
+        chats = {key: prompt_ids(tok, w, max_text_tokens=96) for key, w in
+                 (("own", own), ("other", own[1:] + own[:1]), ("mean", mean_words))}
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ce = {key: D._batched_ce(lm, v, answers, tok.pad_token_id, 16) for key, v in chats.items()}
+        from genembed.generate import answer_queries  # greedy answers to the word prompts, the backbone's way
+
+        path = Path("runs/word-lens-answers.jsonl")
+        path.unlink(missing_ok=True)  # answers of this variant only
+        rows = answer_queries(m.backbone, [(str(i), w) for i, w in enumerate(own)], path,
+                              max_new_tokens=D.DECODE_TOKENS, batch_size=16, bf16=True, show_progress_bar=False)
+        by_id = {r["id"]: r["response"] for r in rows}
+        texts = [by_id[str(i)] for i in range(n)]
+        sub = D.DecodingTask("sub", queries, task.corpus, task.relevant[:n])
+        ret = D._retrieval(sub, teacher, texts)
+        print(variant, {**{key: round(v, 3) for key, v in ce.items()}, "gap other": round(ce["other"] - ce["own"], 3),
+                        "gap mean": round(ce["mean"] - ce["own"], 3), **{key: round(v, 3) for key, v in ret.items()}},
+              flush=True)
+        for i in range(0, n, n // 3):
+            print("  Q:", queries[i][:90].replace("\n", " "), "\n    P:", own[i], "\n    D:", texts[i][:150].replace("\n", " "))
+
+
+if __name__ == "__main__":
+    main()
