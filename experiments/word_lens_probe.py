@@ -33,6 +33,56 @@ def word_vocabulary(tok, min_chars: int = 3) -> tuple[list[int], list[str]]:
     return ids, words
 
 
+def fitted_lens(m, args, wv, lower):
+    """A linear map (identity at start) that re-aims embeddings at the words of their own query in the
+    teacher's word space: fitted on training queries only (self-supervised: the query's words are the
+    labels), softmax over the word table with a learned temperature. Returns the map (numpy in/out)."""
+    from genembed.jsonl import read_rows
+
+    rows = [r for r in read_rows(args.train) if r["query"].strip()][: args.fit_rows]
+    x = torch.from_numpy(m.encode([r["query"] for r in rows], instruction="query", batch_size=16, bf16=True,
+                                  normalize=True)).float()
+    where: dict[str, list[int]] = {}
+    for i, w in enumerate(lower):
+        where.setdefault(w, []).append(i)
+    bags = [sorted({i for w in re.findall(r"[A-Za-z]{3,}", r["query"]) for i in where.get(w.lower(), [])})
+            for r in rows]
+    df = torch.zeros(len(lower))
+    for b in bags:
+        df[b] += 1
+    idf = (len(bags) / df.clamp(min=1)).log()
+    common = df > args.max_df * len(bags)  # words in many queries say little about one: not targets
+    bags = [[i for i in b if not common[i]] for b in bags]
+    keep = [i for i, b in enumerate(bags) if b]
+    x, bags = x[keep], [bags[i] for i in keep]
+    target = torch.zeros(len(bags), len(lower))
+    for i, b in enumerate(bags):  # rarer words weigh more (idf)
+        target[i, b] = idf[b] / idf[b].sum()
+    w = torch.from_numpy(wv).float()
+    lin = torch.nn.Linear(x.shape[1], x.shape[1])
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(x.shape[1]))
+        lin.bias.zero_()
+    log_tau = torch.nn.Parameter(torch.tensor(0.05).log())
+    opt = torch.optim.Adam([*lin.parameters(), log_tau], lr=args.fit_lr)
+    cut = len(x) * 9 // 10  # the last tenth checks the fit on queries it did not see
+    g = torch.Generator().manual_seed(0)
+
+    def loss_of(rows):
+        logits = torch.nn.functional.normalize(lin(x[rows]), dim=-1) @ w.T / log_tau.exp()
+        return -(target[rows] * logits.log_softmax(-1)).sum(-1).mean()
+
+    for step in range(args.fit_steps + 1):
+        if step % 100 == 0:
+            with torch.no_grad():
+                print(f"  lens fit step {step}: train {loss_of(torch.arange(0, cut, 4)):.3f} unseen "
+                      f"{loss_of(torch.arange(cut, len(x))):.3f} tau {log_tau.exp().item():.3f}", flush=True)
+        opt.zero_grad()
+        loss_of(torch.randint(0, cut, (128,), generator=g)).backward()
+        opt.step()
+    return lambda e: torch.nn.functional.normalize(lin(torch.from_numpy(e).float()), dim=-1).detach().numpy()
+
+
 FRAMES = {"plain": "{}", "about": "Write about {}.", "topic": "Topic: {}"}
 
 
@@ -42,6 +92,11 @@ def main():
     ap.add_argument("--n", type=int, default=120)
     ap.add_argument("--variants", default="10:0:plain", help="k:centre:frame,...: k words nearest to (embedding - "
                     "centre x mean embedding), written in a frame of FRAMES")
+    ap.add_argument("--fit-rows", type=int, default=0, help="fit a word lens on this many training queries (0: none)")
+    ap.add_argument("--fit-steps", type=int, default=300)
+    ap.add_argument("--fit-lr", type=float, default=1e-3)
+    ap.add_argument("--max-df", type=float, default=0.02, help="words in more than this share of queries are no target")
+    ap.add_argument("--train", default="runs/default/train.jsonl")
     args = ap.parse_args()
     m = genembed.load(args.model)
     tok, lm = m.backbone.tokenizer, m.backbone.model
@@ -58,6 +113,8 @@ def main():
     answers = response_ids(tok, task.answers(m.backbone)[:n], D.RESPONSE_TOKENS)
     emb = m.encode(queries, instruction=task.query_instruction, batch_size=16, bf16=True, normalize=True)
     lower = np.array([w.lower() for w in words])
+    if args.fit_rows:
+        emb = fitted_lens(m, args, wv, lower)(emb)
     for variant in args.variants.split(","):
         k, center, frame = variant.split(":")
         k, center = int(k), float(center)
@@ -71,6 +128,9 @@ def main():
             return out
 
         own, mean_words = words_of(emb), words_of(emb.mean(0, keepdims=True)) * n
+        if center < 0:  # the oracle: the query's own first k distinct long words (what a perfect lens could give)
+            own = [FRAMES[frame].format(", ".join(list(dict.fromkeys(w.lower() for w in re.findall(r"[A-Za-z]{4,}", q)))[:k]))
+                   for q in queries]
         chats = {key: prompt_ids(tok, w, max_text_tokens=96) for key, w in
                  (("own", own), ("other", own[1:] + own[:1]), ("mean", mean_words))}
         with torch.autocast("cpu", dtype=torch.bfloat16):

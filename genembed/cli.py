@@ -242,6 +242,10 @@ def search(
             typer.echo("")
 
 
+VIA_HELP = ("'words': the LLM answers a request made of the embedding's nearest words in the teacher's space (a "
+            "departure; the default). 'soft-prompt': the LLM continues the soft prompt (the paper's).")
+
+
 @app.command()
 def decode(
     texts: list[str] = typer.Argument(None, help="Texts whose embeddings to decode."),
@@ -250,14 +254,15 @@ def decode(
     model: Optional[Path] = typer.Option(None, "--model", "-m"),
     instruction: Optional[str] = typer.Option(None),
     max_new_tokens: int = typer.Option(64),
+    via: str = typer.Option("words", help=VIA_HELP),
 ):
-    """Show what each text's embedding "says": the LLM's greedy reading of its soft prompt."""
+    """Show what each text's embedding "says": text the frozen LLM writes from it (greedy)."""
     from . import load
 
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to decode: give them as arguments or with --input")
-    decoded = load(model).decode(items, max_new_tokens=max_new_tokens, instruction=instruction)
+    decoded = load(model).decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
     for text, said in zip(items, decoded):
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
 
@@ -345,18 +350,25 @@ def inspect(
     instruction: Optional[str] = typer.Option(None),
     top_k: int = typer.Option(5),
     max_new_tokens: int = typer.Option(48),
+    via: str = typer.Option("words", help=VIA_HELP),
+    words: int = typer.Option(10, help="Nearest words shown (with via 'words')."),
 ):
-    """Logit lens on each compression token next to the decoded text: what the embedding holds."""
+    """What an embedding holds: its nearest words in the teacher's space, the decoded text, and the
+    logit lens on each compression token."""
     from . import load
 
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
     m = load(model)
-    decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction)
+    decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
+    nearest = m.nearest_words(items, k=words, instruction=instruction) if via == "words" else [None] * len(items)
     lenses = m.logit_lens(items, top_k=top_k, instruction=instruction)
-    for text, said, lens in zip(items, decoded, lenses):
-        typer.echo(f"input:   {text}\ndecoded: {said}\n")
+    for text, near, said, lens in zip(items, nearest, decoded, lenses):
+        typer.echo(f"input:   {text}")
+        if near is not None:
+            typer.echo("words:   " + ", ".join(f"{w} {c:.2f}" for w, c in near))
+        typer.echo(f"decoded: {said}\n")
         typer.echo("logit lens (top tokens of each compression token's last-layer state):")
         for i, tokens in enumerate(lens):
             typer.echo(f"  c{i:<2} " + "  ".join(repr(t) for t in tokens))

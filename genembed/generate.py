@@ -52,33 +52,20 @@ def answer_queries(
     todo = [q for q in queries if q[0] not in done]
     mine = todo[procs.rank::procs.world]
     target = out_path if procs.world == 1 else out_path.with_name(f"{out_path.name}.part{procs.rank}")
-    tok, model = backbone.tokenizer, backbone.model
+    tok = backbone.tokenizer
     prompts = prompt_ids(tok, [q[1] for q in mine], max_text_tokens=max_query_tokens)
     order = sorted(range(len(mine)), key=lambda i: -len(prompts[i]))  # similar lengths share a batch
-    eos = tok.eos_token_id
-    autocast = torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16)
     bar = tqdm(total=len(queries), initial=len(queries) - len(todo), desc="answering", unit="query",
                disable=not (show_progress_bar and procs.is_main))
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
-        input_ids, mask = pad([prompts[i] for i in batch], tok.pad_token_id, side="left")
         if sample:  # a seed per batch content: a resumed run samples what the first run would have
             digest = hashlib.sha1("".join(mine[i][0] for i in batch).encode()).digest()
             torch.manual_seed(seed + int.from_bytes(digest[:4], "little"))
-        with torch.no_grad(), autocast:
-            out = model.generate(
-                input_ids=input_ids.to(backbone.device), attention_mask=mask.to(backbone.device),
-                max_new_tokens=max_new_tokens, do_sample=sample, pad_token_id=tok.pad_token_id,
-                **({"temperature": temperature, "top_p": top_p} if sample else {"temperature": None, "top_p": None, "top_k": None}),
-            )
-        rows = []
-        for row, i in enumerate(batch):
-            new = out[row, input_ids.shape[1]:].tolist()
-            finished = eos in new
-            if finished:
-                new = new[: new.index(eos)]
-            rows.append({"id": mine[i][0], "query": mine[i][1],
-                         "response": tok.decode(new, skip_special_tokens=True).strip(), "finished": finished})
+        texts, finished = generate_batch(backbone, [prompts[i] for i in batch], max_new_tokens, sample=sample,
+                                         temperature=temperature, top_p=top_p, bf16=bf16)
+        rows = [{"id": mine[i][0], "query": mine[i][1], "response": text, "finished": done}
+                for i, text, done in zip(batch, texts, finished)]
         append_rows(target, rows)
         bar.update(min(len(rows) * procs.world, bar.total - bar.n))  # (the main process stands for all)
     bar.close()
@@ -87,6 +74,27 @@ def answer_queries(
         merge_parts(out_path)
     procs.barrier()
     return read_rows(out_path)
+
+
+@torch.no_grad()
+def generate_batch(backbone: Backbone, prompts: list[list[int]], max_new_tokens: int, sample: bool = False,
+                   temperature: float = 0.7, top_p: float = 0.9, bf16: bool = False) -> tuple[list[str], list[bool]]:
+    """The backbone's continuation of each prompt (token ids, one batch): (texts, whether each ended
+    with the end-of-turn token rather than at max_new_tokens). Greedy unless `sample`."""
+    tok = backbone.tokenizer
+    input_ids, mask = pad(prompts, tok.pad_token_id, side="left")
+    with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = backbone.model.generate(
+            input_ids=input_ids.to(backbone.device), attention_mask=mask.to(backbone.device),
+            max_new_tokens=max_new_tokens, do_sample=sample, pad_token_id=tok.pad_token_id,
+            **({"temperature": temperature, "top_p": top_p} if sample else {"temperature": None, "top_p": None, "top_k": None}),
+        )
+    texts, finished = [], []
+    for row in out[:, input_ids.shape[1]:].tolist():
+        finished.append(tok.eos_token_id in row)
+        texts.append(tok.decode(row[: row.index(tok.eos_token_id)] if finished[-1] else row,
+                                skip_special_tokens=True).strip())
+    return texts, finished
 
 
 def part_files(out_path: Path) -> list[Path]:

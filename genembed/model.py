@@ -395,20 +395,59 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
             result.append(row[: row.index(eos)] if eos in row else row)
         return result
 
+    DECODERS = ("words", "soft-prompt")
+
     @torch.no_grad()
     def decode(self, texts, max_new_tokens: int = 64, instruction: str | None = None, batch_size: int = 32,
-               show_progress_bar: bool | None = None) -> list[str] | str:
-        """What each text's embedding "says": the LLM's greedy continuation of its soft prompt."""
+               show_progress_bar: bool | None = None, via: str = "words") -> list[str] | str:
+        """What each text's embedding "says", as text the frozen LLM writes (greedy).
+
+        via="words" (the default; a departure, see word_lens.py): the LLM answers a request made of
+        the embedding's nearest words in the teacher's space. via="soft-prompt" (the paper's): the
+        LLM continues the text's soft prompt, which no checkpoint measured here makes input-specific."""
+        if via not in self.DECODERS:
+            raise ValueError(f"via must be one of {self.DECODERS}, got {via!r}")
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         self.eval()
         out: list[str] = [""] * len(texts)
+        if via == "words":
+            from .generate import generate_batch
+            from .word_lens import request_ids
+
+            requests = self.word_lens.requests(self.encode(texts, instruction=instruction, batch_size=batch_size,
+                                                           show_progress_bar=show_progress_bar))
+            prompts = request_ids(self.backbone.tokenizer, requests)
+            for start in range(0, len(prompts), batch_size):
+                out[start:start + batch_size] = generate_batch(self.backbone, prompts[start:start + batch_size],
+                                                               max_new_tokens)[0]
+            return out[0] if single else out
         for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "decode"):
             soft_prompt, _ = self(ids, mask)
             for i, row in zip(idx, self.generate_from_soft_prompt(soft_prompt, max_new_tokens)):
                 out[i] = self.backbone.tokenizer.decode(row, skip_special_tokens=True).strip()
+        return out[0] if single else out
+
+    @property
+    def word_lens(self):
+        """The teacher-space word lens of this model (word_lens.py), built on first use."""
+        if getattr(self, "_word_lens", None) is None:
+            from .word_lens import WordLens
+
+            object.__setattr__(self, "_word_lens", WordLens.for_model(self))
+        return self._word_lens
+
+    def nearest_words(self, texts, k: int = 10, instruction: str | None = None,
+                      batch_size: int = 32) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
+        """Each text's embedding's k nearest vocabulary words in the teacher's space, with cosines:
+        for one text a list of (word, cosine), for a list one such list per text. Inputs as encode()."""
+        single = isinstance(texts, str)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        emb = self.encode([texts] if single else texts, instruction=instruction, batch_size=batch_size)
+        out = self.word_lens.nearest(emb, k)
         return out[0] if single else out
 
     @torch.no_grad()

@@ -30,7 +30,7 @@ def tiny_backbone(tiny_backbone_path):
 def tiny_model(tiny_backbone):
     from genembed.model import GenEmbed
 
-    return GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", seed=0,
+    return GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", seed=0,
                            num_thought_tokens=2, num_compression_tokens=3)
 
 

@@ -15,14 +15,14 @@ def test_encode_and_decode_commands(tiny_model, tmp_path):
     result = runner.invoke(app, ["encode", "paris", "how do I boil an egg", "--model", str(ckpt), "--out", str(out)])
     assert result.exit_code == 0, result.output
     vectors = np.load(out)
-    assert vectors.shape == (2, 16) and vectors.dtype == np.float32
+    assert vectors.shape == (2, 32) and vectors.dtype == np.float32
     np.testing.assert_allclose(vectors, tiny_model.encode(["paris", "how do I boil an egg"]), atol=1e-6)
 
     jsonl = tmp_path / "texts.jsonl"
     jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["a", "b", "c"]))
     result = runner.invoke(app, ["encode", "--input", str(jsonl), "--model", str(ckpt), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert np.load(out).shape == (3, 16)
+    assert np.load(out).shape == (3, 32)
 
     result = runner.invoke(app, ["decode", "paris", "--model", str(ckpt), "--max-new-tokens", "3"])
     assert result.exit_code == 0, result.output

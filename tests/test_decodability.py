@@ -78,7 +78,7 @@ def test_centered_recon_starts_at_the_token_embeddings_scale(tiny_backbone):
     from genembed.model import GenEmbed
     from genembed.train import fit_state_statistics, initial_states
 
-    model = GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", recon_form="centered",
+    model = GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", recon_form="centered",
                             num_compression_tokens=3)
     q, _ = _batch(model)
     fit_state_statistics(model, initial_states(model, q))
@@ -89,7 +89,7 @@ def test_centered_recon_starts_at_the_token_embeddings_scale(tiny_backbone):
     deviation = (soft - soft.mean(0)).norm(dim=-1).mean()
     assert 0.3 < deviation / table_norm < 3  # inputs differ at the scale the LLM reads tokens at
     with pytest.raises(ValueError, match="recon_form"):
-        GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", recon_form="mlp")
+        GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", recon_form="mlp")
 
 
 def test_chat_frame_puts_the_soft_prompt_in_the_user_turn(tiny_backbone, tiny_backbone_path, tiny_responses, tmp_path):
@@ -97,7 +97,7 @@ def test_chat_frame_puts_the_soft_prompt_in_the_user_turn(tiny_backbone, tiny_ba
     from genembed.model import GenEmbed
     from genembed.train import train
 
-    model = GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", prompt_frame="chat",
+    model = GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", prompt_frame="chat",
                             num_compression_tokens=3)
     before, after = chat_wrapping(tiny_backbone.tokenizer)
     soft = torch.randn(2, 3, model.config.hidden_size)
@@ -106,7 +106,7 @@ def test_chat_frame_puts_the_soft_prompt_in_the_user_turn(tiny_backbone, tiny_ba
     assert framed.shape[1] == len(before) + 3 + len(after)
     torch.testing.assert_close(framed[1, len(before):len(before) + 3], soft[1])
     torch.testing.assert_close(framed[0, :len(before)], embed(torch.tensor(before)))
-    plain = GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", num_compression_tokens=3)
+    plain = GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", num_compression_tokens=3)
     assert plain.decoder_input(soft) is soft  # the paper's layout: the soft prompt alone
     # decoding reads the same frame as training: the greedy text equals generation from the framed prompt
     lm = tiny_backbone.model
@@ -118,4 +118,4 @@ def test_chat_frame_puts_the_soft_prompt_in_the_user_turn(tiny_backbone, tiny_ba
                     show_progress_bar=False)
     assert trained.config.prompt_frame == "chat"
     with pytest.raises(ValueError, match="prompt_frame"):
-        GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", prompt_frame="system")
+        GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", prompt_frame="system")

@@ -55,15 +55,18 @@ def test_retrieval_ceiling_and_floor(tmp_path):
     assert same["distinct"] == pytest.approx(2 / 3)
 
 
-def test_student_and_reference_rows(tiny_model, tiny_backbone, tmp_path):
+def test_student_and_reference_rows(tiny_model, tiny_backbone, tmp_path, monkeypatch):
     from genembed.eval.decoding import score_backbone_reference, score_student
 
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "word-cache"))
     task = _task(tmp_path)
     row = score_student(tiny_model, task, bf16=False)
-    for key in ("ce own", "ce other", "ce mean", "ndcg@10", "ndcg@10 shuffled", "distinct"):
-        assert np.isfinite(row[key]), key
-    assert row["gap other"] == pytest.approx(row["ce other"] - row["ce own"])
-    assert row["gap mean"] == pytest.approx(row["ce mean"] - row["ce own"])
+    for scores in (row, row["soft prompt"]):  # read through the word lens, and through the soft prompt
+        for key in ("ce own", "ce other", "ce mean", "ndcg@10", "ndcg@10 shuffled", "distinct"):
+            assert np.isfinite(scores[key]), key
+        assert scores["gap other"] == pytest.approx(scores["ce other"] - scores["ce own"])
+        assert scores["gap mean"] == pytest.approx(scores["ce mean"] - scores["ce own"])
+    assert row["ce own"] != row["soft prompt"]["ce own"]  # two decoders, two readings
     assert len(row["examples"]) == 3 and row["examples"][0]["query"] == task.queries[0]
     assert list(tmp_path.glob("decoding-answers-*.jsonl")), "the backbone's answers are cached"
     ref = score_backbone_reference(tiny_backbone, WordTeacher(), task, bf16=False)
@@ -77,12 +80,14 @@ def test_decoding_task_in_the_evaluation_table(tiny_model, tmp_path, monkeypatch
     from genembed.eval import run
     from genembed.eval.methods import Student
 
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "word-cache"))
     task = _task(tmp_path / "cache")
     monkeypatch.setattr(run, "TASKS", {"decoding": lambda: task})
     results = run.evaluate([Student(tiny_model, "tiny")], ["decoding"], tmp_path, cost_texts=2)
     assert "gap other" in results["methods"]["tiny"]["decoding"]
     text = (tmp_path / "results.md").read_text()
     assert "decoding gap other" in text and "Decoded examples, tiny" in text and "ndcg@10 shuffled" in text
+    assert "| tiny, soft prompt (the paper's decoder) |" in text
 
 
 def test_scoring_a_new_task_keeps_a_rows_other_scores_and_cost(tiny_model, tmp_path, monkeypatch):
@@ -98,6 +103,7 @@ def test_scoring_a_new_task_keeps_a_rows_other_scores_and_cost(tiny_model, tmp_p
     (tmp_path / "results.json").write_text(json.dumps(earlier))
     task = _task(tmp_path / "cache")
     monkeypatch.setattr(run, "TASKS", {"decoding": lambda: task})
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "word-cache"))
     row = run.evaluate([Student(tiny_model, "tiny")], ["decoding"], tmp_path, skip_cost=True)["methods"]["tiny"]
     assert row["qa"] == {"ndcg@10": 0.5, "recall@10": 0.6} and "decoding" in row
     assert row["seconds_per_1k"] == 1.0 and row["ms_per_query_alone"] == 2.0

@@ -61,7 +61,7 @@ def test_search_equals_brute_force_cosine_with_ids_from_the_file(tiny_model, tmp
     same_hits(index.search(QUERIES[0], k=5), hits[:1])  # one string: one list of hits
     assert len(index.search("egg", k=100)[0]) == len(TEXTS)  # k beyond the corpus: every row once
     manifest = json.loads((tmp_path / "idx" / "index.json").read_text())
-    assert manifest["count"] == len(TEXTS) and manifest["dim"] == 16 and manifest["field"] == "body"
+    assert manifest["count"] == len(TEXTS) and manifest["dim"] == 32 and manifest["field"] == "body"
     assert manifest["instruction"] == "document" and manifest["model"] is None and manifest["complete"]
     assert len(manifest["source"]["sha1"]) == 40 and manifest["source"]["size"] == src.stat().st_size
 
@@ -177,8 +177,8 @@ def test_kind_by_flag_and_by_size_and_a_rebuild_in_another_kind(tiny_model, tmp_
     monkeypatch.setattr(gi, "_encode_chunk", lambda *a: pytest.fail("re-encoded"))
     hnsw = build_index(tiny_model, src, tmp_path / "idx", kind="hnsw")  # only the faiss index is rebuilt
     assert hnsw.kind == "hnsw" and type(hnsw.faiss_index).__name__ == "IndexHNSWFlat"
-    assert [[h.row for h in q] for q in hnsw.search_vectors(np.eye(16, dtype=np.float32)[:3], k=5)] == \
-        [[h.row for h in q] for q in flat.search_vectors(np.eye(16, dtype=np.float32)[:3], k=5)]
+    assert [[h.row for h in q] for q in hnsw.search_vectors(np.eye(32, dtype=np.float32)[:3], k=5)] == \
+        [[h.row for h in q] for q in flat.search_vectors(np.eye(32, dtype=np.float32)[:3], k=5)]
     monkeypatch.setattr(gi, "AUTO_HNSW_ROWS", 10)
     assert build_index(tiny_model, src, tmp_path / "idx").kind == "hnsw"
     monkeypatch.setattr(gi, "AUTO_HNSW_ROWS", 1000)
@@ -229,7 +229,7 @@ def test_bad_input_is_named(tiny_model, tmp_path):
     # built from a model in memory: search must be given it; another model is refused
     with pytest.raises(ValueError, match="model in memory"):
         Index.open(tmp_path / "idx").search("a")
-    other = type(tiny_model).create(tiny_model.backbone, embedding_dim=16, teacher="self", seed=1,
+    other = type(tiny_model).create(tiny_model.backbone, embedding_dim=32, teacher="self", seed=1,
                                     num_thought_tokens=2, num_compression_tokens=3)
     with pytest.raises(ValueError, match="not the model"):
         Index.open(tmp_path / "idx", model=other)

@@ -7,9 +7,9 @@ from genembed.checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 
 def test_encode_shapes_and_dtype(tiny_model):
     out = tiny_model.encode(["how do I boil an egg", "paris", "write a poem about the sea"])
-    assert out.shape == (3, 16) and out.dtype == np.float32
+    assert out.shape == (3, 32) and out.dtype == np.float32
     single = tiny_model.encode("paris")
-    assert single.shape == (16,)
+    assert single.shape == (32,)
     np.testing.assert_allclose(single, out[1], atol=1e-5)
     unit = tiny_model.encode(["paris", "the sea"], normalize=True)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)

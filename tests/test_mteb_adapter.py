@@ -54,7 +54,7 @@ def test_mteb_evaluate_runs_offline(tiny_model, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     encoder = MTEBEncoder(tiny_model)
     assert isinstance(encoder, mteb.EncoderProtocol)
-    assert encoder.mteb_model_meta.embed_dim == 16
+    assert encoder.mteb_model_meta.embed_dim == 32
 
     seen = []  # (instruction, number of texts) for every encode call mteb makes
     encode = tiny_model.encode

@@ -30,7 +30,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def ckpt(tiny_backbone, tmp_path_factory):
     from genembed.model import GenEmbed
 
-    model = GenEmbed.create(tiny_backbone, embedding_dim=16, teacher="self", seed=0,
+    model = GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", seed=0,
                             num_thought_tokens=2, num_compression_tokens=3)
     return save_checkpoint(model, tmp_path_factory.mktemp("serve") / "ckpt")
 
@@ -87,15 +87,15 @@ def test_openai_client_gets_exactly_model_encode(server, client, ref):
 
 def test_raw_base64_and_dimensions(server, ref):
     r = post(server, "/v1/embeddings", {"model": "m", "input": TEXTS, "encoding_format": "base64",
-                                        "dimensions": 16})
+                                        "dimensions": 32})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "list" and body["data"][0]["object"] == "embedding"
     vectors = np.array([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in body["data"]])
-    assert vectors.shape == (3, 16)
+    assert vectors.shape == (3, 32)
     np.testing.assert_allclose(vectors, ref.encode(TEXTS), atol=1e-5)
     r = post(server, "/v1/embeddings", {"model": "m", "input": TEXTS, "dimensions": 8})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions" and "16" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions" and "32" in r.json()["error"]["message"]
 
 
 def test_instruction_and_normalize_fields(server, client, ref):
@@ -123,7 +123,7 @@ def test_api_key_is_required_except_for_health(server):
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0).embeddings.create(
             model="m", input="paris")
-    assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": "tiny", "dimension": 16}
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": "tiny", "dimension": 32}
 
 
 def test_limits_answer_413_in_openai_shape(server, client):

@@ -3,13 +3,17 @@
 On held-out ShareGPT queries (those of the Q→A task), the backbone first answers each query
 (greedy, its chat template, as training data is made; cached). Then, for a model:
 
-* prompt specificity: mean cross-entropy per token of those answers given the query's own soft
+* prompt specificity: mean cross-entropy per token of those answers given the query's own
   prompt, another query's prompt (the list rotated by one) and the mean prompt over all queries.
   A prompt that carries its input beats both; one that carries only "an answer follows" does not.
 * decoded-text retrieval: the greedy text decoded from each query's embedding (DECODE_TOKENS),
   embedded by the teacher, ranks the real held-out answers: nDCG@10. The same texts assigned to
   the wrong queries (rotated) give the floor.
 * distinct: the share of decoded texts that differ from every other.
+
+A student is read through its word lens (word_lens.py: the LLM answers a request made of the
+embedding's nearest words in the teacher's space; the default decoder) and, under "soft prompt",
+through its soft prompt (the paper's decoder).
 
 The reference, computed the same way by `HyDE`: the backbone reading the real query in its chat
 prompt (cross-entropy: the ceiling), another query, and its own answer cut to DECODE_TOKENS as the
@@ -128,13 +132,44 @@ def _examples(task: DecodingTask, texts: list[str]) -> list[dict]:
 
 @torch.no_grad()
 def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = True) -> dict:
-    """Prompt specificity, decoded-text retrieval and distinct share of a genembed model."""
+    """Prompt specificity, decoded-text retrieval and distinct share of a genembed model, read through
+    its word lens (the default decoder); the same figures for its soft prompt under "soft prompt"."""
     from ..inputs import response_ids
 
-    backbone, lm = model.backbone, model.backbone.model
-    tok = backbone.tokenizer
-    answers = response_ids(tok, task.answers(backbone), RESPONSE_TOKENS)
+    answers = response_ids(model.backbone.tokenizer, task.answers(model.backbone), RESPONSE_TOKENS)
     model.eval()
+    scores = _score_word_lens(model, task, answers, batch_size, bf16)
+    soft = _score_soft_prompt(model, task, answers, batch_size, bf16)
+    return {**scores, "soft prompt": {k: v for k, v in soft.items() if k != "examples"}}
+
+
+def _specificity(ce: dict) -> dict:
+    return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"]}
+
+
+def _score_word_lens(model, task: DecodingTask, answers, batch_size: int, bf16: bool) -> dict:
+    """The LLM reads the request made of each query embedding's nearest words (word_lens.py); the
+    mean prompt is the request of the mean embedding."""
+    from ..generate import generate_batch
+    from ..word_lens import request_ids
+
+    tok, lm = model.backbone.tokenizer, model.backbone.model
+    emb = model.encode(task.queries, instruction=task.query_instruction, batch_size=batch_size, bf16=bf16)
+    own = request_ids(tok, model.word_lens.requests(emb))
+    mean = request_ids(tok, model.word_lens.requests(emb.mean(0, keepdims=True))) * len(own)
+    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+        ce = {key: _batched_ce(lm, p, answers, tok.pad_token_id, batch_size)
+              for key, p in (("ce own", own), ("ce other", own[1:] + own[:1]), ("ce mean", mean))}
+    texts = []
+    for start in range(0, len(own), batch_size):
+        texts += generate_batch(model.backbone, own[start:start + batch_size], DECODE_TOKENS, bf16=bf16)[0]
+    return {**_specificity(ce), **_retrieval(task, task.teacher(model.config.teacher), texts),
+            "examples": _examples(task, texts)}
+
+
+def _score_soft_prompt(model, task: DecodingTask, answers, batch_size: int, bf16: bool) -> dict:
+    """The paper's decoder: the LLM reads each query's soft prompt (in the model's frame)."""
+    tok, lm = model.backbone.tokenizer, model.backbone.model
     autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     prompts, texts = [None] * len(task.queries), [""] * len(task.queries)
     with autocast:
@@ -147,8 +182,8 @@ def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = 
         mean = own.mean(0, keepdim=True).expand_as(own)
         ce = {key: _batched_ce(lm, model.decoder_input(p), answers, tok.pad_token_id, batch_size)
               for key, p in (("ce own", own), ("ce other", own.roll(1, 0)), ("ce mean", mean))}
-    return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"],
-            **_retrieval(task, task.teacher(model.config.teacher), texts), "examples": _examples(task, texts)}
+    return {**_specificity(ce), **_retrieval(task, task.teacher(model.config.teacher), texts),
+            "examples": _examples(task, texts)}
 
 
 @torch.no_grad()

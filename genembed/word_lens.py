@@ -1,0 +1,110 @@
+"""The word lens: read an embedding through its teacher's word space (a departure from the paper).
+
+Alignment puts a text's embedding where the teacher puts the LLM's response. The teacher embeds
+single words too: every whole word of the backbone's vocabulary (one token each, one per
+lower-cased spelling) is embedded once and kept on disk. A text's nearest words say what its
+embedding holds; written as a request in the user's turn of the backbone's chat template
+("Write about w1, w2, …."), the frozen LLM answers them: that answer is the decoded text.
+
+Why not the paper's decoder (the soft prompt read by the LLM)? On every checkpoint measured here
+it carries nothing input-specific: a text's own soft prompt reconstructs its answer no better
+than another text's (docs/decodability.md). The soft-prompt decoder stays available
+(`decode(..., via="soft-prompt")`).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+from .atomic import replace_file
+from .inputs import prompt_ids
+
+WORD = re.compile(r"[A-Za-z]{3,}")  # a vocabulary token " word": letters only, 3 or more
+REQUEST = "Write about {}."  # the user's turn the LLM answers; best of the frames screened (docs/decoding.md)
+WORDS_PER_TEXT = 10  # words per decoded request (10 vs 20 in docs/decoding.md)
+
+
+def vocabulary_words(tokenizer) -> tuple[list[str], list[int]]:
+    """The backbone vocabulary's whole words, lower-cased and sorted, and for each the id of a single
+    token spelling it after a space (the lower-case token where there is one)."""
+    chosen: dict[str, int] = {}
+    for token_id in range(len(tokenizer)):
+        text = tokenizer.decode([token_id])
+        if text.startswith(" ") and WORD.fullmatch(text[1:]):
+            word = text[1:].lower()
+            if word not in chosen or text[1:] == word:
+                chosen[word] = token_id
+    words = sorted(chosen)
+    return words, [chosen[w] for w in words]
+
+
+def word_vectors(teacher, words: list[str], show_progress_bar: bool = False) -> np.ndarray:
+    """Unit teacher vectors of `words`, computed once per (teacher, word list) and cached on disk."""
+    from .backbone import cache_root
+    from .teachers import file_slug
+
+    key = getattr(teacher, "cache_id", teacher.name)
+    digest = hashlib.sha1("\x00".join([key, *words]).encode("utf-8")).hexdigest()[:16]
+    path = cache_root() / "word-vectors" / f"{file_slug(teacher.name)}-{digest}.npy"
+    if path.exists():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(words):
+            return vectors
+    vectors = np.asarray(teacher.embed(words, show_progress_bar=show_progress_bar), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+    try:
+        replace_file(path, lambda p: np.save(open(p, "wb"), vectors))
+    except OSError:  # an unwritable cache costs the next call the same seconds, nothing else
+        pass
+    return vectors
+
+
+class WordLens:
+    """Nearest vocabulary words of embeddings in the teacher's space, and the request they make."""
+
+    def __init__(self, words: list[str], vectors: np.ndarray):
+        if len(words) != len(vectors) or not words:
+            raise ValueError(f"the word lens needs one vector per word; got {len(words)} words, {len(vectors)} vectors")
+        self.words, self.vectors = words, vectors
+
+    @classmethod
+    def for_model(cls, model) -> "WordLens":
+        """The lens of a genembed model: its backbone's vocabulary in its teacher's space."""
+        from .teachers import load_teacher
+
+        words, _ = vocabulary_words(model.backbone.tokenizer)
+        if not words:
+            raise ValueError("the word lens needs whole-word tokens (' word') in the backbone's vocabulary; this "
+                             "tokenizer has none: decode with via='soft-prompt'")
+        teacher = load_teacher(model.config.teacher, model.backbone)
+        if teacher.dim != model.config.embedding_dim:
+            raise ValueError(f"the word lens reads embeddings in the teacher's space, but this model's embeddings "
+                             f"have {model.config.embedding_dim} dimensions and its teacher {model.config.teacher!r} "
+                             f"{teacher.dim}: decode with via='soft-prompt'")
+        return cls(words, word_vectors(teacher, words))
+
+    def nearest(self, embeddings: np.ndarray, k: int = WORDS_PER_TEXT) -> list[list[tuple[str, float]]]:
+        """For each embedding (row), its k nearest words and their cosine, nearest first."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        e = np.asarray(embeddings, dtype=np.float32)
+        e = e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)
+        sims = e @ self.vectors.T
+        k = min(k, sims.shape[1])
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        out = []
+        for row, idx in zip(sims, top):
+            idx = idx[np.argsort(-row[idx])]
+            out.append([(self.words[i], float(row[i])) for i in idx])
+        return out
+
+    def requests(self, embeddings: np.ndarray, k: int = WORDS_PER_TEXT) -> list[str]:
+        """The user's turn each embedding decodes through."""
+        return [REQUEST.format(", ".join(w for w, _ in row)) for row in self.nearest(embeddings, k)]
+
+
+def request_ids(tokenizer, requests: list[str]) -> list[list[int]]:
+    """The requests in the backbone's chat template, ready for the LLM to answer."""
+    return prompt_ids(tokenizer, requests, max_text_tokens=512)
