@@ -33,6 +33,29 @@ def word_vocabulary(tok, min_chars: int = 3) -> tuple[list[int], list[str]]:
     return ids, words
 
 
+STOP = set("the a an and or of to in on for with is are be this that it as at by from your you my i we our "
+           "can could would should will do does how what which who why when where me please write".split())
+
+
+def training_phrases(path, min_count):
+    """Lower-cased 2-3 word phrases seen at least min_count times in the training queries and answers,
+    neither starting nor ending with a stop word."""
+    from collections import Counter
+
+    from genembed.jsonl import read_rows
+
+    counts = Counter()
+    for r in read_rows(path):
+        for text in (r["query"], r["response"]):
+            toks = re.findall(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]|[a-z]", text.lower())
+            for n in (2, 3):
+                for i in range(len(toks) - n + 1):
+                    gram = toks[i:i + n]
+                    if gram[0] not in STOP and gram[-1] not in STOP:
+                        counts[" ".join(gram)] += 1
+    return sorted(g for g, c in counts.items() if c >= min_count)
+
+
 def fitted_lens(m, args, wv, lower):
     """A linear map (identity at start) that re-aims embeddings at the words of their own query in the
     teacher's word space: fitted on training queries only (self-supervised: the query's words are the
@@ -83,7 +106,7 @@ def fitted_lens(m, args, wv, lower):
     return lambda e: torch.nn.functional.normalize(lin(torch.from_numpy(e).float()), dim=-1).detach().numpy()
 
 
-FRAMES = {"plain": "{}", "about": "Write about {}.", "topic": "Topic: {}"}
+FRAMES = {"plain": "{}", "about": "Write about {}.", "topic": "Topic: {}", "semi": "Write about: {}."}
 
 
 def main():
@@ -97,6 +120,7 @@ def main():
     ap.add_argument("--fit-lr", type=float, default=1e-3)
     ap.add_argument("--max-df", type=float, default=0.02, help="words in more than this share of queries are no target")
     ap.add_argument("--train", default="runs/default/train.jsonl")
+    ap.add_argument("--phrases", type=int, default=0, help="use training phrases seen this many times (0: words)")
     args = ap.parse_args()
     m = genembed.load(args.model)
     tok, lm = m.backbone.tokenizer, m.backbone.model
@@ -112,6 +136,11 @@ def main():
     queries = task.queries[:n]
     answers = response_ids(tok, task.answers(m.backbone)[:n], D.RESPONSE_TOKENS)
     emb = m.encode(queries, instruction=task.query_instruction, batch_size=16, bf16=True, normalize=True)
+    if args.phrases:  # the lens's vocabulary: frequent 2-3 word phrases of the training rows instead
+        words = training_phrases(args.train, args.phrases)
+        wv = teacher.embed(words, batch_size=256)
+        wv = wv / np.linalg.norm(wv, axis=1, keepdims=True)
+        print(f"{len(words)} phrases, e.g. {words[:5]}", flush=True)
     lower = np.array([w.lower() for w in words])
     if args.fit_rows:
         emb = fitted_lens(m, args, wv, lower)(emb)
