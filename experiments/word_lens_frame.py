@@ -10,10 +10,8 @@ usage: python experiments/word_lens_frame.py [--model M] [--steps 150] [--k 10] 
 from __future__ import annotations
 
 import argparse
-import re
 import time
 
-import numpy as np
 import torch
 
 import genembed
@@ -24,17 +22,11 @@ from genembed.losses import reconstruction_loss
 
 
 def word_table(tok, teacher):
-    """(token ids, unit teacher vectors) of the vocabulary's whole words, one token per lower-cased word."""
-    chosen: dict[str, int] = {}
-    for i in range(len(tok)):
-        text = tok.decode([i])
-        if text.startswith(" ") and re.fullmatch(r"[A-Za-z]{3,}", text[1:]):
-            word = text[1:].lower()
-            if word not in chosen or text[1:] == word:  # prefer the lower-case token
-                chosen[word] = i
-    words = sorted(chosen)
-    vec = teacher.embed(words, batch_size=256)
-    return torch.tensor([chosen[w] for w in words]), torch.from_numpy(vec / np.linalg.norm(vec, axis=1, keepdims=True))
+    """(token ids, unit teacher vectors) of the vocabulary's whole words, as the library's word lens has them."""
+    from genembed.word_lens import vocabulary_words, word_vectors
+
+    words, ids = vocabulary_words(tok)
+    return torch.tensor(ids), torch.from_numpy(word_vectors(teacher, words))
 
 
 def nearest_words(emb, ids, vec, k):

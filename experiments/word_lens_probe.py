@@ -106,6 +106,18 @@ def fitted_lens(m, args, wv, lower):
     return lambda e: torch.nn.functional.normalize(lin(torch.from_numpy(e).float()), dim=-1).detach().numpy()
 
 
+TASK_FORMS = [
+    "Write an email about {}.", "Write Python code for {}.", "Write code for {}.", "Explain {}.",
+    "Write a story about {}.", "Write a poem about {}.", "Summarize {}.", "List ideas about {}.",
+    "Write an essay about {}.", "Write an article about {}.", "Give step-by-step instructions for {}.",
+    "Translate {}.", "Write a marketing text about {}.", "Write a lesson plan about {}.", "Answer a question about {}.",
+    "Write a letter about {}.", "Write a social media post about {}.", "Write a SQL query for {}.",
+    "Write a JavaScript function for {}.", "Compare {}.", "Give advice on {}.", "Write a script about {}.",
+    "Rewrite a text about {}.", "Write a product description of {}.", "Create a table about {}.",
+    "Write a song about {}.", "Write a speech about {}.", "Describe {}.", "Define {}.", "Write a report on {}.",
+]
+
+
 FRAMES = {"plain": "{}", "about": "Write about {}.", "topic": "Topic: {}", "semi": "Write about: {}."}
 
 
@@ -153,7 +165,12 @@ def main():
             out = []
             for row in np.argsort(-(e @ wv.T), axis=1)[:, :200]:
                 picked = list(dict.fromkeys(lower[row]))[:k]  # one form per word (Battle / battle)
-                out.append(FRAMES[frame].format(", ".join(picked)))
+                out.append(FRAMES[frame].format(", ".join(picked)) if frame != "task" else ", ".join(picked))
+            if frame == "task":  # the task form nearest the embedding, in the teacher's space, holds the words
+                forms = teacher.embed([f.replace(" {}", "").replace("{}", "") for f in TASK_FORMS])
+                forms = forms / np.linalg.norm(forms, axis=1, keepdims=True)
+                pick = (e @ forms.T).argmax(1)
+                out = [TASK_FORMS[j].format(w) for j, w in zip(pick, out)]
             return out
 
         own, mean_words = words_of(emb), words_of(emb.mean(0, keepdims=True)) * n
