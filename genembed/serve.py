@@ -70,6 +70,7 @@ class _Job:
     instruction: str  # resolved text: the batching key, with normalize
     normalize: bool = False
     max_new_tokens: int = 64
+    via: str = "words"  # decode's reading: the word lens or the soft prompt
     arrived: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
 
@@ -196,7 +197,7 @@ class ModelWorker:
         m = self.model
         if job.kind == "decode":
             return (m.decode(texts, max_new_tokens=job.max_new_tokens, instruction=job.instruction,
-                             batch_size=self.max_batch, show_progress_bar=False),)
+                             batch_size=self.max_batch, show_progress_bar=False, via=job.via),)
         vectors = m.encode(texts, instruction=job.instruction, normalize=job.normalize,
                            batch_size=self.max_batch, show_progress_bar=False)
         from .inputs import plain_ids
@@ -408,6 +409,7 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
         model: Optional[str] = None
         max_new_tokens: int = 64
         instruction: Optional[str] = None
+        via: Literal["words", "soft-prompt"] = "words"
 
     async def run(job: _Job):
         try:
@@ -443,7 +445,7 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
             raise APIError(400, f"'max_new_tokens' must be between 1 and {max_new_tokens}, got {body.max_new_tokens}",
                            param="max_new_tokens")
         instruction = _instruction(model, body.instruction, max_chars)
-        (said,) = await run(_Job("decode", texts, instruction, max_new_tokens=body.max_new_tokens))
+        (said,) = await run(_Job("decode", texts, instruction, max_new_tokens=body.max_new_tokens, via=body.via))
         return JSONResponse({"object": "list", "data": [{"index": i, "text": t} for i, t in enumerate(said)],
                              "model": model_name})
 
