@@ -7,7 +7,7 @@ start), the rank biases and tau train on reconstruction of the training answers 
 frozen LLM, which reads "Write about:" then the K slots in its chat template. Scored on the
 decoding task's first N held-out queries before and after (slots read as their argmax words for
 decoding, as soft mixes for the cross-entropies).
-usage: python experiments/word_lens_trained.py [--steps 150] [--n 120]
+usage: python experiments/word_lens_trained.py [--steps 150] [--n 120] [--w-margin 1]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import genembed
 from genembed.eval import decoding as D
 from genembed.inputs import pad, response_ids
 from genembed.jsonl import read_rows
-from genembed.losses import reconstruction_loss
+from genembed.losses import margin_loss, reconstruction_loss
 from word_lens_frame import word_table
 
 
@@ -58,6 +58,9 @@ def main():
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--n", type=int, default=120)
+    ap.add_argument("--w-margin", type=float, default=0.0,
+                    help="weight of a hinge: each answer read 0.5 nats per token better from its own request than "
+                         "from the next row's (0: plain reconstruction)")
     args = ap.parse_args()
     torch.manual_seed(0)
     m = genembed.load()
@@ -107,7 +110,13 @@ def main():
         idx = torch.randint(0, len(rows), (8,), generator=g)
         r_ids, r_mask = pad([train_r[i] for i in idx], tok.pad_token_id, side="right")
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = reconstruction_loss(lm, m.decoder_input(prompts(train_e[idx])[0]), r_ids, r_mask)
+            soft = m.decoder_input(prompts(train_e[idx])[0])
+            if args.w_margin:
+                own = reconstruction_loss(lm, soft, r_ids, r_mask, per_row=True)
+                other = reconstruction_loss(lm, soft.roll(1, 0), r_ids, r_mask, per_row=True)
+                loss = own.mean() + args.w_margin * margin_loss(own, other, 0.5)
+            else:
+                loss = reconstruction_loss(lm, soft, r_ids, r_mask)
         loss.backward()
         opt.step()
         opt.zero_grad()
