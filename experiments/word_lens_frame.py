@@ -33,20 +33,27 @@ def nearest_words(emb, ids, vec, k):
     return ids[(torch.from_numpy(emb).float() @ vec.float().T).topk(k, dim=-1).indices]
 
 
+def decoded_retrieval(m, prompts, queries, task, teacher):
+    """Greedy text from each prompt (input embeddings, read in the model's frame) and the decoding
+    task's retrieval scores of those texts on the first len(queries) queries: (scores, texts)."""
+    tok = m.backbone.tokenizer
+    texts = []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for s in range(0, len(prompts), 16):
+            texts += [tok.decode(r, skip_special_tokens=True).strip()
+                      for r in m.generate_from_soft_prompt(prompts[s:s + 16], D.DECODE_TOKENS)]
+    sub = D.DecodingTask("sub", queries, task.corpus, task.relevant[: len(queries)])
+    return D._retrieval(sub, teacher, texts), texts
+
+
 def score(m, frame, word_ids, answers, queries, task, teacher):
     embed = m.backbone.model.get_input_embeddings()
     prompts = torch.cat([frame.expand(len(word_ids), -1, -1), embed(word_ids).float()], dim=1)
     lm, tok = m.backbone.model, m.backbone.tokenizer
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        ce = {key: D._batched_ce(lm, m.decoder_input(p), answers, tok.pad_token_id, 16) for key, p in
-              (("own", prompts), ("other", prompts.roll(1, 0)), ("mean", None))
-              if p is not None}
-        texts = []
-        for s in range(0, len(prompts), 16):
-            texts += [tok.decode(r, skip_special_tokens=True).strip()
-                      for r in m.generate_from_soft_prompt(prompts[s:s + 16], D.DECODE_TOKENS)]
-    sub = D.DecodingTask("sub", queries, task.corpus, task.relevant[: len(queries)])
-    ret = D._retrieval(sub, teacher, texts)
+        ce = {key: D._batched_ce(lm, m.decoder_input(p), answers, tok.pad_token_id, 16)
+              for key, p in (("own", prompts), ("other", prompts.roll(1, 0)))}
+    ret, texts = decoded_retrieval(m, prompts, queries, task, teacher)
     return {**{key: round(v, 3) for key, v in ce.items()}, "gap other": round(ce["other"] - ce["own"], 3),
             **{key: round(v, 3) for key, v in ret.items()}}, texts
 

@@ -22,7 +22,7 @@ from genembed.eval import decoding as D
 from genembed.inputs import pad, response_ids
 from genembed.jsonl import read_rows
 from genembed.losses import margin_loss, reconstruction_loss
-from word_lens_frame import word_table
+from word_lens_frame import decoded_retrieval, word_table
 
 
 class SoftLens(torch.nn.Module):
@@ -90,12 +90,7 @@ def main():
             ce = {key: D._batched_ce(lm, m.decoder_input(p), answers, tok.pad_token_id, 16)
                   for key, p in (("own", soft), ("other", soft.roll(1, 0)))}
             hard_p = torch.cat([frame.expand(len(hard), -1, -1), embed(hard).float()], dim=1)
-            texts = []
-            for s in range(0, len(hard_p), 16):
-                texts += [tok.decode(r, skip_special_tokens=True).strip()
-                          for r in m.generate_from_soft_prompt(hard_p[s:s + 16], D.DECODE_TOKENS)]
-        sub = D.DecodingTask("sub", queries, task.corpus, task.relevant[: len(queries)])
-        ret = D._retrieval(sub, teacher, texts)
+        ret, texts = decoded_retrieval(m, hard_p, queries, task, teacher)
         print(tag, {k: round(v, 3) for k, v in ce.items()}, "gap other", round(ce["other"] - ce["own"], 3),
               {k: round(v, 3) for k, v in ret.items()}, flush=True)
         for i in range(0, args.n, args.n // 3):

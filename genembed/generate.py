@@ -97,6 +97,15 @@ def generate_batch(backbone: Backbone, prompts: list[list[int]], max_new_tokens:
     return texts, finished
 
 
+def generate_texts(backbone: Backbone, prompts: list[list[int]], max_new_tokens: int, batch_size: int,
+                   bf16: bool = False) -> list[str]:
+    """Greedy continuations of many prompts (token ids), `batch_size` at a time, in order."""
+    texts: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        texts += generate_batch(backbone, prompts[start:start + batch_size], max_new_tokens, bf16=bf16)[0]
+    return texts
+
+
 def part_files(out_path: Path) -> list[Path]:
     """The per-process files a multi-process run left beside out_path (any number of processes)."""
     return sorted(out_path.parent.glob(f"{out_path.name}.part*"))

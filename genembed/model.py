@@ -412,18 +412,16 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         self.eval()
-        out: list[str] = [""] * len(texts)
         if via == "words":
-            from .generate import generate_batch
+            from .generate import generate_texts
             from .word_lens import request_ids
 
             requests = self.word_lens.requests(self.encode(texts, instruction=instruction, batch_size=batch_size,
                                                            show_progress_bar=show_progress_bar))
-            prompts = request_ids(self.backbone.tokenizer, requests)
-            for start in range(0, len(prompts), batch_size):
-                out[start:start + batch_size] = generate_batch(self.backbone, prompts[start:start + batch_size],
-                                                               max_new_tokens)[0]
+            out = generate_texts(self.backbone, request_ids(self.backbone.tokenizer, requests), max_new_tokens,
+                                 batch_size)
             return out[0] if single else out
+        out: list[str] = [""] * len(texts)
         for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "decode"):
             soft_prompt, _ = self(ids, mask)
             for i, row in zip(idx, self.generate_from_soft_prompt(soft_prompt, max_new_tokens)):

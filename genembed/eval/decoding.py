@@ -150,7 +150,7 @@ def _specificity(ce: dict) -> dict:
 def _score_word_lens(model, task: DecodingTask, answers, batch_size: int, bf16: bool) -> dict:
     """The LLM reads the request made of each query embedding's nearest words (word_lens.py); the
     mean prompt is the request of the mean embedding."""
-    from ..generate import generate_batch
+    from ..generate import generate_texts
     from ..word_lens import request_ids
 
     tok, lm = model.backbone.tokenizer, model.backbone.model
@@ -160,9 +160,7 @@ def _score_word_lens(model, task: DecodingTask, answers, batch_size: int, bf16: 
     with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
         ce = {key: _batched_ce(lm, p, answers, tok.pad_token_id, batch_size)
               for key, p in (("ce own", own), ("ce other", own[1:] + own[:1]), ("ce mean", mean))}
-    texts = []
-    for start in range(0, len(own), batch_size):
-        texts += generate_batch(model.backbone, own[start:start + batch_size], DECODE_TOKENS, bf16=bf16)[0]
+    texts = generate_texts(model.backbone, own, DECODE_TOKENS, batch_size, bf16=bf16)
     return {**_specificity(ce), **_retrieval(task, task.teacher(model.config.teacher), texts),
             "examples": _examples(task, texts)}
 
