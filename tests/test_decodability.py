@@ -24,11 +24,12 @@ def test_per_row_reconstruction_matches_each_row_alone(tiny_model, checkpointing
     monkeypatch.setattr(losses, "CE_CHUNK", 5)
     lm = tiny_model.backbone.model
     q, r = _batch(tiny_model)
-    prompt = torch.randn(3, 3, tiny_model.config.hidden_size)
-    r_ids, r_mask = pad(r, tiny_model.backbone.tokenizer.pad_token_id, side="right")
+    dev = lm.device
+    prompt = torch.randn(3, 3, tiny_model.config.hidden_size).to(dev)
+    r_ids, r_mask = (t.to(dev) for t in pad(r, tiny_model.backbone.tokenizer.pad_token_id, side="right"))
     rows = reconstruction_loss(lm, prompt, r_ids, r_mask, checkpointing, per_row=True)
-    alone = torch.stack([reconstruction_loss(lm, prompt[i:i + 1], torch.tensor([r[i]]), torch.ones(1, len(r[i]),
-                                                                                                  dtype=torch.long))
+    alone = torch.stack([reconstruction_loss(lm, prompt[i:i + 1], torch.tensor([r[i]], device=dev),
+                                             torch.ones(1, len(r[i]), dtype=torch.long, device=dev))
                          for i in range(3)])
     torch.testing.assert_close(rows, alone, rtol=1e-5, atol=1e-5)
     tokens = r_mask.sum(1).float()  # weighted by length, the rows give the plain mean over tokens
@@ -100,12 +101,12 @@ def test_chat_frame_puts_the_soft_prompt_in_the_user_turn(tiny_backbone, tiny_ba
     model = GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", prompt_frame="chat",
                             num_compression_tokens=3)
     before, after = chat_wrapping(tiny_backbone.tokenizer)
-    soft = torch.randn(2, 3, model.config.hidden_size)
+    soft = torch.randn(2, 3, model.config.hidden_size).to(model.device)
     framed = model.decoder_input(soft)
     embed = tiny_backbone.model.get_input_embeddings()
     assert framed.shape[1] == len(before) + 3 + len(after)
     torch.testing.assert_close(framed[1, len(before):len(before) + 3], soft[1])
-    torch.testing.assert_close(framed[0, :len(before)], embed(torch.tensor(before)))
+    torch.testing.assert_close(framed[0, :len(before)], embed(torch.tensor(before, device=model.device)))
     plain = GenEmbed.create(tiny_backbone, embedding_dim=32, teacher="self", num_compression_tokens=3)
     assert plain.decoder_input(soft) is soft  # the paper's layout: the soft prompt alone
     # decoding reads the same frame as training: the greedy text equals generation from the framed prompt

@@ -33,12 +33,14 @@ def test_answer_cross_entropy_ignores_left_padding(tiny_backbone):
 
     lm = tiny_backbone.model
     embed = lm.get_input_embeddings()
-    prefix_ids = torch.tensor([[5, 6, 7]])
-    answer = torch.tensor([[8, 9, 10, 11]])
+    dev = lm.device
+    prefix_ids = torch.tensor([[5, 6, 7]], device=dev)
+    answer = torch.tensor([[8, 9, 10, 11]], device=dev)
     ones = torch.ones_like
     alone = answer_cross_entropy(lm, embed(prefix_ids), ones(prefix_ids), answer, ones(answer))
-    padded_ids = torch.tensor([[0, 0, 5, 6, 7]])
-    padded = answer_cross_entropy(lm, embed(padded_ids), torch.tensor([[0, 0, 1, 1, 1]]), answer, ones(answer))
+    padded_ids = torch.tensor([[0, 0, 5, 6, 7]], device=dev)
+    padded = answer_cross_entropy(lm, embed(padded_ids), torch.tensor([[0, 0, 1, 1, 1]], device=dev), answer,
+                                  ones(answer))
     torch.testing.assert_close(alone, padded, atol=1e-5, rtol=1e-5)
     # and it is the plain next-token cross-entropy of the answer after the prefix
     logits = lm(input_ids=torch.cat([prefix_ids, answer], 1)).logits[0, 2:-1]

@@ -58,6 +58,7 @@ def test_generate_in_bf16_on_the_gpu(tiny_backbone_path, tmp_path):
     assert sorted(r["id"] for r in rows) == ["a", "b"]
 
 
+@pytest.mark.integration  # the real backbone and teacher
 def test_the_teacher_runs_on_the_training_device():
     from genembed.backbone import load_backbone
     from genembed.teachers import load_teacher

@@ -34,7 +34,7 @@ def test_sentence_transformers_encode_keywords(tiny_model):
     as_tensor = tiny_model.encode(texts, convert_to_tensor=True, normalize_embeddings=True, batch_size=1,
                                   show_progress_bar=False, truncate_dim=None, precision="float32")
     assert isinstance(as_tensor, torch.Tensor) and as_tensor.device == tiny_model.device
-    np.testing.assert_allclose(as_tensor.numpy(), base / np.linalg.norm(base, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(as_tensor.cpu().numpy(), base / np.linalg.norm(base, axis=1, keepdims=True), atol=1e-5)
     np.testing.assert_allclose(tiny_model.encode(texts, prompt_name="document"),
                                tiny_model.encode(texts, instruction="document"), atol=1e-6)
     np.testing.assert_allclose(tiny_model.encode_query(texts, prompt="Say it: "),
