@@ -82,7 +82,12 @@ def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "calla
         path.write_text(json.dumps({**model.config.to_dict(), CHECKSUM_KEY: written["sha256"]}, indent=2,
                                    sort_keys=True) + "\n")
 
-    return write_atomically(folder, {WEIGHTS_NAME: weights, CONFIG_NAME: config, **(extra or {})})
+    lens = {}
+    if model.query_lens is not None:
+        from .query_lens import FILE
+
+        lens[FILE] = model.query_lens.write
+    return write_atomically(folder, {WEIGHTS_NAME: weights, CONFIG_NAME: config, **lens, **(extra or {})})
 
 
 CHECKSUM_KEY = "weights_sha256"  # in config.json beside the model's settings
@@ -174,4 +179,7 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
                               f"unexpected {sorted(set(found) - set(expected))}")
     model.load_state_dict(tensors)
     model.eval()
+    from .query_lens import QueryLens
+
+    model.query_lens = QueryLens.load(folder)
     return model

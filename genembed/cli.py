@@ -110,6 +110,7 @@ def train(
     dtype: str = typer.Option(R.dtype, help="The frozen backbone's weights: float32, bfloat16 or float16 (the trained tensors stay float32)."),
     gradient_checkpointing: bool = typer.Option(R.gradient_checkpointing, help="Recompute the reconstruction pass in backward: much less memory, slower steps."),
     seed: int = typer.Option(R.seed),
+    query_lens: bool = typer.Option(R.query_lens, help="Write the training queries into the checkpoint as its query lens (the default decoder; the checkpoint then holds them)."),
     save_every: int = typer.Option(R.save_every),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state."),
 ):
@@ -126,7 +127,7 @@ def train(
                       recon_form=recon_form, prompt_frame=prompt_frame, w_margin=w_margin, margin=margin,
                       max_query_tokens=max_query_tokens,
                       max_response_tokens=max_response_tokens, bf16=bf16, dtype=dtype, seed=seed, save_every=save_every,
-                      gradient_checkpointing=gradient_checkpointing)
+                      gradient_checkpointing=gradient_checkpointing, query_lens=query_lens)
     run(cfg, resume=resume)
     from . import distributed
 
@@ -242,8 +243,10 @@ def search(
             typer.echo("")
 
 
-VIA_HELP = ("'words': the LLM answers a request made of the embedding's nearest words in the teacher's space (a "
-            "departure; the default). 'soft-prompt': the LLM continues the soft prompt (the paper's).")
+VIA_HELP = ("'queries': the LLM answers the nearest training query followed by the embedding's nearest words (a "
+            "departure; the default where the checkpoint has a query lens). 'words': the LLM answers a request made "
+            "of the nearest words alone (the default otherwise). 'soft-prompt': the LLM continues the soft prompt "
+            "(the paper's).")
 
 
 @app.command()
@@ -254,7 +257,7 @@ def decode(
     model: Optional[Path] = typer.Option(None, "--model", "-m"),
     instruction: Optional[str] = typer.Option(None),
     max_new_tokens: int = typer.Option(64),
-    via: str = typer.Option("words", help=VIA_HELP),
+    via: Optional[str] = typer.Option(None, help=VIA_HELP),
 ):
     """Show what each text's embedding "says": text the frozen LLM writes from it (greedy)."""
     from . import load
@@ -350,8 +353,8 @@ def inspect(
     instruction: Optional[str] = typer.Option(None),
     top_k: int = typer.Option(5),
     max_new_tokens: int = typer.Option(48),
-    via: str = typer.Option("words", help=VIA_HELP),
-    words: int = typer.Option(10, help="Nearest words shown (with via 'words')."),
+    via: Optional[str] = typer.Option(None, help=VIA_HELP),
+    words: int = typer.Option(10, help="Nearest words shown (with via 'words' or 'queries')."),
 ):
     """What an embedding holds: its nearest words in the teacher's space, the decoded text, and the
     logit lens on each compression token."""
@@ -362,10 +365,18 @@ def inspect(
         raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
     m = load(model)
     decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
-    nearest = m.nearest_words(items, k=words, instruction=instruction) if via == "words" else [None] * len(items)
+    via = via or ("queries" if m.query_lens is not None else "words")
     lenses = m.logit_lens(items, top_k=top_k, instruction=instruction)
-    for text, near, said, lens in zip(items, nearest, decoded, lenses):
+    nearest = neighbours = [None] * len(items)
+    if via != "soft-prompt":
+        emb = m.encode(items, instruction=instruction)
+        nearest = m.word_lens.nearest(emb, words)
+        if via == "queries":
+            neighbours = [row[0] for row in m.query_lens.nearest(emb)]
+    for text, near, neighbour, said, lens in zip(items, nearest, neighbours, decoded, lenses):
         typer.echo(f"input:   {text}")
+        if neighbour is not None:
+            typer.echo(f"nearest training query ({neighbour[1]:.2f}): {neighbour[0]}")
         if near is not None:
             typer.echo("words:   " + ", ".join(f"{w} {c:.2f}" for w, c in near))
         typer.echo(f"decoded: {said}\n")

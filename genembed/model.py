@@ -103,6 +103,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         self.config = config
         object.__setattr__(self, "backbone", backbone)  # a reference, never a submodule
         self.prefix_cache = SharedPrefixCache()  # keys/values of the prompt head all inputs share
+        self.query_lens = None  # the training queries decode(via="queries") reads through (query_lens.py)
         n_special = config.num_thought_tokens + config.num_compression_tokens
         self.special_tokens = nn.Parameter(torch.zeros(n_special, config.hidden_size))
         self.recon = nn.Linear(config.hidden_size, config.hidden_size)
@@ -395,31 +396,38 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
             result.append(row[: row.index(eos)] if eos in row else row)
         return result
 
-    DECODERS = ("words", "soft-prompt")
+    DECODERS = ("queries", "words", "soft-prompt")
 
     @torch.no_grad()
     def decode(self, texts, max_new_tokens: int = 64, instruction: str | None = None, batch_size: int = 32,
-               show_progress_bar: bool | None = None, via: str = "words") -> list[str] | str:
+               show_progress_bar: bool | None = None, via: str | None = None) -> list[str] | str:
         """What each text's embedding "says", as text the frozen LLM writes (greedy).
 
-        via="words" (the default; a departure, see word_lens.py): the LLM answers a request made of
-        the embedding's nearest words in the teacher's space. via="soft-prompt" (the paper's): the
-        LLM continues the text's soft prompt, which no checkpoint measured here makes input-specific."""
+        via="queries" (the default where the checkpoint has a query lens; a departure, see
+        query_lens.py): the LLM answers the nearest training query followed by the embedding's
+        nearest words. via="words" (the default otherwise; word_lens.py): the LLM answers a request
+        made of those words alone. via="soft-prompt" (the paper's): the LLM continues the text's soft
+        prompt, which no checkpoint measured here makes input-specific."""
+        if via is None:
+            via = "queries" if self.query_lens is not None else "words"
         if via not in self.DECODERS:
             raise ValueError(f"via must be one of {self.DECODERS}, got {via!r}")
+        if via == "queries" and self.query_lens is None:
+            raise ValueError("this model has no query lens (query-lens.safetensors, written by `genembed train`): "
+                             "decode with via='words' or via='soft-prompt'")
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         self.eval()
-        if via == "words":
+        if via != "soft-prompt":
             from .generate import generate_texts
             from .word_lens import request_ids
 
-            requests = self.word_lens.requests(self.encode(texts, instruction=instruction, batch_size=batch_size,
-                                                           show_progress_bar=show_progress_bar))
-            out = generate_texts(self.backbone, request_ids(self.backbone.tokenizer, requests), max_new_tokens,
-                                 batch_size)
+            emb = self.encode(texts, instruction=instruction, batch_size=batch_size,
+                              show_progress_bar=show_progress_bar)
+            out = generate_texts(self.backbone, request_ids(self.backbone.tokenizer, self.requests(emb, via)),
+                                 max_new_tokens, batch_size)
             return out[0] if single else out
         out: list[str] = [""] * len(texts)
         for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "decode"):
@@ -427,6 +435,12 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
             for i, row in zip(idx, self.generate_from_soft_prompt(soft_prompt, max_new_tokens)):
                 out[i] = self.backbone.tokenizer.decode(row, skip_special_tokens=True).strip()
         return out[0] if single else out
+
+    def requests(self, embeddings, via: str = "words") -> list[str]:
+        """The user's turn each embedding decodes through, for via="words" or via="queries"."""
+        if via == "words":
+            return self.word_lens.requests(embeddings)
+        return self.query_lens.requests(embeddings, self.word_lens.nearest(embeddings))
 
     @property
     def word_lens(self):

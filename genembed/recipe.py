@@ -14,7 +14,7 @@ CHOICES = {"align_loss": ("mse", "cosine"), "align_init": ("ridge", "random"),
            "token_init": ("mean", "words", "prompt-end"), "target": ("response", "query+response"),
            "dtype": ("float32", "bfloat16", "float16")}
 # settings that change how a run computes, not what it computes: a run may resume under other values
-RESULT_NEUTRAL = ("gradient_checkpointing", "save_every")
+RESULT_NEUTRAL = ("gradient_checkpointing", "save_every", "query_lens")
 
 
 @dataclass
@@ -80,6 +80,9 @@ class TrainConfig:
     # a fraction of the training memory for one more forward of that pass (benchmarks/)
     gradient_checkpointing: bool = False
     seed: int = 0
+    # after training, embed the training queries into the checkpoint's query lens (query_lens.py), the
+    # default decoder; the checkpoint then holds those queries (cut to 96 tokens)
+    query_lens: bool = True
     save_every: int = 50  # write resume/ every N steps
     clip_grad_norm: float = 1.0
 

@@ -70,7 +70,7 @@ class _Job:
     instruction: str  # resolved text: the batching key, with normalize
     normalize: bool = False
     max_new_tokens: int = 64
-    via: str = "words"  # decode's reading: the word lens or the soft prompt
+    via: str | None = None  # decode's reading (GenEmbed.DECODERS); None: the model's default
     arrived: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
 
@@ -409,7 +409,7 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
         model: Optional[str] = None
         max_new_tokens: int = 64
         instruction: Optional[str] = None
-        via: Literal["words", "soft-prompt"] = "words"
+        via: Optional[Literal["queries", "words", "soft-prompt"]] = None  # None: queries where the model has a query lens, else words
 
     async def run(job: _Job):
         try:

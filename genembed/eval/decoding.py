@@ -133,30 +133,37 @@ def _examples(task: DecodingTask, texts: list[str]) -> list[dict]:
 @torch.no_grad()
 def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = True) -> dict:
     """Prompt specificity, decoded-text retrieval and distinct share of a genembed model, read through
-    its word lens (the default decoder); the same figures for its soft prompt under "soft prompt"."""
+    its default decoder (its query lens where it has one, else its word lens; "decoder" names it); the
+    same figures for the other decoders under "word lens" (where the default is the query lens) and
+    "soft prompt" (the paper's)."""
     from ..inputs import response_ids
 
     answers = response_ids(model.backbone.tokenizer, task.answers(model.backbone), RESPONSE_TOKENS)
     model.eval()
-    scores = _score_word_lens(model, task, answers, batch_size, bf16)
-    soft = _score_soft_prompt(model, task, answers, batch_size, bf16)
-    return {**scores, "soft prompt": {k: v for k, v in soft.items() if k != "examples"}}
+    via = "queries" if model.query_lens is not None else "words"
+    scores = {**_score_lens(model, task, answers, batch_size, bf16, via), "decoder": via}
+    others = {"word lens": lambda: _score_lens(model, task, answers, batch_size, bf16, "words")} if via == "queries" else {}
+    others["soft prompt"] = lambda: _score_soft_prompt(model, task, answers, batch_size, bf16)
+    for name, score in others.items():
+        scores[name] = {k: v for k, v in score().items() if k != "examples"}
+    return scores
 
 
 def _specificity(ce: dict) -> dict:
     return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"]}
 
 
-def _score_word_lens(model, task: DecodingTask, answers, batch_size: int, bf16: bool) -> dict:
-    """The LLM reads the request made of each query embedding's nearest words (word_lens.py); the
-    mean prompt is the request of the mean embedding."""
+def _score_lens(model, task: DecodingTask, answers, batch_size: int, bf16: bool, via: str) -> dict:
+    """The LLM reads the request each query embedding decodes through (via "words": its nearest words,
+    word_lens.py; via "queries": its nearest training query and words, query_lens.py); the mean prompt
+    is the request of the mean embedding."""
     from ..generate import generate_texts
     from ..word_lens import request_ids
 
     tok, lm = model.backbone.tokenizer, model.backbone.model
     emb = model.encode(task.queries, instruction=task.query_instruction, batch_size=batch_size, bf16=bf16)
-    own = request_ids(tok, model.word_lens.requests(emb))
-    mean = request_ids(tok, model.word_lens.requests(emb.mean(0, keepdims=True))) * len(own)
+    own = request_ids(tok, model.requests(emb, via))
+    mean = request_ids(tok, model.requests(emb.mean(0, keepdims=True), via)) * len(own)
     with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
         ce = {key: _batched_ce(lm, p, answers, tok.pad_token_id, batch_size)
               for key, p in (("ce own", own), ("ce other", own[1:] + own[:1]), ("ce mean", mean))}

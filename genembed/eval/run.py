@@ -166,14 +166,16 @@ def decoding_section(results: dict) -> list[str]:
     if not rows:
         return []
     lines = ["Decoding (held-out ShareGPT queries; cross-entropy of the backbone's own answers in nats per token; "
-             "a student's prompt is its word lens' request unless marked 'soft prompt'; "
+             "a student's prompt is the request of its default decoder, its query lens (nearest training query "
+             "and words) where it has one, else its word lens; other rows name their decoder; "
              "for HyDE the prompt is the real query in the chat template: the ceiling):", "",
              "| method | " + " | ".join(DECODING_COLUMNS) + " |", "|---" * (len(DECODING_COLUMNS) + 1) + "|"]
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in DECODING_COLUMNS) + " |")
-        if "soft prompt" in row:  # a student: above through its word lens, here through its soft prompt
-            lines.append(f"| {name}, soft prompt (the paper's decoder) | "
-                         + " | ".join(_fmt(row["soft prompt"].get(c)) for c in DECODING_COLUMNS) + " |")
+        for other, label in (("word lens", "word lens"), ("soft prompt", "soft prompt (the paper's decoder)")):
+            if other in row:  # a student read through its other decoders
+                lines.append(f"| {name}, {label} | " + " | ".join(_fmt(row[other].get(c)) for c in DECODING_COLUMNS)
+                             + " |")
     for name, row in rows.items():
         lines += ["", f"Decoded examples, {name}:", ""]
         for ex in row.get("examples", []):

@@ -1,0 +1,99 @@
+"""The query lens (query_lens.py): the training queries nearest an embedding, the request they make,
+kept in the checkpoint, and the default decoder where a checkpoint has one."""
+import numpy as np
+import pytest
+
+QUERIES = ["how do I boil an egg", "write a poem about the sea", "what is the capital of france",
+           "explain how a neural network learns"]
+
+
+def test_nearest_queries_rank_by_cosine_and_make_the_request():
+    from genembed.query_lens import ABOUT, QueryLens
+
+    lens = QueryLens(["boil an egg", "a poem", "paris"], np.eye(3, dtype=np.float32))
+    e = np.array([[0.2, 0.0, 3.0], [1.0, 0.5, 0.0]], dtype=np.float32)  # not unit: normalised
+    near = lens.nearest(e, k=2)
+    assert [q for q, _ in near[0]] == ["paris", "boil an egg"] and [q for q, _ in near[1]] == ["boil an egg", "a poem"]
+    assert near[1][0][1] == pytest.approx(1 / np.sqrt(1.25), rel=1e-5)
+    words = [[("france", 0.9), ("city", 0.5)], [("egg", 0.7)]]
+    assert lens.requests(e, words) == [ABOUT.format(query="paris", words="france, city"),
+                                       ABOUT.format(query="boil an egg", words="egg")]
+    with pytest.raises(ValueError, match="k must be"):
+        lens.nearest(e, k=0)
+    with pytest.raises(ValueError, match="one vector per query"):
+        QueryLens(["a"], np.eye(2, dtype=np.float32))
+
+
+def test_build_cuts_dedupes_and_places_each_query_on_its_own_embedding(tiny_model):
+    from genembed.query_lens import QUERY_TOKENS, QueryLens
+
+    long = "the sea is wide and blue " * 60
+    lens = QueryLens.build(tiny_model, QUERIES + [QUERIES[0], "  ", long])
+    assert lens.queries[:4] == QUERIES and len(lens.queries) == 5  # the repeat and the blank are gone
+    assert len(tiny_model.backbone.tokenizer(lens.queries[4], add_special_tokens=False).input_ids) <= QUERY_TOKENS
+    np.testing.assert_allclose(np.linalg.norm(lens.vectors, axis=1), 1.0, rtol=1e-5)
+    own = [row[0] for row in lens.nearest(tiny_model.encode(QUERIES))]  # encoded as encode() does by default
+    assert [q for q, _ in own] == QUERIES and all(c > 0.999 for _, c in own)
+    with pytest.raises(ValueError, match="at least one non-empty query"):
+        QueryLens.build(tiny_model, ["", " "])
+
+
+def test_the_lens_travels_in_the_checkpoint_and_becomes_the_default_decoder(tiny_model, tmp_path, monkeypatch):
+    from genembed.checkpoint import load_checkpoint, save_checkpoint
+    from genembed.generate import generate_batch
+    from genembed.query_lens import FILE, QueryLens
+    from genembed.word_lens import request_ids
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    texts = ["boil an egg please", "a poem about the sea"]
+    plain = load_checkpoint(save_checkpoint(tiny_model, tmp_path / "plain"))
+    assert plain.query_lens is None and not (tmp_path / "plain" / FILE).exists()
+    assert plain.decode(texts, max_new_tokens=4) == plain.decode(texts, max_new_tokens=4, via="words")
+    with pytest.raises(ValueError, match="no query lens.*via='words'"):
+        plain.decode(texts, via="queries")
+
+    tiny_model.query_lens = QueryLens.build(tiny_model, QUERIES)
+    model = load_checkpoint(save_checkpoint(tiny_model, tmp_path / "lens"))
+    assert model.query_lens.queries == QUERIES
+    np.testing.assert_allclose(model.query_lens.vectors, tiny_model.query_lens.vectors, atol=1e-3)  # float16 on disk
+    emb = model.encode(texts)
+    requests = model.requests(emb, "queries")
+    nearest = model.query_lens.nearest(emb)
+    assert all(r.startswith(n[0][0] + "\n") for r, n in zip(requests, nearest))
+    expected = generate_batch(model.backbone, request_ids(model.backbone.tokenizer, requests), 4)[0]
+    assert model.decode(texts, max_new_tokens=4) == expected == model.decode(texts, max_new_tokens=4, via="queries")
+    assert model.requests(emb, "words") != requests
+
+
+def test_training_writes_the_lens_unless_told_not_to(tiny_backbone_path, tiny_responses, tmp_path):
+    from test_train import config
+
+    from genembed.checkpoint import load_checkpoint
+    from genembed.jsonl import read_rows
+    from genembed.query_lens import FILE
+    from genembed.train import train
+
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "a", steps=2, w_rec=0.0), show_progress_bar=False)
+    lens = load_checkpoint(tmp_path / "a" / "model").query_lens
+    assert set(lens.queries) == {r["query"].strip() for r in read_rows(tiny_responses)}
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "b", steps=2, w_rec=0.0, query_lens=False),
+          show_progress_bar=False)
+    assert not (tmp_path / "b" / "model" / FILE).exists()
+    assert (tmp_path / "a" / "model" / FILE).exists()
+
+
+def test_inspect_names_the_nearest_training_query(tiny_model, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from genembed.checkpoint import save_checkpoint
+    from genembed.cli import app
+    from genembed.query_lens import QueryLens
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    tiny_model.query_lens = QueryLens.build(tiny_model, QUERIES)
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    result = CliRunner().invoke(app, ["inspect", QUERIES[1], "--model", str(ckpt), "--max-new-tokens", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"nearest training query (1.00): {QUERIES[1]}" in result.output
+    result = CliRunner().invoke(app, ["decode", "paris", "--model", str(ckpt), "--via", "words", "--max-new-tokens", "2"])
+    assert result.exit_code == 0 and "decoded:" in result.output
