@@ -89,7 +89,28 @@ def test_decoding_task_in_the_evaluation_table(tiny_model, tmp_path, monkeypatch
     assert "gap other" in results["methods"]["tiny"]["decoding"]
     text = (tmp_path / "results.md").read_text()
     assert "decoding gap other" in text and "Decoded examples, tiny" in text and "ndcg@10 shuffled" in text
-    assert "| tiny, soft prompt (the paper's decoder) |" in text
+    assert "| tiny, soft prompt (the paper's decoder) |" in text and "| tiny, word lens |" not in text
+
+
+def test_a_model_with_a_query_lens_is_scored_through_it_and_through_its_word_lens(tiny_model, tmp_path, monkeypatch):
+    from genembed.eval import run
+    from genembed.eval.decoding import score_student
+    from genembed.eval.methods import Student
+    from genembed.query_lens import QueryLens
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "word-cache"))
+    task = _task(tmp_path / "cache")
+    plain = score_student(tiny_model, task, bf16=False)
+    tiny_model.query_lens = QueryLens.build(tiny_model, ["boil an egg", "a poem about the sea", "paris"])
+    row = score_student(tiny_model, task, bf16=False)
+    assert plain["decoder"] == "words" and row["decoder"] == "queries"
+    for key in ("ce own", "ce other", "ndcg@10", "distinct"):  # the word lens row is the plain model's reading
+        assert row["word lens"][key] == pytest.approx(plain[key], abs=1e-6), key
+    assert row["ce own"] != plain["ce own"]
+    monkeypatch.setattr(run, "TASKS", {"decoding": lambda: task})
+    run.evaluate([Student(tiny_model, "tiny")], ["decoding"], tmp_path, cost_texts=2)
+    text = (tmp_path / "results.md").read_text()
+    assert "| tiny, word lens |" in text and "| tiny, soft prompt (the paper's decoder) |" in text
 
 
 def test_scoring_a_new_task_keeps_a_rows_other_scores_and_cost(tiny_model, tmp_path, monkeypatch):
