@@ -172,6 +172,29 @@ def encode(
     typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")
 
 
+@app.command("query-lens")
+def query_lens(
+    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint folder to write the lens into."),
+    input_file: Path = typer.Option(..., "--input", help="The queries: .jsonl (key --field) or text, one per line."),
+    field: str = typer.Option("query", help="Key of the query in an --input JSONL (a responses file has 'query')."),
+    batch_size: int = typer.Option(32),
+    bf16: bool = typer.Option(False, help="bf16 autocast, as `genembed train --bf16` builds it."),
+):
+    """(Re)build a checkpoint's query lens from queries (`genembed train` writes one from its training
+    queries): the default decoder then reads embeddings through the nearest of them."""
+    from . import load
+    from .checkpoint import save_checkpoint
+    from .query_lens import QueryLens
+
+    items = read_texts([], input_file, field)
+    if not items:
+        raise typer.BadParameter(f"no queries in {input_file}")
+    m = load(model)
+    m.query_lens = QueryLens.build(m, items, batch_size=batch_size, show_progress_bar=True, bf16=bf16)
+    save_checkpoint(m, model)
+    typer.echo(f"query lens of {len(m.query_lens.queries)} queries written to {model}")
+
+
 index_app = typer.Typer(no_args_is_help=True, help="Build a faiss index of a corpus for `genembed search`.")
 app.add_typer(index_app, name="index")
 

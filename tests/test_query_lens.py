@@ -97,3 +97,24 @@ def test_inspect_names_the_nearest_training_query(tiny_model, tmp_path, monkeypa
     assert f"nearest training query (1.00): {QUERIES[1]}" in result.output
     result = CliRunner().invoke(app, ["decode", "paris", "--model", str(ckpt), "--via", "words", "--max-new-tokens", "2"])
     assert result.exit_code == 0 and "decoded:" in result.output
+
+
+def test_the_query_lens_command_adds_a_lens_to_a_checkpoint(tiny_model, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from genembed.checkpoint import load_checkpoint, save_checkpoint
+    from genembed.cli import app
+
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    before = tiny_model.encode(QUERIES)
+    rows = tmp_path / "responses.jsonl"
+    rows.write_text("".join(json.dumps({"query": q, "response": "r"}) + "\n" for q in QUERIES))
+    result = CliRunner().invoke(app, ["query-lens", "--model", str(ckpt), "--input", str(rows)])
+    assert result.exit_code == 0, result.output
+    model = load_checkpoint(ckpt)
+    assert model.query_lens.queries == QUERIES
+    np.testing.assert_allclose(model.encode(QUERIES), before, atol=1e-6)  # the trained tensors are unchanged
+    missing = CliRunner().invoke(app, ["query-lens", "--model", str(ckpt), "--input", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code != 0 and load_checkpoint(ckpt).query_lens.queries == QUERIES  # nothing lost
