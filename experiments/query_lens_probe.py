@@ -26,6 +26,15 @@ from genembed.jsonl import read_rows
 from genembed.word_lens import WordLens, request_ids
 
 
+def training_rows(where: str) -> list[dict]:
+    """The training rows' queries (a responses JSONL), or with "sharegpt" every training-split query."""
+    if where == "sharegpt":
+        from genembed.data import load_sharegpt
+
+        return [{"query": c.query, "response": c.answer} for c in load_sharegpt("train")]
+    return [r for r in read_rows(where) if r["query"].strip()]
+
+
 def bank_vectors(m, teacher, rows, kind: str, cache: Path) -> np.ndarray:
     """Unit vectors of the training rows: the student's embedding of each query, or the teacher's
     vector of each answer (what alignment aimed the query's embedding at). Cached on disk."""
@@ -57,7 +66,7 @@ def main():
     task = D.sharegpt_decoding()
     task.cache_dir = "runs/eval-default/cache"
     teacher = task.teacher(m.config.teacher)
-    rows = [r for r in read_rows(args.train) if r["query"].strip()]
+    rows = training_rows(args.train)
     assert not set(task.queries) & {r["query"] for r in rows}, "held-out queries must not be training queries"
     bank = bank_vectors(m, teacher, rows, args.bank, Path("runs/experiments/query-lens"))
     n = args.n

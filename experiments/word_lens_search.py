@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,16 +23,25 @@ import genembed
 from genembed.eval import decoding as D
 from genembed.generate import generate_texts
 from genembed.inputs import prompt_ids, response_ids
+from genembed.query_lens import ABOUT
 from genembed.word_lens import REQUEST, WordLens, request_ids
 
 from word_lens_probe import TASK_FORMS
 
 
-def candidates(lens, forms_vectors, emb, n_forms: int, k: int) -> list[list[str]]:
-    """Per embedding: "Write about …." and the n_forms task forms nearest it, each holding its k words."""
+def candidates(lens, forms_vectors, emb, n_forms: int, k: int, bank=None, n_queries: int = 0,
+               about: bool = False) -> list[list[str]]:
+    """Per embedding: "Write about …." and the n_forms task forms nearest it, each holding its k words,
+    then the n_queries training queries nearest it (bank: (their unit vectors, their texts)), each
+    followed by the words where `about` (the query lens's request, genembed/query_lens.py)."""
     words = [", ".join(w for w, _ in row) for row in lens.nearest(emb, k)]
     near = np.argsort(-(emb @ forms_vectors.T), axis=1)[:, :n_forms]
-    return [[REQUEST.format(w)] + [TASK_FORMS[j].format(w) for j in row] for w, row in zip(words, near)]
+    out = [[REQUEST.format(w)] + [TASK_FORMS[j].format(w) for j in row] for w, row in zip(words, near)]
+    if n_queries:
+        vectors, texts = bank
+        for row, w, nearest in zip(out, words, np.argsort(-(emb @ vectors.T), axis=1)[:, :n_queries]):
+            row += [ABOUT.format(query=texts[j], words=w) if about else texts[j] for j in nearest]
+    return out
 
 
 def main():
@@ -40,6 +50,9 @@ def main():
     ap.add_argument("--n", type=int, default=120)
     ap.add_argument("--forms", type=int, default=4, help="task forms tried beside 'Write about' (0: the plain lens)")
     ap.add_argument("--words", type=int, default=10)
+    ap.add_argument("--queries", type=int, default=0, help="also try the N nearest training queries (query_lens_probe)")
+    ap.add_argument("--train", default="runs/default/train.jsonl")
+    ap.add_argument("--about", action="store_true", help="each training query is followed by the words")
     ap.add_argument("--screen-tokens", type=int, default=D.DECODE_TOKENS,
                     help="tokens generated per candidate to choose by; the chosen one is then decoded in full")
     args = ap.parse_args()
@@ -56,8 +69,16 @@ def main():
     answers = response_ids(tok, task.answers(m.backbone)[:n], D.RESPONSE_TOKENS)
     emb = m.encode(queries, instruction=task.query_instruction, batch_size=16, bf16=True, normalize=True)
 
+    bank = None
+    if args.queries:
+        from query_lens_probe import bank_vectors, training_rows
+
+        rows = training_rows(args.train)
+        assert rows and not set(queries) & {r["query"] for r in rows}
+        cut = [tok.decode(tok(r["query"], add_special_tokens=False).input_ids[:96]) for r in rows]
+        bank = bank_vectors(m, teacher, rows, "student", Path("runs/experiments/query-lens")), cut
     t0 = time.time()
-    options = candidates(lens, forms, emb, args.forms, args.words)
+    options = candidates(lens, forms, emb, args.forms, args.words, bank, args.queries, args.about)
     flat = [r for row in options for r in row]
     texts = generate_texts(m.backbone, request_ids(tok, flat), args.screen_tokens, batch_size=16, bf16=True)
     vecs = teacher.embed([t if t.strip() else "." for t in texts])
@@ -82,7 +103,7 @@ def main():
     sub = D.DecodingTask("sub", queries, task.corpus, task.relevant[:n])
     ret, ret_plain = D._retrieval(sub, teacher, decoded), D._retrieval(sub, teacher, plain)
     chosen = np.bincount(pick, minlength=per)
-    print(f"forms {args.forms} words {args.words} screen tokens {args.screen_tokens}: {seconds:.0f} s of decoding",
+    print(f"forms {args.forms} queries {args.queries} about {args.about} bank {args.train} words {args.words} screen tokens {args.screen_tokens}: {seconds:.0f} s of decoding",
           {"gap other": round(ce["other"] - ce["own"], 3), "gap mean": round(ce["mean"] - ce["own"], 3),
            "plain gap other": round(ce["plain other"] - ce["plain own"], 3),
            **{k: round(v, 3) for k, v in ret.items()}, **{f"plain {k}": round(v, 3) for k, v in ret_plain.items()},
