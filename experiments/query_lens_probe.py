@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import genembed
 from genembed.eval import decoding as D
 from genembed.generate import generate_texts
 from genembed.inputs import prompt_ids, response_ids
 from genembed.jsonl import read_rows
 from genembed.word_lens import WordLens, request_ids
+
+from word_lens_probe import held_out_setup
 
 
 def training_rows(where: str) -> list[dict]:
@@ -61,11 +62,8 @@ def main():
     ap.add_argument("--words", type=int, default=0, help="append the embedding's nearest words to the request")
     ap.add_argument("--query-tokens", type=int, default=96, help="the training query is cut to this many tokens")
     args = ap.parse_args()
-    m = genembed.load(args.model)
+    m, task, teacher = held_out_setup(args.model)
     tok, lm = m.backbone.tokenizer, m.backbone.model
-    task = D.sharegpt_decoding()
-    task.cache_dir = "runs/eval-default/cache"
-    teacher = task.teacher(m.config.teacher)
     rows = training_rows(args.train)
     assert not set(task.queries) & {r["query"] for r in rows}, "held-out queries must not be training queries"
     bank = bank_vectors(m, teacher, rows, args.bank, Path("runs/experiments/query-lens"))

@@ -118,6 +118,15 @@ TASK_FORMS = [
 ]
 
 
+def held_out_setup(model_path):
+    """The model, the decoding task of `genembed eval` (the backbone's answers cached where it keeps
+    them) and the model's teacher."""
+    m = genembed.load(model_path)
+    task = D.sharegpt_decoding()
+    task.cache_dir = "runs/eval-default/cache"
+    return m, task, task.teacher(m.config.teacher)
+
+
 FRAMES = {"plain": "{}", "about": "Write about {}.", "topic": "Topic: {}", "semi": "Write about: {}."}
 
 
@@ -134,11 +143,8 @@ def main():
     ap.add_argument("--train", default="runs/default/train.jsonl")
     ap.add_argument("--phrases", type=int, default=0, help="use training phrases seen this many times (0: words)")
     args = ap.parse_args()
-    m = genembed.load(args.model)
+    m, task, teacher = held_out_setup(args.model)
     tok, lm = m.backbone.tokenizer, m.backbone.model
-    task = D.sharegpt_decoding()
-    task.cache_dir = "runs/eval-default/cache"
-    teacher = task.teacher(m.config.teacher)
     t0 = time.time()
     ids, words = word_vocabulary(tok)
     wv = teacher.embed(words, batch_size=256)

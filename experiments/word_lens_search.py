@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import genembed
 from genembed.eval import decoding as D
 from genembed.generate import generate_texts
 from genembed.inputs import prompt_ids, response_ids
 from genembed.query_lens import ABOUT
 from genembed.word_lens import REQUEST, WordLens, request_ids
 
-from word_lens_probe import TASK_FORMS
+from word_lens_probe import TASK_FORMS, held_out_setup
 
 
 def candidates(lens, forms_vectors, emb, n_forms: int, k: int, bank=None, n_queries: int = 0,
@@ -56,11 +55,8 @@ def main():
     ap.add_argument("--screen-tokens", type=int, default=D.DECODE_TOKENS,
                     help="tokens generated per candidate to choose by; the chosen one is then decoded in full")
     args = ap.parse_args()
-    m = genembed.load(args.model)
+    m, task, teacher = held_out_setup(args.model)
     tok, lm = m.backbone.tokenizer, m.backbone.model
-    task = D.sharegpt_decoding()
-    task.cache_dir = "runs/eval-default/cache"
-    teacher = task.teacher(m.config.teacher)
     lens = WordLens.for_model(m)
     forms = teacher.embed([f.replace(" {}", "").replace("{}", "") for f in TASK_FORMS])
     forms = forms / np.linalg.norm(forms, axis=1, keepdims=True)
