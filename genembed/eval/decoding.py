@@ -11,9 +11,11 @@ On held-out ShareGPT queries (those of the Q→A task), the backbone first answe
   the wrong queries (rotated) give the floor.
 * distinct: the share of decoded texts that differ from every other.
 
-A student is read through its word lens (word_lens.py: the LLM answers a request made of the
-embedding's nearest words in the teacher's space; the default decoder) and, under "soft prompt",
-through its soft prompt (the paper's decoder).
+A student is read through its default decoder: its query lens where it has one (query_lens.py:
+the LLM answers the nearest training query followed by the embedding's nearest words), else its
+word lens (word_lens.py: a request made of those words alone). It is also read, under "word lens",
+through its word lens where that is not the default, and, under "soft prompt", through its soft
+prompt (the paper's decoder).
 
 The reference, computed the same way by `HyDE`: the backbone reading the real query in its chat
 prompt (cross-entropy: the ceiling), another query, and its own answer cut to DECODE_TOKENS as the
