@@ -387,15 +387,17 @@ def inspect(
     if not items:
         raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
     m = load(model)
-    decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
-    via = via or ("queries" if m.query_lens is not None else "words")
+    via = m._decoder(via)
     lenses = m.logit_lens(items, top_k=top_k, instruction=instruction)
     nearest = neighbours = [None] * len(items)
-    if via != "soft-prompt":
+    if via == "soft-prompt":
+        decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
+    else:  # one encode serves the words, the neighbour and the decoded text
         emb = m.encode(items, instruction=instruction)
         nearest = m.word_lens.nearest(emb, words)
         if via == "queries":
             neighbours = [row[0] for row in m.query_lens.nearest(emb)]
+        decoded = m.decode_embeddings(emb, max_new_tokens=max_new_tokens, via=via)
     for text, near, neighbour, said, lens in zip(items, nearest, neighbours, decoded, lenses):
         typer.echo(f"input:   {text}")
         if neighbour is not None:

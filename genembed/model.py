@@ -408,6 +408,26 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         nearest words. via="words" (the default otherwise; word_lens.py): the LLM answers a request
         made of those words alone. via="soft-prompt" (the paper's): the LLM continues the text's soft
         prompt, which no checkpoint measured here makes input-specific."""
+        via = self._decoder(via)
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.eval()
+        if via != "soft-prompt":
+            emb = self.encode(texts, instruction=instruction, batch_size=batch_size,
+                              show_progress_bar=show_progress_bar)
+            out = self.decode_embeddings(emb, max_new_tokens, batch_size, via)
+            return out[0] if single else out
+        out: list[str] = [""] * len(texts)
+        for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "decode"):
+            soft_prompt, _ = self(ids, mask)
+            for i, row in zip(idx, self.generate_from_soft_prompt(soft_prompt, max_new_tokens)):
+                out[i] = self.backbone.tokenizer.decode(row, skip_special_tokens=True).strip()
+        return out[0] if single else out
+
+    def _decoder(self, via: str | None) -> str:
+        """The decoder `via` names, checked; None: the query lens where the model has one, else the words."""
         if via is None:
             via = "queries" if self.query_lens is not None else "words"
         if via not in self.DECODERS:
@@ -415,25 +435,35 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         if via == "queries" and self.query_lens is None:
             raise ValueError("this model has no query lens (query-lens.safetensors, written by `genembed train`): "
                              "decode with via='words' or via='soft-prompt'")
-        single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
+        return via
+
+    @torch.no_grad()
+    def decode_embeddings(self, embeddings, max_new_tokens: int = 64, batch_size: int = 32,
+                          via: str | None = None) -> list[str] | str:
+        """Decode vectors of this model's embedding space (from encode(), an index, the mean of a
+        cluster…) through a lens: one [dim] vector → a string, [n, dim] → n strings. via as decode()'s,
+        but the soft prompt is not an embedding's, so via="soft-prompt" is refused."""
+        via = self._decoder(via)
+        if via == "soft-prompt":
+            raise ValueError("the soft prompt belongs to a text, not to an embedding: decode the text with "
+                             "decode(..., via='soft-prompt'), or decode embeddings via='queries' or 'words'")
+        e = np.asarray(embeddings.detach().cpu() if isinstance(embeddings, torch.Tensor) else embeddings,
+                       dtype=np.float32)
+        single = e.ndim == 1
+        e = e[None] if single else e
+        if e.ndim != 2 or e.shape[0] == 0 or e.shape[1] != self.config.embedding_dim:
+            raise ValueError(f"embeddings must be [n, {self.config.embedding_dim}] (or one [{self.config.embedding_dim}]"
+                             f" vector) with n >= 1, got shape {tuple(np.shape(embeddings))}")
+        if not np.isfinite(e).all() or not (np.linalg.norm(e, axis=1) > 0).all():
+            raise ValueError("embeddings must be finite and non-zero")
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        self.eval()
-        if via != "soft-prompt":
-            from .generate import generate_texts
-            from .word_lens import request_ids
+        from .generate import generate_texts
+        from .word_lens import request_ids
 
-            emb = self.encode(texts, instruction=instruction, batch_size=batch_size,
-                              show_progress_bar=show_progress_bar)
-            out = generate_texts(self.backbone, request_ids(self.backbone.tokenizer, self.requests(emb, via)),
-                                 max_new_tokens, batch_size)
-            return out[0] if single else out
-        out: list[str] = [""] * len(texts)
-        for idx, ids, mask in self._batches(texts, instruction, batch_size, show_progress_bar, "decode"):
-            soft_prompt, _ = self(ids, mask)
-            for i, row in zip(idx, self.generate_from_soft_prompt(soft_prompt, max_new_tokens)):
-                out[i] = self.backbone.tokenizer.decode(row, skip_special_tokens=True).strip()
+        self.eval()
+        out = generate_texts(self.backbone, request_ids(self.backbone.tokenizer, self.requests(e, via)),
+                             max_new_tokens, batch_size)
         return out[0] if single else out
 
     def requests(self, embeddings, via: str = "words") -> list[str]:

@@ -118,3 +118,27 @@ def test_the_query_lens_command_adds_a_lens_to_a_checkpoint(tiny_model, tmp_path
     np.testing.assert_allclose(model.encode(QUERIES), before, atol=1e-6)  # the trained tensors are unchanged
     missing = CliRunner().invoke(app, ["query-lens", "--model", str(ckpt), "--input", str(tmp_path / "none.jsonl")])
     assert missing.exit_code != 0 and load_checkpoint(ckpt).query_lens.queries == QUERIES  # nothing lost
+
+
+def test_decode_embeddings_reads_any_vector_of_the_space(tiny_model, tmp_path, monkeypatch):
+    import torch
+
+    from genembed.query_lens import QueryLens
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    tiny_model.query_lens = QueryLens.build(tiny_model, QUERIES)
+    texts = ["boil an egg please", "a poem about the sea"]
+    emb = tiny_model.encode(texts)
+    for via in ("queries", "words"):
+        assert tiny_model.decode_embeddings(emb, 4, via=via) == tiny_model.decode(texts, 4, via=via)
+    assert tiny_model.decode_embeddings(torch.from_numpy(emb[0]), 4) == tiny_model.decode(texts[0], 4)
+    centre = tiny_model.decode_embeddings(emb.mean(0), 4)  # a point no text was encoded to
+    assert isinstance(centre, str)
+    for bad, message in ((emb[:, :5], "must be \\[n, 32\\]"), (emb[:0], "n >= 1"), (emb * 0, "non-zero"),
+                         (emb * np.nan, "finite")):
+        with pytest.raises(ValueError, match=message):
+            tiny_model.decode_embeddings(bad)
+    with pytest.raises(ValueError, match="belongs to a text"):
+        tiny_model.decode_embeddings(emb, via="soft-prompt")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        tiny_model.decode_embeddings(emb, 0)
