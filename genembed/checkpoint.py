@@ -181,5 +181,5 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
     model.eval()
     from .query_lens import QueryLens
 
-    model.query_lens = QueryLens.load(folder)
+    model.query_lens = QueryLens.load(folder, backbone.tokenizer)
     return model

@@ -175,7 +175,8 @@ def encode(
 @app.command("query-lens")
 def query_lens(
     model: Path = typer.Option(..., "--model", "-m", help="Checkpoint folder to write the lens into."),
-    input_file: Path = typer.Option(..., "--input", help="The queries: .jsonl (key --field) or text, one per line."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="The queries: .jsonl (key --field) or text, one per line."),
+    sharegpt: bool = typer.Option(False, "--sharegpt", help="Every ShareGPT training-split query instead (the lens keeps their ids, not their text)."),
     field: str = typer.Option("query", help="Key of the query in an --input JSONL (a responses file has 'query')."),
     batch_size: int = typer.Option(32),
     bf16: bool = typer.Option(False, help="bf16 autocast, as `genembed train --bf16` builds it."),
@@ -186,11 +187,14 @@ def query_lens(
     from .checkpoint import save_checkpoint
     from .query_lens import QueryLens
 
-    items = read_texts([], input_file, field)
-    if not items:
+    if (input_file is None) == (not sharegpt):
+        raise typer.BadParameter("give the queries with --input or --sharegpt (one of them)")
+    items = read_texts([], input_file, field) if input_file is not None else None
+    if items is not None and not items:
         raise typer.BadParameter(f"no queries in {input_file}")
     m = load(model)
-    m.query_lens = QueryLens.build(m, items, batch_size=batch_size, show_progress_bar=True, bf16=bf16)
+    kw = dict(batch_size=batch_size, show_progress_bar=True, bf16=bf16)
+    m.query_lens = QueryLens.build_sharegpt(m, **kw) if sharegpt else QueryLens.build(m, items, **kw)
     save_checkpoint(m, model)
     typer.echo(f"query lens of {len(m.query_lens.queries)} queries written to {model}")
 
@@ -387,7 +391,7 @@ def inspect(
     if not items:
         raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
     m = load(model)
-    via = m._decoder(via)
+    via = m.resolve_decoder(via)
     lenses = m.logit_lens(items, top_k=top_k, instruction=instruction)
     nearest = neighbours = [None] * len(items)
     if via == "soft-prompt":

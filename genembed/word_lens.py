@@ -61,6 +61,23 @@ def word_vectors(teacher, words: list[str], show_progress_bar: bool = False) -> 
     return vectors
 
 
+def nearest_rows(embeddings: np.ndarray, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+    """For each embedding (row), the indices of its k nearest unit `vectors` and their cosines, nearest
+    first (all of them where k exceeds their number)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    e = np.asarray(embeddings, dtype=np.float32)
+    e = e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)
+    sims = e @ vectors.T
+    k = min(k, sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    out = []
+    for row, idx in zip(sims, top):
+        idx = idx[np.argsort(-row[idx])]
+        out.append([(int(i), float(row[i])) for i in idx])
+    return out
+
+
 class WordLens:
     """Nearest vocabulary words of embeddings in the teacher's space, and the request they make."""
 
@@ -87,18 +104,7 @@ class WordLens:
 
     def nearest(self, embeddings: np.ndarray, k: int = WORDS_PER_TEXT) -> list[list[tuple[str, float]]]:
         """For each embedding (row), its k nearest words and their cosine, nearest first."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        e = np.asarray(embeddings, dtype=np.float32)
-        e = e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)
-        sims = e @ self.vectors.T
-        k = min(k, sims.shape[1])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        out = []
-        for row, idx in zip(sims, top):
-            idx = idx[np.argsort(-row[idx])]
-            out.append([(self.words[i], float(row[i])) for i in idx])
-        return out
+        return [[(self.words[i], c) for i, c in row] for row in nearest_rows(embeddings, self.vectors, k)]
 
     def requests(self, embeddings: np.ndarray, k: int = WORDS_PER_TEXT) -> list[str]:
         """The user's turn each embedding decodes through."""

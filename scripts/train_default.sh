@@ -21,14 +21,8 @@ if [ -e "$RUN/run/log.jsonl" ]; then resume="--resume"; fi  # a started run cont
 $ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} --bf16 --no-query-lens $resume
 # the query lens (the default decoder) holds every ShareGPT training-split query, answered or not:
 # more queries, nearer neighbours (2,400 -> 9,449: decoding gap 0.25 -> 0.32, docs/decoding.md)
-if [ ! -e "$RUN/run/model/query-lens.safetensors" ]; then
-  .venv/bin/python -c "
-import json, sys
-from genembed.data import load_sharegpt
-with open(sys.argv[1], 'w') as f:
-    f.writelines(json.dumps({'id': c.id, 'query': c.query}, ensure_ascii=False) + '\n' for c in load_sharegpt('train'))
-" "$RUN/queries.jsonl"
-  $ge query-lens --model "$RUN/run/model" --input "$RUN/queries.jsonl" --bf16
+if [ ! -e "$RUN/run/model/query-lens.safetensors" ]; then  # (it keeps their ids, not their text)
+  $ge query-lens --model "$RUN/run/model" --sharegpt --bf16
 fi
 mkdir -p genembed/default
 cp "$RUN/run/model/config.json" "$RUN/run/model/model.safetensors" "$RUN/run/model/query-lens.safetensors" genembed/default/

@@ -116,6 +116,8 @@ def test_the_query_lens_command_adds_a_lens_to_a_checkpoint(tiny_model, tmp_path
     model = load_checkpoint(ckpt)
     assert model.query_lens.queries == QUERIES
     np.testing.assert_allclose(model.encode(QUERIES), before, atol=1e-6)  # the trained tensors are unchanged
+    neither = CliRunner().invoke(app, ["query-lens", "--model", str(ckpt)])
+    assert neither.exit_code != 0 and "--input or --sharegpt" in neither.output
     missing = CliRunner().invoke(app, ["query-lens", "--model", str(ckpt), "--input", str(tmp_path / "none.jsonl")])
     assert missing.exit_code != 0 and load_checkpoint(ckpt).query_lens.queries == QUERIES  # nothing lost
 
@@ -142,3 +144,27 @@ def test_decode_embeddings_reads_any_vector_of_the_space(tiny_model, tmp_path, m
         tiny_model.decode_embeddings(emb, via="soft-prompt")
     with pytest.raises(ValueError, match="max_new_tokens"):
         tiny_model.decode_embeddings(emb, 0)
+
+
+def test_a_sharegpt_lens_keeps_ids_not_text_and_reads_the_text_back(tiny_model, tmp_path, monkeypatch):
+    import genembed.data
+    from genembed.checkpoint import load_checkpoint, save_checkpoint
+    from genembed.data import Conversation
+    from genembed.query_lens import FILE, QueryLens
+
+    convs = [Conversation(f"id{i}", q, "") for i, q in enumerate(QUERIES + [QUERIES[0]])]  # a repeat: kept once
+    monkeypatch.setattr(genembed.data, "load_sharegpt", lambda split="train": convs)
+    tiny_model.query_lens = QueryLens.build_sharegpt(tiny_model)
+    assert tiny_model.query_lens.sharegpt_ids == ["id0", "id1", "id2", "id3"]
+    save_checkpoint(tiny_model, tmp_path / "ckpt")
+    assert QUERIES[1].encode() not in (tmp_path / "ckpt" / FILE).read_bytes()  # no query text in the file
+    model = load_checkpoint(tmp_path / "ckpt")
+    assert model.query_lens.queries == QUERIES  # read back from the data, on first use
+    emb = model.encode(QUERIES[2])[None]
+    assert model.query_lens.nearest(emb)[0][0][0] == QUERIES[2]
+    convs[2] = Conversation("id2", "a different question", "")  # another version of the data
+    with pytest.raises(ValueError, match="differ from those it was built on"):
+        load_checkpoint(tmp_path / "ckpt").query_lens.queries
+    convs.pop(3)
+    with pytest.raises(ValueError, match="lacks.*'id3'"):
+        load_checkpoint(tmp_path / "ckpt").query_lens.queries

@@ -143,8 +143,9 @@ def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = 
     answers = response_ids(model.backbone.tokenizer, task.answers(model.backbone), RESPONSE_TOKENS)
     model.eval()
     via = "queries" if model.query_lens is not None else "words"
-    scores = {**_score_lens(model, task, answers, batch_size, bf16, via), "decoder": via}
-    others = {"word lens": lambda: _score_lens(model, task, answers, batch_size, bf16, "words")} if via == "queries" else {}
+    emb = model.encode(task.queries, instruction=task.query_instruction, batch_size=batch_size, bf16=bf16)
+    scores = {**_score_lens(model, task, emb, answers, batch_size, bf16, via), "decoder": via}
+    others = {"word lens": lambda: _score_lens(model, task, emb, answers, batch_size, bf16, "words")} if via == "queries" else {}
     others["soft prompt"] = lambda: _score_soft_prompt(model, task, answers, batch_size, bf16)
     for name, score in others.items():
         scores[name] = {k: v for k, v in score().items() if k != "examples"}
@@ -155,15 +156,14 @@ def _specificity(ce: dict) -> dict:
     return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"]}
 
 
-def _score_lens(model, task: DecodingTask, answers, batch_size: int, bf16: bool, via: str) -> dict:
-    """The LLM reads the request each query embedding decodes through (via "words": its nearest words,
+def _score_lens(model, task: DecodingTask, emb, answers, batch_size: int, bf16: bool, via: str) -> dict:
+    """The LLM reads the request each query embedding (emb) decodes through (via "words": its nearest words,
     word_lens.py; via "queries": its nearest training query and words, query_lens.py); the mean prompt
     is the request of the mean embedding."""
     from ..generate import generate_texts
     from ..word_lens import request_ids
 
     tok, lm = model.backbone.tokenizer, model.backbone.model
-    emb = model.encode(task.queries, instruction=task.query_instruction, batch_size=batch_size, bf16=bf16)
     own = request_ids(tok, model.requests(emb, via))
     mean = request_ids(tok, model.requests(emb.mean(0, keepdims=True), via)) * len(own)
     with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
