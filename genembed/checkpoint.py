@@ -7,70 +7,31 @@ checkpoint. Loading validates everything and names the problem when something do
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
-from .atomic import file_digest, sync_folder
+from .atomic import file_digest, recover_folder, write_folder
 from .backbone import Backbone, load_backbone
 from .model import GenEmbed, GenEmbedConfig
+from .query_lens import FILE as QUERY_LENS_FILE, QueryLens
+from .recipe import removed_setting_error
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
+# config fields of checkpoints written before issue 24, whose one remaining value (recipe.REMOVED) they may hold
+REMOVED_CONFIG = ("recon_form", "prompt_frame")
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded, with the reason."""
 
 
-def write_atomically(folder: str | Path, files: dict[str, "callable"]) -> Path:
-    """Create `folder` holding files[name](path) for each name, replacing any old one.
-
-    The new folder is written and forced to disk beside the old; then the old is renamed aside and
-    the new one into place. A kill between those two renames leaves no `folder` for a moment, but
-    the old copy is intact aside and `recover` (called by every reader) puts it back."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    recover(folder)
-    aside = _aside(folder)
-    shutil.rmtree(aside, ignore_errors=True)  # a leftover of an earlier swap that completed
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        for name, write in files.items():
-            write(tmp / name)
-            os.chmod(tmp / name, 0o644)
-            with open(tmp / name, "rb+") as f:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
-        sync_folder(tmp)
-        if folder.exists():
-            os.replace(folder, aside)
-        os.replace(tmp, folder)
-        sync_folder(folder.parent)
-        shutil.rmtree(aside, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
-
-
-def _aside(folder: Path) -> Path:
-    return folder.parent / f".{folder.name}.old"
-
-
-def recover(folder: str | Path) -> None:
-    """If a write was killed between its two renames, put the previous copy back in place."""
-    folder = Path(folder)
-    if not folder.exists() and _aside(folder).exists():
-        os.replace(_aside(folder), folder)
-
-
 def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "callable"] | None = None) -> Path:
-    from safetensors.torch import save_file
-
+    """Write the model's trained tensors, its config and its query lens (if any) into `folder`, atomically;
+    extra: more files, name -> writer(path) (a training run's resume state)."""
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     written = {}
 
@@ -82,16 +43,11 @@ def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "calla
         path.write_text(json.dumps({**model.config.to_dict(), CHECKSUM_KEY: written["sha256"]}, indent=2,
                                    sort_keys=True) + "\n")
 
-    lens = {}
-    if model.query_lens is not None:
-        from .query_lens import FILE
-
-        lens[FILE] = model.query_lens.write
-    return write_atomically(folder, {WEIGHTS_NAME: weights, CONFIG_NAME: config, **lens, **(extra or {})})
+    lens = {QUERY_LENS_FILE: model.query_lens.write} if model.query_lens is not None else {}
+    return write_folder(folder, {WEIGHTS_NAME: weights, CONFIG_NAME: config, **lens, **(extra or {})})
 
 
 CHECKSUM_KEY = "weights_sha256"  # in config.json beside the model's settings
-
 
 
 def read_config(folder: str | Path) -> GenEmbedConfig:
@@ -112,6 +68,10 @@ def _read_config(folder: str | Path) -> tuple[GenEmbedConfig, str | None]:
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path} is corrupt: not a JSON object")
     checksum = raw.pop(CHECKSUM_KEY, None)
+    for name in REMOVED_CONFIG:  # a setting removed since: its one remaining value is what every model computes
+        refusal = removed_setting_error(name, raw.pop(name), str(path)) if name in raw else None
+        if refusal:
+            raise CheckpointError(refusal)
     known = set(GenEmbedConfig.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -149,11 +109,8 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
     backbone: override the recorded backbone (a name or a loaded Backbone) — e.g. a local
     copy of the same model; it must match the recorded signature.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(folder) if folder is not None else DEFAULT_CHECKPOINT
-    recover(folder)
+    recover_folder(folder)
     config, checksum = _read_config(folder)
     weights = folder / WEIGHTS_NAME
     if not weights.exists():
@@ -179,7 +136,5 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
                               f"unexpected {sorted(set(found) - set(expected))}")
     model.load_state_dict(tensors)
     model.eval()
-    from .query_lens import QueryLens
-
     model.query_lens = QueryLens.load(folder, backbone.tokenizer)
     return model

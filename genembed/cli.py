@@ -1,14 +1,26 @@
-"""`genembed` command line: each command parses its options, calls the library, prints."""
+"""`genembed` command line: each command parses its options, calls the library, prints.
+
+Heavy modules (torch, transformers) are imported inside the commands that need them, so that
+`genembed --help` and a mistyped option answer at once.
+"""
 from __future__ import annotations
 
+import dataclasses
+import inspect as pyinspect
+import json
+import sys
+import typing
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from . import distributed, load
+from .data import load_sharegpt
+from .jsonl import JsonlError, read_rows
+from .reader import TextFile, chunked
 from .recipe import TrainConfig
 
-R = TrainConfig(responses="", out_dir="")  # the recipe's defaults: `genembed train` shows and uses them
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="LLM2Vec-Gen embeddings from a frozen chat LLM: generate → train → encode / decode.")
 
@@ -22,9 +34,6 @@ def read_texts(texts: list[str], input_file: Optional[Path], field: str = "text"
     """Texts from arguments, or from a file (reader.TextFile: .jsonl by its `field` key, else one
     text per line, row i = line i). stream=True returns the file as a sized iterable, validated
     once, read again batch by batch; otherwise a list."""
-    from .jsonl import JsonlError
-    from .reader import TextFile
-
     if texts and input_file:
         raise typer.BadParameter("give texts as arguments or --input, not both")
     if input_file is None:
@@ -56,9 +65,7 @@ def generate(
 ):
     """Let the frozen backbone answer queries (the training targets). Under `accelerate launch` /
     `torchrun` each process answers its share."""
-    from . import distributed
     from .backbone import load_backbone
-    from .data import load_sharegpt
     from .generate import answer_queries
 
     if input_file is None:
@@ -76,66 +83,30 @@ def generate(
     typer.echo(f"{len(rows)} answered queries in {out}")
 
 
-@app.command()
-def train(
-    responses: Path = typer.Option(..., "--responses", "-r", help="JSONL from `genembed generate`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (log, resume state, model/, losses.png)."),
-    backbone: str = typer.Option(R.backbone),
-    teacher: str = typer.Option(R.teacher, help="sentence-transformers name/folder, or 'self'."),
-    thought_tokens: int = typer.Option(R.num_thought_tokens, help="T thought tokens (may be 0)."),
-    compression_tokens: int = typer.Option(R.num_compression_tokens, help="C compression tokens."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N responses."),
-    steps: int = typer.Option(R.steps),
-    batch_size: int = typer.Option(R.batch_size),
-    grad_accum: int = typer.Option(R.grad_accum),
-    lr_tokens: float = typer.Option(R.lr_tokens),
-    lr_projections: float = typer.Option(R.lr_projections),
-    warmup_steps: int = typer.Option(R.warmup_steps),
-    align_only_steps: int = typer.Option(R.align_only_steps, help="The first N steps train on the alignment loss alone (no reconstruction pass: cheaper steps)."),
-    rec_only_steps: int = typer.Option(R.rec_only_steps, help="The first N steps train on the reconstruction loss alone (the reverse of --align-only-steps)."),
-    w_rec: float = typer.Option(R.w_rec, help="Weight of the reconstruction loss."),
-    w_align: Optional[float] = typer.Option(R.w_align, help="Weight of the alignment loss (default: 4 x dim for mse, 1 for cosine)."),
-    align_loss: str = typer.Option(R.align_loss, help="'mse' or 'cosine'."),
-    align_init: str = typer.Option(R.align_init, help="'ridge' (least squares on initial states) or 'random'."),
-    token_init: str = typer.Option(R.token_init, help="Special tokens start at the 'mean' token embedding, 'words' or 'prompt-end' (the chat prompt's last tokens)."),
-    recon_init: str = typer.Option(R.recon_init, help="'identity', or 'rms' (identity scaled to the token embeddings' norm)."),
-    target: str = typer.Option(R.target, help="'response' (the paper), or 'query+response' (a departure: the query anchors the target)."),
-    recon_form: str = typer.Option(R.recon_form, help="'linear' (the paper: recon(states)), or 'centered' (a departure: the state every input shares removed, the prompt at the token embeddings' scale)."),
-    prompt_frame: str = typer.Option(R.prompt_frame, help="'none' (the paper: the LLM reads the soft prompt alone), or 'chat' (a departure: the soft prompt as the user turn of the chat template)."),
-    w_margin: float = typer.Option(R.w_margin, help="Weight of a hinge making each response better read from its own soft prompt than from another row's (a departure; 0: off)."),
-    margin: float = typer.Option(R.margin, help="That hinge's margin, in nats per token."),
-    max_query_tokens: int = typer.Option(R.max_query_tokens),
-    max_response_tokens: int = typer.Option(R.max_response_tokens),
-    bf16: bool = typer.Option(R.bf16, help="bf16 autocast."),
-    dtype: str = typer.Option(R.dtype, help="The frozen backbone's weights: float32, bfloat16 or float16 (the trained tensors stay float32)."),
-    gradient_checkpointing: bool = typer.Option(R.gradient_checkpointing, help="Recompute the reconstruction pass in backward: much less memory, slower steps."),
-    seed: int = typer.Option(R.seed),
-    query_lens: bool = typer.Option(R.query_lens, help="Write the training queries into the checkpoint as its query lens (the default decoder; the checkpoint then holds them)."),
-    save_every: int = typer.Option(R.save_every),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state."),
-):
+def _train_option(f: dataclasses.Field, annotation) -> pyinspect.Parameter:
+    """The `genembed train` option of one TrainConfig field: its flag, default and help from the field."""
+    flags = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+    flags = (flags,) if isinstance(flags, str) else tuple(flags)
+    if typing.get_origin(annotation) is not None and type(None) in typing.get_args(annotation):
+        annotation = Optional[next(a for a in typing.get_args(annotation) if a is not type(None))]
+    if annotation is bool:  # a switch both ways, e.g. --query-lens / --no-query-lens
+        flags = (f"{flags[0]}/--no-{flags[0][2:]}", *flags[1:])
+    default = ... if f.default is dataclasses.MISSING else f.default
+    return pyinspect.Parameter(f.name, pyinspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                               default=typer.Option(default, *flags, help=f.metadata.get("help")))
+
+
+def train(resume: bool = False, **settings):
     """Train the special tokens and projections on a frozen backbone."""
-    from .train import train as run
+    from .train import loss_summary, train as run
 
-    if not responses.exists():
-        raise typer.BadParameter(f"responses file not found: {responses}")
-    cfg = TrainConfig(responses=str(responses), out_dir=str(out), backbone=backbone, teacher=teacher,
-                      num_thought_tokens=thought_tokens, num_compression_tokens=compression_tokens, limit=limit,
-                      steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr_tokens=lr_tokens,
-                      lr_projections=lr_projections, warmup_steps=warmup_steps, align_only_steps=align_only_steps, rec_only_steps=rec_only_steps, w_rec=w_rec, w_align=w_align,
-                      align_loss=align_loss, align_init=align_init, recon_init=recon_init, token_init=token_init, target=target,
-                      recon_form=recon_form, prompt_frame=prompt_frame, w_margin=w_margin, margin=margin,
-                      max_query_tokens=max_query_tokens,
-                      max_response_tokens=max_response_tokens, bf16=bf16, dtype=dtype, seed=seed, save_every=save_every,
-                      gradient_checkpointing=gradient_checkpointing, query_lens=query_lens)
+    if not Path(settings["responses"]).exists():
+        raise typer.BadParameter(f"responses file not found: {settings['responses']}")
+    cfg = TrainConfig(**settings)
     run(cfg, resume=resume)
-    from . import distributed
-
     if not distributed.current().is_main:
         return  # one summary, from the process that wrote the run
-    from .jsonl import read_rows
-    from .train import loss_summary
-
+    out = Path(cfg.out_dir)
     log = read_rows(out / "log.jsonl")
     for key in ("rec", "align"):
         k = max(1, min(10, sum(r.get(key) is not None for r in log) // 4))
@@ -143,6 +114,14 @@ def train(
         if summary:
             typer.echo(f"{key:>5}: mean of the first {k} steps {summary[0]:.4f} → last {k} steps {summary[1]:.4f}")
     typer.echo(f"model: {out / 'model'}   log: {out / 'log.jsonl'}   plot: {out / 'losses.png'}")
+
+
+# the options are TrainConfig's fields, written once there (recipe.py), plus --resume
+train.__signature__ = pyinspect.Signature(
+    [pyinspect.Parameter("resume", pyinspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                         default=typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state."))]
+    + [_train_option(f, typing.get_type_hints(TrainConfig)[f.name]) for f in dataclasses.fields(TrainConfig)])
+app.command()(train)
 
 
 @app.command()
@@ -158,7 +137,6 @@ def encode(
 ):
     """Embed texts and write a float32 .npy array [n, dim]."""
 
-    from . import load
 
     items = read_texts(texts or [], input_file, field, stream=True)
     if not len(items):
@@ -183,7 +161,6 @@ def query_lens(
 ):
     """(Re)build a checkpoint's query lens from queries (`genembed train` writes one from its training
     queries): the default decoder then reads embeddings through the nearest of them."""
-    from . import load
     from .checkpoint import save_checkpoint
     from .query_lens import QueryLens
 
@@ -241,8 +218,6 @@ def search(
     width: int = typer.Option(100, help="Characters of each hit's text shown (not with --json)."),
 ):
     """Search an index with query texts: ranked hits (rank, score, id, text)."""
-    import json
-
     from .index import Index
 
     if k < 1:
@@ -255,8 +230,6 @@ def search(
     except ImportError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2)
-    from .reader import chunked
-
     for batch in chunked(items, 256):  # a batch of queries at a time: a long --input file is never held whole
         for query, hits in zip(batch, index.search(batch, k=k, instruction=instruction, batch_size=batch_size)):
             if as_json:
@@ -287,7 +260,6 @@ def decode(
     via: Optional[str] = typer.Option(None, help=VIA_HELP),
 ):
     """Show what each text's embedding "says": text the frozen LLM writes from it (greedy)."""
-    from . import load
 
     items = read_texts(texts or [], input_file, field)
     if not items:
@@ -322,7 +294,6 @@ def evaluate(
     tasks: str = typer.Option("qa,safety,classification,clustering,decoding", help="Comma-separated: qa, safety, classification, clustering, decoding."),
     baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde (or '' for none)."),
     ridge_responses: Optional[Path] = typer.Option(None, help="Training rows (JSONL) the ridge baseline is fitted on: the student's own."),
-    ridge_target: str = typer.Option("response", help="Target of the ridge baseline: 'response', or 'query+response' (to match a student trained with --target query+response)."),
     hyde_tasks: str = typer.Option("qa,decoding", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task. On 'decoding' it is the reference: the backbone reading the real query."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
@@ -331,42 +302,11 @@ def evaluate(
     skip_cost: bool = typer.Option(False, "--skip-cost", help="Keep the encode cost rows in --out already have (measured on an idle machine)."),
 ):
     """Score genembed checkpoints and the baselines on real offline tasks, in one table."""
-    from . import load
-    from .checkpoint import DEFAULT_CHECKPOINT
-    from .eval.datasets import TASKS
-    from .eval.methods import BackboneMeanPool, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
-    from .eval.run import evaluate as run
-    from .teachers import SentenceTransformerTeacher
+    from .eval.suite import evaluate_models
 
-    task_names = [t for t in tasks.split(",") if t]
-    unknown = sorted(set(task_names) - set(TASKS))
-    if unknown:
-        raise typer.BadParameter(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
-    paths = ([] if no_default else [DEFAULT_CHECKPOINT]) + list(model or [])
-    students = [load(p) for p in paths]
-    methods = [Student(m, "genembed default" if p == DEFAULT_CHECKPOINT else f"genembed {p}") for m, p in zip(students, paths)]
-    wanted = [b for b in baselines.split(",") if b]
-    if set(wanted) - {"teacher", "backbone", "ridge", "hyde"}:
-        raise typer.BadParameter(f"unknown baseline(s) {sorted(set(wanted) - {'teacher', 'backbone', 'ridge', 'hyde'})}")
-    if "ridge" in wanted and ridge_responses is None:
-        raise typer.BadParameter("the ridge baseline needs --ridge-responses (the student's training JSONL), "
-                                 "or leave 'ridge' out of --baselines")
-    reference = students[0].config if students else None
-    backbone_name = reference.backbone if reference else "smollm2-135m-instruct"
-    teacher_name = reference.teacher if reference and reference.teacher != "self" else "all-minilm-l6-v2"
-    teacher = SentenceTransformerTeacher(teacher_name) if {"teacher", "ridge", "hyde"} & set(wanted) else None
-    if "teacher" in wanted:
-        methods.append(TeacherOnInput(teacher))
-    if "backbone" in wanted:
-        methods.append(BackboneMeanPool(backbone_name))
-    if "ridge" in wanted:
-        methods.append(RidgeOnMeanPool(backbone_name, teacher, ridge_responses, out / "cache", target=ridge_target))
-    if "hyde" in wanted:
-        methods.append(HyDE(backbone_name, teacher, out / "cache",
-                            tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(","))))
-    if not methods:
-        raise typer.BadParameter("nothing to evaluate")
-    run(methods, task_names, out, cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost)
+    evaluate_models(list(model or []), tasks.split(","), baselines.split(","), out, include_default=not no_default,
+                    ridge_responses=ridge_responses, hyde_tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(",")),
+                    cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
 
@@ -385,40 +325,27 @@ def inspect(
 ):
     """What an embedding holds: its nearest words in the teacher's space, the decoded text, and the
     logit lens on each compression token."""
-    from . import load
+    from .inspection import inspect as look
 
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
-    m = load(model)
-    via = m.resolve_decoder(via)
-    lenses = m.logit_lens(items, top_k=top_k, instruction=instruction)
-    nearest = neighbours = [None] * len(items)
-    if via == "soft-prompt":
-        decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
-    else:  # one encode serves the words, the neighbour and the decoded text
-        emb = m.encode(items, instruction=instruction)
-        nearest = m.word_lens.nearest(emb, words)
-        if via == "queries":
-            neighbours = [row[0] for row in m.query_lens.nearest(emb)]
-        decoded = m.decode_embeddings(emb, max_new_tokens=max_new_tokens, via=via)
-    for text, near, neighbour, said, lens in zip(items, nearest, neighbours, decoded, lenses):
-        typer.echo(f"input:   {text}")
-        if neighbour is not None:
-            typer.echo(f"nearest training query ({neighbour[1]:.2f}): {neighbour[0]}")
-        if near is not None:
-            typer.echo("words:   " + ", ".join(f"{w} {c:.2f}" for w, c in near))
-        typer.echo(f"decoded: {said}\n")
+    for item in look(load(model), items, via=via, instruction=instruction, top_k=top_k,
+                     max_new_tokens=max_new_tokens, words=words):
+        typer.echo(f"input:   {item.text}")
+        if item.nearest_query is not None:
+            typer.echo(f"nearest training query ({item.nearest_query[1]:.2f}): {item.nearest_query[0]}")
+        if item.words is not None:
+            typer.echo("words:   " + ", ".join(f"{w} {c:.2f}" for w, c in item.words))
+        typer.echo(f"decoded: {item.decoded}\n")
         typer.echo("logit lens (top tokens of each compression token's last-layer state):")
-        for i, tokens in enumerate(lens):
+        for i, tokens in enumerate(item.logit_lens):
             typer.echo(f"  c{i:<2} " + "  ".join(repr(t) for t in tokens))
         typer.echo("")
 
 
 def main():
     """Entry point: known errors (bad checkpoint, missing file, bad value) print one clear line."""
-    import sys
-
     try:
         app()
     except (ValueError, TypeError) as e:  # CheckpointError and JsonlError are ValueErrors

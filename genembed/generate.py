@@ -1,5 +1,6 @@
-"""The frozen backbone answers queries with its own chat template; the answers are the
-reconstruction targets of training (and the text the teacher embeds).
+"""The frozen backbone writes text: it answers queries with its own chat template (the answers are
+the reconstruction targets of training, and the text the teacher embeds), and it continues any
+prompt, token ids or input embeddings (a soft prompt), greedily (decoding).
 
 Output is JSONL, one row per query: {"id", "query", "response", "finished"}. A rerun on the
 same file skips ids already answered and repairs a torn last line, so a killed job loses at
@@ -14,9 +15,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .backbone import Backbone
+from .backbone import Backbone, cache_keyword
 from .inputs import pad, prompt_ids
-from .jsonl import append_rows, read_rows
+from .jsonl import append_rows, numbered_rows, read_rows, string_field
 
 
 def answer_queries(
@@ -104,6 +105,44 @@ def generate_texts(backbone: Backbone, prompts: list[list[int]], max_new_tokens:
     for start in range(0, len(prompts), batch_size):
         texts += generate_batch(backbone, prompts[start:start + batch_size], max_new_tokens, bf16=bf16)[0]
     return texts
+
+
+@torch.no_grad()
+def greedy_from_embeddings(backbone: Backbone, prompt: torch.Tensor, max_new_tokens: int,
+                           use_cache: bool = True) -> list[list[int]]:
+    """Greedy tokens the frozen LLM writes after prompts of input embeddings [B, P, hidden] (KV-cached
+    by default), each row cut at the end-of-turn token."""
+    lm, tok = backbone.model, backbone.tokenizer
+    embed = lm.get_input_embeddings()
+    prompt = prompt.to(embed.weight.dtype)
+    eos = tok.eos_token_id
+    tokens = torch.empty(prompt.shape[0], 0, dtype=torch.long, device=prompt.device)
+    finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
+    past, cache_kw = None, cache_keyword(lm)
+    for _ in range(max_new_tokens):
+        inputs = torch.cat([prompt, embed(tokens)], dim=1) if past is None or not use_cache else embed(tokens[:, -1:])
+        out = lm(inputs_embeds=inputs, use_cache=use_cache, logits_to_keep=1, **{cache_kw: past})
+        past = getattr(out, cache_kw, None) if use_cache else None
+        next_token = out.logits[:, -1].argmax(-1)
+        next_token = torch.where(finished, torch.full_like(next_token, tok.pad_token_id), next_token)
+        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+        finished |= next_token == eos
+        if finished.all():
+            break
+    return [row[: row.index(eos)] if eos in row else row for row in tokens.tolist()]
+
+
+def read_responses(path: str | Path) -> list[dict]:
+    """The (query, response) rows of a responses file someone may have edited: a row without a string
+    query or response is an error naming its line; a row with an empty response is skipped (nothing to
+    reconstruct or embed)."""
+    rows = []
+    for number, row in numbered_rows(path):
+        for key in ("query", "response"):
+            string_field(path, number, row, key)
+        if row["response"].strip():
+            rows.append(row)
+    return rows
 
 
 def part_files(out_path: Path) -> list[Path]:

@@ -31,7 +31,8 @@ import numpy as np
 
 from . import distributed
 from .atomic import file_digest, replace_file, write_text
-from .reader import chunked
+from .jsonl import numbered_rows, string_field
+from .reader import TextFile, chunked
 
 MANIFEST, VECTORS, ROWS, OFFSETS, FAISS_FILE = "index.json", "vectors.f32", "rows.jsonl", "offsets.u64", "index.faiss"
 FORMAT = 1
@@ -66,9 +67,6 @@ def source_rows(path: str | Path, field: str = "text", id_field: str | None = "i
     """(id, text) for each row of a corpus file, streamed. `.jsonl`: the `field` of each row, its id
     the `id_field` value (str or int, kept as given) when the first row has one — then every row
     must — else the line number. Any other file: one text per line, id = line number (1-based)."""
-    from .jsonl import numbered_rows
-    from .reader import TextFile
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"corpus file not found: {path}")
@@ -78,11 +76,7 @@ def source_rows(path: str | Path, field: str = "text", id_field: str | None = "i
         return
     with_ids = None
     for n, row in numbered_rows(path):
-        if field not in row:
-            raise ValueError(f"{path}:{n} has no '{field}' key (keys: {sorted(row)})")
-        text = row[field]
-        if not isinstance(text, str):
-            raise ValueError(f"{path}:{n}: '{field}' is {json.dumps(text)[:40]}, not a string")
+        text = string_field(path, n, row, field)
         has_id = bool(id_field) and id_field in row
         if with_ids is None:
             with_ids = has_id  # the first row decides, so ids and line numbers never mix
@@ -92,10 +86,7 @@ def source_rows(path: str | Path, field: str = "text", id_field: str | None = "i
         if not has_id:
             yield n, text
             continue
-        value = row[id_field]
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValueError(f"{path}:{n}: '{id_field}' is {json.dumps(value)[:40]}, not a string or integer")
-        yield value, text
+        yield string_field(path, n, row, id_field, integers=True), text
 
 
 # -- the model a build used ---------------------------------------------------------------

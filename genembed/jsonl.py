@@ -73,3 +73,15 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def string_field(path: str | Path, number: int, row: dict, key: str, integers: bool = False):
+    """row[key] of line `number` of a JSONL file, which must be a string (or, with integers=True, an
+    integer); anything else is an error naming the file, the line and what was found."""
+    if key not in row:
+        raise JsonlError(f"{path}:{number} has no '{key}' key (keys: {sorted(row)})")
+    value = row[key]
+    if isinstance(value, str) or (integers and isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    kind = "a string or integer" if integers else "a string"
+    raise JsonlError(f"{path}:{number}: '{key}' is {json.dumps(value)[:40]}, not {kind}")

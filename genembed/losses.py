@@ -3,7 +3,9 @@
 reconstruction: the frozen LLM reads only the soft prompt, then the response; cross-entropy of
     each response token given everything before it. The LM head runs on response positions
     only (not on the soft prompt or padding), which saves most of the vocabulary projection.
-alignment: the embedding against the teacher's embedding of the response.
+    The same cross-entropy after any prefix (a decoded request, a real query) is what the
+    decoding evaluation measures.
+alignment: the mean squared error of the embedding against the teacher's embedding of the response.
 """
 from __future__ import annotations
 
@@ -14,14 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .inputs import positions
+
 
 def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tensor,
                         response_mask: torch.Tensor, checkpointing: bool = False,
-                        per_row: bool = False, tokens_total: int | None = None) -> torch.Tensor:
-    """Mean next-token cross-entropy over real response tokens (right-padded ids); per_row: one
-    mean per row [B] instead of one over all tokens. tokens_total: the sum divided by this count
-    instead (this process's share of a batch split over processes: the shares then add up to the
-    whole batch's mean).
+                        per_row: bool = False, tokens_total: int | None = None,
+                        prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over real response tokens (right-padded ids) read after a prefix
+    of input embeddings (the soft prompt) [B, P, hidden]; per_row: one mean per row [B] instead of one
+    over all tokens. tokens_total: the sum divided by this count instead (this process's share of a
+    batch split over processes: the shares then add up to the whole batch's mean). prompt_mask: the
+    prefix is left-padded under this mask (positions then skip its padding); None: all real.
 
     checkpointing: each decoder layer keeps only its input and runs again in backward, and the
     LM head + cross-entropy run in chunks that are recomputed too, so neither the layers'
@@ -29,9 +35,12 @@ def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tenso
     n_prompt = soft_prompt.shape[1]
     embed = lm.get_input_embeddings()
     inputs = torch.cat([soft_prompt.to(embed.weight.dtype), embed(response_ids)], dim=1)
-    mask = torch.cat([response_mask.new_ones(response_mask.shape[0], n_prompt), response_mask], dim=1)
+    if prompt_mask is None:
+        prompt_mask = response_mask.new_ones(response_mask.shape[0], n_prompt)
+    mask = torch.cat([prompt_mask.to(response_mask), response_mask], dim=1)
     with checkpointed_layers(lm.base_model, checkpointing):
-        hidden = lm.base_model(inputs_embeds=inputs, attention_mask=mask, use_cache=False).last_hidden_state
+        hidden = lm.base_model(inputs_embeds=inputs, attention_mask=mask, position_ids=positions(mask),
+                               use_cache=False).last_hidden_state
     # the state at position p predicts token p+1: the last prompt vector predicts response token 0
     real = response_mask.bool()
     predictors = hidden[:, n_prompt - 1: -1][real]
@@ -57,14 +66,6 @@ def _token_cross_entropy(head, states: torch.Tensor, labels: torch.Tensor) -> to
     return F.cross_entropy(head(states).float(), labels, reduction="none")
 
 
-def margin_loss(own: torch.Tensor, other: torch.Tensor, margin: float, rows_total: int | None = None) -> torch.Tensor:
-    """Hinge on per-row reconstruction losses: each response must be read better (by `margin`
-    nats per token) from its own soft prompt than from another row's. rows_total: as tokens_total
-    of reconstruction_loss, for rows."""
-    hinge = F.relu(margin + own - other)
-    return hinge.mean() if rows_total is None else hinge.sum() / rows_total
-
-
 @contextmanager
 def checkpointed_layers(base, enabled: bool = True):
     """Within the block, every decoder layer of `base` runs under activation checkpointing.
@@ -83,17 +84,8 @@ def checkpointed_layers(base, enabled: bool = True):
             del layer.forward
 
 
-def alignment_loss(embedding: torch.Tensor, target: torch.Tensor, kind: str = "mse",
-                   rows_total: int | None = None) -> torch.Tensor:
-    """kind: "mse" (the paper's, mean over dimensions) or "cosine" (1 − cosine similarity), the mean
-    over rows (rows_total: the sum divided by this count, as in reconstruction_loss)."""
-    if kind not in ("mse", "cosine"):
-        raise ValueError(f"alignment loss must be 'mse' or 'cosine', got {kind!r}")
-    embedding, target = embedding.float(), target.float()
-    if kind == "mse" and rows_total is None:
-        return F.mse_loss(embedding, target)
-    if kind == "mse":
-        per_row = (embedding - target).pow(2).mean(-1)
-    else:
-        per_row = 1 - F.cosine_similarity(embedding, target, dim=-1)
+def alignment_loss(embedding: torch.Tensor, target: torch.Tensor, rows_total: int | None = None) -> torch.Tensor:
+    """The paper's alignment loss: squared error averaged over dimensions, then rows (rows_total: the
+    sum over rows divided by this count, as tokens_total in reconstruction_loss)."""
+    per_row = (embedding.float() - target.float()).pow(2).mean(-1)
     return per_row.mean() if rows_total is None else per_row.sum() / rows_total

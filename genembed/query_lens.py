@@ -21,8 +21,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from .word_lens import nearest_rows
+from .data import load_sharegpt
+from .vectors import nearest
 
 FILE = "query-lens.safetensors"
 QUERY_TOKENS = 96  # a bank query is cut to this many tokens: the request stays short, the task stays in
@@ -45,8 +49,6 @@ def _digest(queries: list[str]) -> str:
 
 def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
     """The cut texts of ShareGPT training-split conversations `ids`, read from the installed package."""
-    from .data import load_sharegpt
-
     by_id = {c.id: c.query for c in load_sharegpt("train")}
     missing = [i for i in ids if i not in by_id]
     if missing:
@@ -92,17 +94,12 @@ class QueryLens:
     @classmethod
     def build_sharegpt(cls, model, **kw) -> "QueryLens":
         """A bank of every ShareGPT training-split query (the bundled default's)."""
-        from .data import load_sharegpt
-
         convs = load_sharegpt("train")
         return cls.build(model, [c.query for c in convs], sharegpt_ids=[c.id for c in convs], **kw)
 
     def write(self, path) -> None:
         """The bank as one safetensors file: vectors in float16; in its metadata the queries, or for a
         ShareGPT bank their conversation ids and the digest of their cut texts."""
-        import torch
-        from safetensors.torch import save_file
-
         if self.sharegpt_ids is not None:
             metadata = {"sharegpt_ids": json.dumps(self.sharegpt_ids), "sha256": _digest(self.queries)}
         else:
@@ -113,8 +110,6 @@ class QueryLens:
     def load(cls, folder, tokenizer) -> "QueryLens | None":
         """The lens saved in a checkpoint folder, or None where it has none; ShareGPT queries are read
         (with `tokenizer`, to cut them as they were) on first use."""
-        from safetensors import safe_open
-
         path = Path(folder) / FILE
         if not path.exists():
             return None
@@ -127,8 +122,7 @@ class QueryLens:
 
     def nearest(self, embeddings: np.ndarray, k: int = 1) -> list[list[tuple[str, float]]]:
         """For each embedding (row), its k nearest bank queries and their cosine, nearest first."""
-        queries = self.queries
-        return [[(queries[j], c) for j, c in row] for row in nearest_rows(embeddings, self.vectors, k)]
+        return nearest(embeddings, self.vectors, self.queries, k)
 
     def requests(self, embeddings: np.ndarray, words: list[list[tuple[str, float]]]) -> list[str]:
         """The user's turn each embedding decodes through: its nearest query, then its nearest words."""

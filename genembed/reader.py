@@ -6,10 +6,9 @@ read as bytes and decoded line by line, so a bad byte is an error naming its lin
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .jsonl import numbered_rows
+from .jsonl import numbered_rows, string_field
 
 
 class TextFile:
@@ -37,12 +36,7 @@ class TextFile:
 
     def _jsonl_texts(self):
         for n, row in numbered_rows(self.path):
-            if self.field not in row:
-                raise ValueError(f"{self.path}:{n} has no '{self.field}' key (keys: {sorted(row)})")
-            value = row[self.field]
-            if not isinstance(value, str):
-                raise ValueError(f"{self.path}:{n}: '{self.field}' is {json.dumps(value)[:40]}, not a string")
-            yield value
+            yield string_field(self.path, n, row, self.field)
 
     def _lines(self):
         with open(self.path, "rb") as f:  # binary iteration splits at b"\n" only, never at a lone "\r"

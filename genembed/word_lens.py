@@ -13,13 +13,14 @@ than another text's (docs/decodability.md). The soft-prompt decoder stays availa
 """
 from __future__ import annotations
 
-import hashlib
 import re
 
 import numpy as np
 
-from .atomic import replace_file
+from .arrays import cached_array
+from .backbone import cache_root
 from .inputs import prompt_ids
+from .vectors import nearest, unit
 
 WORD = re.compile(r"[A-Za-z]{3,}")  # a vocabulary token " word": letters only, 3 or more
 REQUEST = "Write about {}."  # the user's turn the LLM answers; best of the frames screened (docs/decoding.md)
@@ -42,40 +43,10 @@ def vocabulary_words(tokenizer) -> tuple[list[str], list[int]]:
 
 def word_vectors(teacher, words: list[str], show_progress_bar: bool = False) -> np.ndarray:
     """Unit teacher vectors of `words`, computed once per (teacher, word list) and cached on disk."""
-    from .backbone import cache_root
-    from .teachers import file_slug
-
     key = getattr(teacher, "cache_id", teacher.name)
-    digest = hashlib.sha1("\x00".join([key, *words]).encode("utf-8")).hexdigest()[:16]
-    path = cache_root() / "word-vectors" / f"{file_slug(teacher.name)}-{digest}.npy"
-    if path.exists():
-        vectors = np.load(path)
-        if vectors.shape[0] == len(words):
-            return vectors
-    vectors = np.asarray(teacher.embed(words, show_progress_bar=show_progress_bar), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
-    try:
-        replace_file(path, lambda p: np.save(open(p, "wb"), vectors))
-    except OSError:  # an unwritable cache costs the next call the same seconds, nothing else
-        pass
-    return vectors
-
-
-def nearest_rows(embeddings: np.ndarray, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-    """For each embedding (row), the indices of its k nearest unit `vectors` and their cosines, nearest
-    first (all of them where k exceeds their number)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    e = np.asarray(embeddings, dtype=np.float32)
-    e = e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)
-    sims = e @ vectors.T
-    k = min(k, sims.shape[1])
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    out = []
-    for row, idx in zip(sims, top):
-        idx = idx[np.argsort(-row[idx])]
-        out.append([(int(i), float(row[i])) for i in idx])
-    return out
+    return cached_array(cache_root() / "word-vectors", teacher.name, [key, *words],
+                        lambda: unit(teacher.embed(words, show_progress_bar=show_progress_bar)),
+                        shape=(len(words), teacher.dim))
 
 
 class WordLens:
@@ -87,15 +58,12 @@ class WordLens:
         self.words, self.vectors = words, vectors
 
     @classmethod
-    def for_model(cls, model) -> "WordLens":
-        """The lens of a genembed model: its backbone's vocabulary in its teacher's space."""
-        from .teachers import load_teacher
-
+    def for_model(cls, model, teacher) -> "WordLens":
+        """The lens of a genembed model: its backbone's vocabulary in the space of its teacher (loaded)."""
         words, _ = vocabulary_words(model.backbone.tokenizer)
         if not words:
             raise ValueError("the word lens needs whole-word tokens (' word') in the backbone's vocabulary; this "
                              "tokenizer has none: decode with via='soft-prompt'")
-        teacher = load_teacher(model.config.teacher, model.backbone)
         if teacher.dim != model.config.embedding_dim:
             raise ValueError(f"the word lens reads embeddings in the teacher's space, but this model's embeddings "
                              f"have {model.config.embedding_dim} dimensions and its teacher {model.config.teacher!r} "
@@ -104,7 +72,7 @@ class WordLens:
 
     def nearest(self, embeddings: np.ndarray, k: int = WORDS_PER_TEXT) -> list[list[tuple[str, float]]]:
         """For each embedding (row), its k nearest words and their cosine, nearest first."""
-        return [[(self.words[i], c) for i, c in row] for row in nearest_rows(embeddings, self.vectors, k)]
+        return nearest(embeddings, self.vectors, self.words, k)
 
     def requests(self, embeddings: np.ndarray, k: int = WORDS_PER_TEXT) -> list[str]:
         """The user's turn each embedding decodes through."""

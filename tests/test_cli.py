@@ -1,10 +1,12 @@
 import json
+from functools import partial
 
 import numpy as np
 from typer.testing import CliRunner
 
 from genembed.checkpoint import save_checkpoint
 from genembed.cli import app
+from genembed.inspection import logit_lens
 
 runner = CliRunner()
 
@@ -64,7 +66,7 @@ def test_decode_and_inspect_take_what_encode_takes(tiny_model, tmp_path):
 def test_decode_and_logit_lens_refuse_bad_input_like_encode(tiny_model):
     import pytest
 
-    for call in (tiny_model.decode, tiny_model.logit_lens):
+    for call in (tiny_model.decode, partial(logit_lens, tiny_model)):
         with pytest.raises(ValueError, match="empty list"):
             call([])
         with pytest.raises(TypeError, match="expects strings"):
@@ -73,6 +75,6 @@ def test_decode_and_logit_lens_refuse_bad_input_like_encode(tiny_model):
             call(["ok"], pooling="mean")
     with pytest.raises(ValueError, match="max_new_tokens"):
         tiny_model.decode("ok", max_new_tokens=0)
-    lens = tiny_model.logit_lens(["paris", "an egg"], top_k=2)
+    lens = logit_lens(tiny_model, ["paris", "an egg"], top_k=2)
     assert len(lens) == 2 and len(lens[0]) == tiny_model.config.num_compression_tokens and len(lens[0][0]) == 2
-    assert tiny_model.logit_lens("paris", top_k=2) == lens[0]
+    assert logit_lens(tiny_model, "paris", top_k=2) == lens[0]

@@ -29,7 +29,8 @@ def _task(tmp_path):
 
 def test_answer_cross_entropy_ignores_left_padding(tiny_backbone):
     """A prefix padded on the left scores its answer exactly as the same prefix alone."""
-    from genembed.eval.decoding import answer_cross_entropy
+    from genembed.decoders import answer_cross_entropy
+    from genembed.losses import reconstruction_loss
 
     lm = tiny_backbone.model
     embed = lm.get_input_embeddings()
@@ -37,14 +38,18 @@ def test_answer_cross_entropy_ignores_left_padding(tiny_backbone):
     prefix_ids = torch.tensor([[5, 6, 7]], device=dev)
     answer = torch.tensor([[8, 9, 10, 11]], device=dev)
     ones = torch.ones_like
-    alone = answer_cross_entropy(lm, embed(prefix_ids), ones(prefix_ids), answer, ones(answer))
+    alone = reconstruction_loss(lm, embed(prefix_ids), answer, ones(answer), per_row=True, prompt_mask=ones(prefix_ids))
     padded_ids = torch.tensor([[0, 0, 5, 6, 7]], device=dev)
-    padded = answer_cross_entropy(lm, embed(padded_ids), torch.tensor([[0, 0, 1, 1, 1]], device=dev), answer,
-                                  ones(answer))
+    padded = reconstruction_loss(lm, embed(padded_ids), answer, ones(answer), per_row=True,
+                                 prompt_mask=torch.tensor([[0, 0, 1, 1, 1]], device=dev))
     torch.testing.assert_close(alone, padded, atol=1e-5, rtol=1e-5)
     # and it is the plain next-token cross-entropy of the answer after the prefix
     logits = lm(input_ids=torch.cat([prefix_ids, answer], 1)).logits[0, 2:-1]
     torch.testing.assert_close(alone[0], torch.nn.functional.cross_entropy(logits, answer[0]), atol=1e-5, rtol=1e-5)
+    # the decoders' scorer pads token-id prompts on the left itself: a longer row beside changes nothing
+    rows = answer_cross_entropy(tiny_backbone, [[5, 6, 7], [1, 2, 3, 4, 5]], [[8, 9, 10, 11], [8, 9]], batch_size=2)
+    other = answer_cross_entropy(tiny_backbone, [[1, 2, 3, 4, 5]], [[8, 9]])
+    assert rows == pytest.approx((float(alone[0]) + other) / 2, abs=1e-5)
 
 
 def test_retrieval_ceiling_and_floor(tmp_path):

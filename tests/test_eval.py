@@ -51,7 +51,12 @@ def test_probe_separable_and_chance():
 
 def test_real_task_loaders():
     from genembed.data import load_sharegpt
-    from genembed.eval.datasets import advbench_safety, rotten_tomatoes, sharegpt_qa, strongreject_clusters
+    from genembed.eval.datasets import (
+        advbench_safety,
+        rotten_tomatoes,
+        sharegpt_qa,
+        strongreject_clusters,
+    )
 
     train_ids = {c.id for c in load_sharegpt("train")}
     heldout = load_sharegpt("heldout")

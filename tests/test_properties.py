@@ -1,10 +1,14 @@
 """Property-based tests (hypothesis): whatever text a user sends, encode / decode / logit_lens and
 the CLI readers give one finite row per input in order, or a clear error naming the argument;
 no internal error escapes."""
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from genembed.inspection import logit_lens
 
 SPECIALS = ["<|im_end|>", "<|im_start|>", "<pad>", "<s>", "\x00", "\u2028", "\r\n", "\t"]
 texts = st.one_of(
@@ -29,7 +33,7 @@ def test_encode_gives_one_finite_row_per_text_in_order(tiny_model, batch, batch_
 def test_decode_and_logit_lens_never_fail_on_text(tiny_model, batch):
     decoded = tiny_model.decode(batch, max_new_tokens=2)
     assert len(decoded) == len(batch) and all(isinstance(d, str) for d in decoded)
-    lens = tiny_model.logit_lens(batch, top_k=1)
+    lens = logit_lens(tiny_model, batch, top_k=1)
     assert len(lens) == len(batch)
 
 
@@ -42,7 +46,7 @@ def test_a_million_characters_is_cut_not_fatal(tiny_model):
 @FAST
 @given(bad=st.one_of(st.integers(), st.none(), st.binary(max_size=4), st.floats(), st.lists(st.integers(), max_size=2)))
 def test_a_wrong_type_is_named(tiny_model, bad):
-    for call in (tiny_model.encode, tiny_model.decode, tiny_model.logit_lens):
+    for call in (tiny_model.encode, tiny_model.decode, partial(logit_lens, tiny_model)):
         with pytest.raises(TypeError, match="expects strings; item 1"):
             call(["fine", bad])
 

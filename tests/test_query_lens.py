@@ -3,6 +3,8 @@ kept in the checkpoint, and the default decoder where a checkpoint has one."""
 import numpy as np
 import pytest
 
+from genembed.decoders import get_decoder
+
 QUERIES = ["how do I boil an egg", "write a poem about the sea", "what is the capital of france",
            "explain how a neural network learns"]
 
@@ -57,12 +59,12 @@ def test_the_lens_travels_in_the_checkpoint_and_becomes_the_default_decoder(tiny
     assert model.query_lens.queries == QUERIES
     np.testing.assert_allclose(model.query_lens.vectors, tiny_model.query_lens.vectors, atol=1e-3)  # float16 on disk
     emb = model.encode(texts)
-    requests = model.requests(emb, "queries")
+    requests = get_decoder(model, "queries").requests(emb)
     nearest = model.query_lens.nearest(emb)
     assert all(r.startswith(n[0][0] + "\n") for r, n in zip(requests, nearest))
     expected = generate_batch(model.backbone, request_ids(model.backbone.tokenizer, requests), 4)[0]
     assert model.decode(texts, max_new_tokens=4) == expected == model.decode(texts, max_new_tokens=4, via="queries")
-    assert model.requests(emb, "words") != requests
+    assert get_decoder(model, "words").requests(emb) != requests
 
 
 def test_training_writes_the_lens_unless_told_not_to(tiny_backbone_path, tiny_responses, tmp_path):

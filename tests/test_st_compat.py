@@ -9,7 +9,9 @@ from genembed.testing import CORPUS
 
 
 def test_information_retrieval_evaluator_runs_unchanged(tiny_model):
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.sentence_transformer.evaluation import (
+        InformationRetrievalEvaluator,
+    )
 
     from genembed.eval.metrics import ndcg_at_k, rank_by_cosine
 

@@ -58,14 +58,15 @@ def test_nearest_words_rank_by_cosine():
 
 def test_decode_via_words_answers_the_request_of_the_nearest_words(tiny_model, tmp_path, monkeypatch):
     from genembed.generate import generate_batch
+    from genembed.inspection import nearest_words
     from genembed.word_lens import REQUEST, WORDS_PER_TEXT, request_ids
 
     monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path))
     texts = ["how do I boil an egg", "write a poem about the sea"]
-    near = tiny_model.nearest_words(texts, k=WORDS_PER_TEXT)
+    near = nearest_words(tiny_model, texts, k=WORDS_PER_TEXT)
     assert len(near) == 2 and all(len(row) == WORDS_PER_TEXT for row in near)
     assert all(a[1] >= b[1] for row in near for a, b in zip(row, row[1:]))  # nearest first
-    alone = tiny_model.nearest_words(texts[0], k=WORDS_PER_TEXT)
+    alone = nearest_words(tiny_model, texts[0], k=WORDS_PER_TEXT)
     assert [w for w, _ in alone] == [w for w, _ in near[0]]
     np.testing.assert_allclose([c for _, c in alone], [c for _, c in near[0]], atol=1e-5)
     requests = [REQUEST.format(", ".join(w for w, _ in row)) for row in near]

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import yaml
 
 from ..data import load_sharegpt, package_file
 
@@ -60,8 +61,6 @@ def sharegpt_qa(n_queries: int = 300, max_chars: int = 4000) -> RetrievalTask:
 def advbench_safety(n_benign: int = 400) -> RetrievalTask:
     """AdvBench queries against harmful answers, real refusals and benign answers (AdvBench-IR style).
     No answer is 'relevant': the score is what kind of text lands in the top 5."""
-    import yaml
-
     seeds = yaml.safe_load(package_file("pyrit", "datasets/seed_datasets/local/adv_bench.prompt").read_text())
     queries = [s["value"].strip() for s in seeds["seeds"]]
     shots = json.loads(package_file("pyrit", "datasets/jailbreak/many_shot_examples.json").read_text())
@@ -103,14 +102,3 @@ def strongreject_clusters() -> LabelledTask:
     return LabelledTask("StrongREJECT clustering", [r["forbidden_prompt"].strip() for r in rows],
                         [r["category"] for r in rows], "Identify the category of the following request: ",
                         "clustering")
-
-
-def sharegpt_decoding():
-    """The Q→A task's held-out queries, scored on what their embeddings decode to (decoding.py)."""
-    from .decoding import sharegpt_decoding as task
-
-    return task()
-
-
-TASKS = {"qa": sharegpt_qa, "safety": advbench_safety, "classification": rotten_tomatoes,
-         "clustering": strongreject_clusters, "decoding": sharegpt_decoding}

@@ -11,11 +11,11 @@ On held-out ShareGPT queries (those of the Q→A task), the backbone first answe
   the wrong queries (rotated) give the floor.
 * distinct: the share of decoded texts that differ from every other.
 
-A student is read through its default decoder: its query lens where it has one (query_lens.py:
-the LLM answers the nearest training query followed by the embedding's nearest words), else its
-word lens (word_lens.py: a request made of those words alone). It is also read, under "word lens",
-through its word lens where that is not the default, and, under "soft prompt", through its soft
-prompt (the paper's decoder).
+A student is read through its default decoder (decoders.py): its query lens where it has one (the
+LLM answers the nearest training query followed by the embedding's nearest words), else its word
+lens (a request made of those words alone). It is also read, under "word lens", through its word
+lens where that is not the default, and, under "soft prompt", through its soft prompt (the paper's
+decoder).
 
 The reference, computed the same way by `HyDE`: the backbone reading the real query in its chat
 prompt (cross-entropy: the ceiling), another query, and its own answer cut to DECODE_TOKENS as the
@@ -29,8 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .. import decoders
+from ..arrays import slug
+from ..generate import answer_queries
+from ..inputs import plain_ids, prompt_ids, response_ids
+from ..teachers import SentenceTransformerTeacher
 from . import metrics
 from .datasets import QUERY_INSTRUCTION, sharegpt_qa
 
@@ -53,11 +57,8 @@ class DecodingTask:
 
     def answers(self, backbone) -> list[str]:
         """The backbone's greedy answer to each query (its own chat template), computed once."""
-        from ..generate import answer_queries
-        from ..teachers import file_slug
-
         ids = [hashlib.sha1(q.encode("utf-8")).hexdigest() for q in self.queries]
-        cache = Path(self.cache_dir or ".") / f"decoding-answers-{file_slug(backbone.name)}-{RESPONSE_TOKENS}.jsonl"
+        cache = Path(self.cache_dir or ".") / f"decoding-answers-{slug(backbone.name)}-{RESPONSE_TOKENS}.jsonl"
         rows = answer_queries(backbone, list(dict(zip(ids, self.queries)).items()), cache,
                               max_new_tokens=RESPONSE_TOKENS, batch_size=16, bf16=True,
                               show_progress_bar=len(self.queries) > 16)
@@ -66,8 +67,6 @@ class DecodingTask:
 
     def teacher(self, name: str):
         """The sentence-transformers teacher that embeds decoded texts (MiniLM for a `self` student)."""
-        from ..teachers import SentenceTransformerTeacher
-
         name = "all-minilm-l6-v2" if name == "self" else name
         if name not in self._teachers:
             self._teachers[name] = SentenceTransformerTeacher(name)
@@ -77,42 +76,6 @@ class DecodingTask:
 def sharegpt_decoding(n_queries: int = 300) -> DecodingTask:
     qa = sharegpt_qa(n_queries)
     return DecodingTask("ShareGPT decoding", qa.queries, qa.corpus, qa.relevant)
-
-
-@torch.no_grad()
-def answer_cross_entropy(lm, prefix: torch.Tensor, prefix_mask: torch.Tensor, answer_ids: torch.Tensor,
-                         answer_mask: torch.Tensor) -> torch.Tensor:
-    """Per-row mean cross-entropy of right-padded answer ids read after a prefix of input
-    embeddings [B, P, hidden] (left-padded under prefix_mask)."""
-    from ..inputs import positions
-
-    embed = lm.get_input_embeddings()
-    inputs = torch.cat([prefix.to(embed.weight.dtype), embed(answer_ids)], dim=1)
-    mask = torch.cat([prefix_mask, answer_mask], dim=1)
-    logits = lm(inputs_embeds=inputs, attention_mask=mask, position_ids=positions(mask)).logits
-    logits = logits[:, prefix.shape[1] - 1: -1].float()
-    ce = F.cross_entropy(logits.transpose(1, 2), answer_ids, reduction="none")
-    return (ce * answer_mask).sum(1) / answer_mask.sum(1).clamp(min=1)
-
-
-def _batched_ce(lm, prefixes, answers, pad_id: int, batch_size: int) -> float:
-    """Mean over rows of answer cross-entropy; prefixes: per row an [P, hidden] tensor or a list of ids."""
-    from ..inputs import pad
-
-    embed = lm.get_input_embeddings()
-    out = []
-    for start in range(0, len(answers), batch_size):
-        part = range(start, min(start + batch_size, len(answers)))
-        if isinstance(prefixes, torch.Tensor):
-            prefix = prefixes[part.start:part.stop]
-            prefix_mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
-        else:
-            ids, prefix_mask = pad([prefixes[i] for i in part], pad_id, side="left")
-            prefix_mask = prefix_mask.to(lm.device)
-            prefix = embed(ids.to(lm.device))
-        a_ids, a_mask = pad([answers[i] for i in part], pad_id, side="right")
-        out.append(answer_cross_entropy(lm, prefix, prefix_mask, a_ids.to(lm.device), a_mask.to(lm.device)))
-    return float(torch.cat(out).mean())
 
 
 def _retrieval(task: DecodingTask, teacher, texts: list[str]) -> dict:
@@ -135,78 +98,53 @@ def _examples(task: DecodingTask, texts: list[str]) -> list[dict]:
 @torch.no_grad()
 def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = True) -> dict:
     """Prompt specificity, decoded-text retrieval and distinct share of a genembed model, read through
-    its default decoder (its query lens where it has one, else its word lens; "decoder" names it); the
-    same figures for the other decoders under "word lens" (where the default is the query lens) and
-    "soft prompt" (the paper's)."""
-    from ..inputs import response_ids
-
+    its default decoder ("decoder" names it); the same figures for the other decoders under "word lens"
+    (where the default is the query lens) and "soft prompt" (the paper's)."""
     answers = response_ids(model.backbone.tokenizer, task.answers(model.backbone), RESPONSE_TOKENS)
     model.eval()
-    via = "queries" if model.query_lens is not None else "words"
-    emb = model.encode(task.queries, instruction=task.query_instruction, batch_size=batch_size, bf16=bf16)
-    scores = {**_score_lens(model, task, emb, answers, batch_size, bf16, via), "decoder": via}
-    others = {"word lens": lambda: _score_lens(model, task, emb, answers, batch_size, bf16, "words")} if via == "queries" else {}
-    others["soft prompt"] = lambda: _score_soft_prompt(model, task, answers, batch_size, bf16)
-    for name, score in others.items():
-        scores[name] = {k: v for k, v in score().items() if k != "examples"}
+    teacher = task.teacher(model.config.teacher)  # embeds decoded texts; the lenses read in its space too
+    lens = decoders.get_decoder(model, teacher=None if model.config.teacher == "self" else teacher)
+    embeddings = lens.read(task.queries, task.query_instruction, batch_size, bf16)  # once, for every lens
+    scores = {**score_decoder(lens, task, answers, batch_size, bf16, embeddings), "decoder": lens.name}
+    others = [("soft prompt", decoders.get_decoder(model, "soft-prompt"))]
+    if lens.name == "queries":
+        others.insert(0, ("word lens", decoders.LensDecoder(model, lens.words)))
+    for name, decoder in others:
+        state = embeddings if decoder.reads_embeddings else None
+        scores[name] = {k: v for k, v in score_decoder(decoder, task, answers, batch_size, bf16, state).items()
+                        if k != "examples"}
     return scores
 
 
-def _specificity(ce: dict) -> dict:
-    return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"]}
-
-
-def _score_lens(model, task: DecodingTask, emb, answers, batch_size: int, bf16: bool, via: str) -> dict:
-    """The LLM reads the request each query embedding (emb) decodes through (via "words": its nearest words,
-    word_lens.py; via "queries": its nearest training query and words, query_lens.py); the mean prompt
-    is the request of the mean embedding."""
-    from ..generate import generate_texts
-    from ..word_lens import request_ids
-
-    tok, lm = model.backbone.tokenizer, model.backbone.model
-    own = request_ids(tok, model.requests(emb, via))
-    mean = request_ids(tok, model.requests(emb.mean(0, keepdims=True), via)) * len(own)
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
-        ce = {key: _batched_ce(lm, p, answers, tok.pad_token_id, batch_size)
-              for key, p in (("ce own", own), ("ce other", own[1:] + own[:1]), ("ce mean", mean))}
-    texts = generate_texts(model.backbone, own, DECODE_TOKENS, batch_size, bf16=bf16)
-    return {**_specificity(ce), **_retrieval(task, task.teacher(model.config.teacher), texts),
-            "examples": _examples(task, texts)}
-
-
-def _score_soft_prompt(model, task: DecodingTask, answers, batch_size: int, bf16: bool) -> dict:
-    """The paper's decoder: the LLM reads each query's soft prompt (in the model's frame)."""
-    tok, lm = model.backbone.tokenizer, model.backbone.model
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
-    prompts, texts = [None] * len(task.queries), [""] * len(task.queries)
-    with autocast:
-        for idx, ids, mask in model._batches(task.queries, task.query_instruction, batch_size, None, "decoding"):
-            soft, _ = model(ids, mask)
-            for i, p, row in zip(idx, soft, model.generate_from_soft_prompt(soft, DECODE_TOKENS)):
-                prompts[i] = p.float()
-                texts[i] = tok.decode(row, skip_special_tokens=True).strip()
-        own = torch.stack(prompts)
-        mean = own.mean(0, keepdim=True).expand_as(own)
-        ce = {key: _batched_ce(lm, model.decoder_input(p), answers, tok.pad_token_id, batch_size)
-              for key, p in (("ce own", own), ("ce other", own.roll(1, 0)), ("ce mean", mean))}
-    return {**_specificity(ce), **_retrieval(task, task.teacher(model.config.teacher), texts),
-            "examples": _examples(task, texts)}
+def score_decoder(decoder, task: DecodingTask, answers: list[list[int]], batch_size: int, bf16: bool,
+                  state=None) -> dict:
+    """The LLM reads the prompt each query decodes to (own), another query's (other) and the mean
+    state's (mean); its greedy texts are ranked against the real answers. state: the decoder's reading
+    of the queries where already made."""
+    backbone = decoder.model.backbone
+    if state is None:
+        state = decoder.read(task.queries, task.query_instruction, batch_size, bf16)
+    own = decoder.prompts(state)
+    prompts = {"ce own": own, "ce other": decoders.rotate(own),
+               "ce mean": decoders.repeat(decoder.prompts(decoder.mean(state)), len(task.queries))}
+    with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
+        ce = {key: decoders.answer_cross_entropy(backbone, p, answers, batch_size) for key, p in prompts.items()}
+    texts = decoders.generate(backbone, own, DECODE_TOKENS, batch_size, bf16=bf16)
+    return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"],
+            **_retrieval(task, task.teacher(decoder.model.config.teacher), texts), "examples": _examples(task, texts)}
 
 
 @torch.no_grad()
 def score_backbone_reference(backbone, teacher, task: DecodingTask, batch_size: int = 16, bf16: bool = True) -> dict:
     """The ceiling, measured the same way: the backbone reading the real query (and another one)
     in its chat prompt; its own answer, cut to DECODE_TOKENS, as the decoded text."""
-    from ..inputs import plain_ids, prompt_ids, response_ids
-
-    tok, lm = backbone.tokenizer, backbone.model
+    tok = backbone.tokenizer
     answer_texts = task.answers(backbone)
     answers = response_ids(tok, answer_texts, RESPONSE_TOKENS)
     chats = prompt_ids(tok, task.queries, max_text_tokens=256)  # as the answers were generated
-    autocast = torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16)
-    with autocast:
-        ce = {"ce own": _batched_ce(lm, chats, answers, tok.pad_token_id, batch_size),
-              "ce other": _batched_ce(lm, chats[1:] + chats[:1], answers, tok.pad_token_id, batch_size)}
+    with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
+        ce = {"ce own": decoders.answer_cross_entropy(backbone, chats, answers, batch_size),
+              "ce other": decoders.answer_cross_entropy(backbone, decoders.rotate(chats), answers, batch_size)}
     cut = [tok.decode(ids[:DECODE_TOKENS], skip_special_tokens=True).strip()
            for ids in plain_ids(tok, answer_texts)]
     return {**ce, "gap other": ce["ce other"] - ce["ce own"], **_retrieval(task, teacher, cut),

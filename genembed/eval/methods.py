@@ -11,9 +11,13 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..backbone import load_backbone
-from ..teachers import SelfTeacher, SentenceTransformerTeacher
+from ..generate import answer_queries, read_responses
+from ..ridge import ridge_fit
+from ..teachers import SelfTeacher, SentenceTransformerTeacher, cached_targets
+from .decoding import score_backbone_reference, score_student
 
 MAX_TEXT_TOKENS = 128  # the default student's max_text_tokens
 
@@ -28,8 +32,6 @@ class Student:
         return self.model.encode(texts, instruction=instruction, batch_size=16, bf16=True)
 
     def decoding(self, task) -> dict:
-        from .decoding import score_student
-
         return score_student(self.model, task)
 
 
@@ -66,8 +68,6 @@ class HyDE:
         self.name = "HyDE (backbone answers, teacher embeds)"
 
     def responses(self, prompts: list[str]) -> list[str]:
-        from ..generate import answer_queries
-
         ids = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
         unique = list(dict(zip(ids, prompts)).items())
         path = self.cache_dir / f"hyde-{self.max_new_tokens}.jsonl"
@@ -83,8 +83,6 @@ class HyDE:
 
     def decoding(self, task) -> dict:
         """The decoding task's reference: the backbone reads the real query (see decoding.py)."""
-        from .decoding import score_backbone_reference
-
         return score_backbone_reference(self.backbone, self.teacher, task)
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
@@ -95,27 +93,20 @@ class HyDE:
 
 class RidgeOnMeanPool:
     """Input-centric least squares: backbone mean-pooled states of a query → the teacher's
-    embedding of its response (or the student's other `target`), fitted on the student's own
-    training rows (same queries, same targets), then applied to any text."""
+    embedding of its response, fitted on the student's own training rows (same queries, same
+    targets), then applied to any text."""
 
     def __init__(self, backbone_name: str, teacher, responses: str | Path, cache_dir: str | Path,
-                 limit: int | None = None, shrinkage: float = 0.1, target: str = "response"):
-        import torch
-
-        from ..ridge import ridge_fit
-        from ..teachers import cached_targets, training_targets
-        from ..train import usable_rows
-
-        rows = usable_rows(responses)[:limit]  # the rows training uses, read by the same rule
+                 limit: int | None = None, shrinkage: float = 0.1):
+        rows = read_responses(responses)[:limit]  # the rows training uses, read by the same rule
         if not rows:
             raise ValueError(f"{responses} holds no (query, response) rows to fit the ridge baseline on")
         self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=True)
-        targets = training_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], target,
-                                   cache_dir, show_progress_bar=False)
+        targets = cached_targets(teacher, [r["response"] for r in rows], cache_dir, show_progress_bar=False)
         features = cached_targets(self.pool, [r["query"] for r in rows], cache_dir)
         w, b, self.r2 = ridge_fit(torch.as_tensor(features), torch.as_tensor(targets), shrinkage)
         self.w, self.b = w.float().numpy(), b.float().numpy()
-        self.name = f"ridge: mean-pool → teacher({target}), {len(rows)} train queries"
+        self.name = f"ridge: mean-pool → teacher(response), {len(rows)} train queries"
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.pool.embed(texts) @ self.w + self.b

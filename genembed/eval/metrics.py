@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, v_measure_score
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+from ..vectors import top_k, unit
 
 
 def rank_by_cosine(queries: np.ndarray, corpus: np.ndarray, k: int) -> np.ndarray:
     """[n_queries, k] corpus indices, most similar first."""
-    scores = _unit(queries) @ _unit(corpus).T
-    top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
-    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
-    return np.take_along_axis(top, order, axis=1)
+    return top_k(queries, corpus, k)[0]
 
 
 def ndcg_at_k(ranked: np.ndarray, relevant: list[list[int]], k: int = 10) -> float:
@@ -41,9 +39,6 @@ def probe_scores(embeddings: np.ndarray, labels: list[str], pool: list[int], tes
                  per_class: int, seeds: int = 5) -> dict:
     """MTEB-style: logistic regression on `per_class` examples per label drawn from the pool
     (one draw per seed), scored on the fixed test set; mean accuracy and macro-F1."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
-
     labels = np.asarray(labels)
     accs, f1s = [], []
     for seed in range(seeds):
@@ -59,10 +54,7 @@ def probe_scores(embeddings: np.ndarray, labels: list[str], pool: list[int], tes
 
 def clustering_v_measure(embeddings: np.ndarray, labels: list[str], seeds: int = 10) -> float:
     """Mean V-measure of k-means (k = number of labels) over several seeds, on unit vectors."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import v_measure_score
-
     k = len(set(labels))
-    x = _unit(embeddings)
+    x = unit(embeddings)
     return float(np.mean([v_measure_score(labels, KMeans(n_clusters=k, n_init=1, random_state=s).fit_predict(x))
                           for s in range(seeds)]))

@@ -14,11 +14,19 @@ import json
 import time
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
 from ..atomic import replace_file, write_text
 from . import metrics
-from .datasets import TASKS, LabelledTask, RetrievalTask
+from .datasets import LabelledTask, RetrievalTask, advbench_safety, rotten_tomatoes, sharegpt_qa, strongreject_clusters
+from .decoding import sharegpt_decoding
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+TASKS = {"qa": sharegpt_qa, "safety": advbench_safety, "classification": rotten_tomatoes,
+         "clustering": strongreject_clusters, "decoding": sharegpt_decoding}
 
 PRIMARY = {"qa": "ndcg@10", "classification": "accuracy", "clustering": "v_measure"}
 
@@ -84,8 +92,6 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
         else:
             instr = {"text": task.instruction}
         results["tasks"][name] = {"title": task.name, "instructions": instr}
-    from .datasets import sharegpt_qa
-
     cost_sample = sharegpt_qa(n_queries=cost_texts)
     for method in methods:
         if cost_only:
@@ -190,11 +196,6 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     metrics_shown = [(t, m) for t, m in (("qa", "ndcg@10"), ("safety", "harmful@5"), ("classification", "accuracy"),
                                          ("clustering", "v_measure"), ("decoding", "ndcg@10"))
                      if t in results["tasks"]]

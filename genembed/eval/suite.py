@@ -1,0 +1,68 @@
+"""Several genembed models against the baselines, on the tasks, in one call (what `genembed eval` runs).
+
+    from genembed.eval.suite import evaluate_models
+    evaluate_models(["runs/x/run/model"], out_dir="runs/eval")   # + the bundled default and every baseline
+
+The baselines run on the first model's backbone and teacher (MiniLM for a `self` student).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from ..teachers import SentenceTransformerTeacher
+from .methods import BackboneMeanPool, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
+from .run import TASKS, evaluate
+
+BASELINES = ("teacher", "backbone", "ridge", "hyde")
+DEFAULT_TASKS = ("qa", "safety", "classification", "clustering", "decoding")
+
+
+def check_names(kind: str, names, allowed) -> list[str]:
+    names = [n for n in names if n]
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(allowed)}")
+    return names
+
+
+def build_methods(models: list, baselines=BASELINES, include_default: bool = True,
+                  ridge_responses: str | Path | None = None, hyde_tasks: set[str] | None = None,
+                  cache_dir: str | Path = "runs/eval/cache") -> list:
+    """The students (the bundled default first unless include_default=False; then `models`: checkpoint
+    folders or loaded models) and the baselines named, on the first student's backbone and teacher."""
+    baselines = check_names("baseline", baselines, BASELINES)
+    if "ridge" in baselines and ridge_responses is None:
+        raise ValueError("the ridge baseline needs ridge_responses (--ridge-responses: the student's training "
+                         "JSONL), or leave 'ridge' out of the baselines")
+    paths = ([DEFAULT_CHECKPOINT] if include_default else []) + list(models)
+    students = [p if not isinstance(p, (str, Path)) else load_checkpoint(p) for p in paths]
+    methods = [Student(m, "genembed default" if p is DEFAULT_CHECKPOINT else f"genembed {p}")
+               for m, p in zip(students, paths)]
+    reference = students[0].config if students else None
+    backbone = reference.backbone if reference else "smollm2-135m-instruct"
+    teacher_name = reference.teacher if reference and reference.teacher != "self" else "all-minilm-l6-v2"
+    teacher = SentenceTransformerTeacher(teacher_name) if {"teacher", "ridge", "hyde"} & set(baselines) else None
+    if "teacher" in baselines:
+        methods.append(TeacherOnInput(teacher))
+    if "backbone" in baselines:
+        methods.append(BackboneMeanPool(backbone))
+    if "ridge" in baselines:
+        methods.append(RidgeOnMeanPool(backbone, teacher, ridge_responses, cache_dir))
+    if "hyde" in baselines:
+        methods.append(HyDE(backbone, teacher, cache_dir, tasks=hyde_tasks))
+    if not methods:
+        raise ValueError("nothing to evaluate: no model and no baseline")
+    return methods
+
+
+def evaluate_models(models: list = (), tasks=DEFAULT_TASKS, baselines=BASELINES, out_dir: str | Path = "runs/eval",
+                    include_default: bool = True, ridge_responses: str | Path | None = None,
+                    hyde_tasks: set[str] | None = {"qa", "decoding"}, cost_texts: int = 32,
+                    cost_only: bool = False, skip_cost: bool = False) -> dict:
+    """Score the models and baselines on the tasks; results accumulate in OUT_DIR/results.{json,md,png}
+    (run.evaluate). hyde_tasks None: HyDE on every task (its generation is slow on a CPU)."""
+    tasks = check_names("task", tasks, TASKS)
+    methods = build_methods(list(models), baselines, include_default, ridge_responses, hyde_tasks,
+                            Path(out_dir) / "cache")
+    return evaluate(methods, tasks, out_dir, cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost)
