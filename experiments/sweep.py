@@ -39,7 +39,9 @@ from genembed.eval.run import PRIMARY
 from genembed.recipe import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAG = {"num_thought_tokens": "--thought-tokens", "num_compression_tokens": "--compression-tokens"}
+# each setting's flag, as `genembed train` names it (recipe.py)
+FLAG = {f.name: (lambda flag: flag if isinstance(flag, str) else flag[0])(f.metadata.get("flag", "--" + f.name.replace("_", "-")))
+        for f in fields(TrainConfig)}
 # reference rows: the input-centric baselines every variant must beat, and the upper bound
 TEACHER, MEANPOOL, HYDE = "teacher on input", "backbone mean-pool", "HyDE"
 
@@ -51,7 +53,7 @@ def train_command(settings: dict) -> str:
     for key, value in settings.items():
         if key in ("responses", "out_dir") or getattr(defaults, key) == value:
             continue
-        flag = FLAG.get(key, "--" + key.replace("_", "-"))
+        flag = FLAG[key]
         parts.append(flag if value is True else f"--no-{flag[2:]}" if value is False else f"{flag} {value}")
     return " ".join(parts)
 

@@ -18,6 +18,7 @@ fastapi, uvicorn and prometheus_client are imported only here, on use (`pip inst
 import asyncio
 import base64
 import hmac
+import json
 import logging
 import queue
 import socket
@@ -26,7 +27,10 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
+
+from . import decoders, load
+from .inputs import plain_ids
 
 log = logging.getLogger("genembed.serve")
 
@@ -70,7 +74,7 @@ class _Job:
     instruction: str  # resolved text: the batching key, with normalize
     normalize: bool = False
     max_new_tokens: int = 64
-    via: str | None = None  # decode's reading (GenEmbed.DECODERS); None: the model's default
+    via: str | None = None  # decode's reading (decoders.VIA); None: the model's default
     arrived: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
 
@@ -200,8 +204,6 @@ class ModelWorker:
                              batch_size=self.max_batch, show_progress_bar=False, via=job.via),)
         vectors = m.encode(texts, instruction=job.instruction, normalize=job.normalize,
                            batch_size=self.max_batch, show_progress_bar=False)
-        from .inputs import plain_ids
-
         # usage: the text's own tokens as the model reads them (cut to max_text_tokens), without
         # the chat template and instruction around it; counted here, where the tokenizer is safe
         tokens = [len(ids) for ids in plain_ids(m.backbone.tokenizer, texts, max_length=m.config.max_text_tokens)]
@@ -309,8 +311,6 @@ class _Gate:
 
 
 async def _send_error(send, error: APIError, headers=()):
-    import json
-
     body = json.dumps(error.body()).encode()
     await send({"type": "http.response.start", "status": error.status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -319,43 +319,10 @@ async def _send_error(send, error: APIError, headers=()):
 
 
 # -- the app ---------------------------------------------------------------------------------
-def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genembed", max_batch: int = 32,
-               max_wait_ms: float = 5.0, max_texts: int = 2048, max_chars: int = 16384,
-               max_body_bytes: int = 16 * 2**20, max_new_tokens: int = 256, max_queue: int = 1024):
-    """A FastAPI app serving `model` (a GenEmbed; this app's worker thread is then its only user).
+def _metrics(registry):
+    """The Prometheus series of one app, and the worker's callback that feeds the batch ones."""
+    from prometheus_client import Counter, Histogram
 
-    POST /v1/embeddings returns exactly `model.encode(texts)`: the checkpoint's default
-    instruction and NO normalisation (OpenAI's vectors are unit length; send `"normalize": true`
-    for that). Extra request fields: `"instruction"` (a name such as "query" / "document", or the
-    instruction text itself) and `"normalize"`.
-
-    api_key: if set, every endpoint but /health wants `Authorization: Bearer <api_key>` (401).
-    max_batch: texts one forward pass takes; a batch is collected up to that many texts or
-    max_wait_ms after its first request, whichever comes first (0: no batching, the baseline).
-    max_texts / max_chars / max_body_bytes: larger requests get a 413, before any model work.
-    max_new_tokens: the most tokens /v1/decode writes per text. max_queue: requests that may wait
-    for the model; beyond that a 503.
-    """
-    _require()
-    from fastapi import FastAPI, Request
-    from fastapi.encoders import jsonable_encoder
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-    from pydantic import BaseModel, ConfigDict
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-    from typing import Literal
-
-    for name, value, low in (("max_batch", max_batch, 1), ("max_texts", max_texts, 1), ("max_chars", max_chars, 1),
-                             ("max_body_bytes", max_body_bytes, 1), ("max_new_tokens", max_new_tokens, 1),
-                             ("max_queue", max_queue, 1), ("max_wait_ms", max_wait_ms, 0)):
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
-    if api_key is not None and not api_key.strip():
-        raise ValueError("api_key is empty: give a key, or none to serve without one")
-    dim = int(model.config.embedding_dim)
-
-    registry = CollectorRegistry()  # per app: two apps in one process keep separate counts
     metrics = {
         "requests": Counter("genembed_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
                             registry=registry),
@@ -378,6 +345,41 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
         metrics["forward"].labels(kind).inc(forward_batches)
         metrics["model_seconds"].labels(kind).observe(seconds)
 
+    return metrics, on_batch
+
+
+def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genembed", max_batch: int = 32,
+               max_wait_ms: float = 5.0, max_texts: int = 2048, max_chars: int = 16384,
+               max_body_bytes: int = 16 * 2**20, max_new_tokens: int = 256, max_queue: int = 1024):
+    """A FastAPI app serving `model` (a GenEmbed; this app's worker thread is then its only user).
+
+    POST /v1/embeddings returns exactly `model.encode(texts)`: the checkpoint's default
+    instruction and NO normalisation (OpenAI's vectors are unit length; send `"normalize": true`
+    for that). Extra request fields: `"instruction"` (a name such as "query" / "document", or the
+    instruction text itself) and `"normalize"`.
+
+    api_key: if set, every endpoint but /health wants `Authorization: Bearer <api_key>` (401).
+    max_batch: texts one forward pass takes; a batch is collected up to that many texts or
+    max_wait_ms after its first request, whichever comes first (0: no batching, the baseline).
+    max_texts / max_chars / max_body_bytes: larger requests get a 413, before any model work.
+    max_new_tokens: the most tokens /v1/decode writes per text. max_queue: requests that may wait
+    for the model; beyond that a 503.
+    """
+    _require()
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
+
+    for name, value, low in (("max_batch", max_batch, 1), ("max_texts", max_texts, 1), ("max_chars", max_chars, 1),
+                             ("max_body_bytes", max_body_bytes, 1), ("max_new_tokens", max_new_tokens, 1),
+                             ("max_queue", max_queue, 1), ("max_wait_ms", max_wait_ms, 0)):
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    if api_key is not None and not api_key.strip():
+        raise ValueError("api_key is empty: give a key, or none to serve without one")
+    dim = int(model.config.embedding_dim)
+
+    registry = CollectorRegistry()  # per app: two apps in one process keep separate counts
+    metrics, on_batch = _metrics(registry)
     worker = ModelWorker(model, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, on_batch=on_batch)
 
     from contextlib import asynccontextmanager
@@ -391,6 +393,20 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
     # no /docs or /openapi.json: nothing served beyond the four endpoints
     app = FastAPI(title="genembed", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.worker, app.state.registry, app.state.model_name = worker, registry, model_name
+
+    _routes(app, worker, model, model_name, dim, max_texts, max_chars, max_new_tokens)
+    _error_handlers(app)
+    app.add_middleware(_Gate, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics)
+    return app
+
+
+def _routes(app, worker, model, model_name: str, dim: int, max_texts: int, max_chars: int, max_new_tokens: int):
+    """The four endpoints."""
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from pydantic import BaseModel, ConfigDict
+
+    registry = app.state.registry
 
     class Loose(BaseModel):
         model_config = ConfigDict(extra="ignore")  # OpenAI clients may send fields added later
@@ -445,8 +461,8 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
             raise APIError(400, f"'max_new_tokens' must be between 1 and {max_new_tokens}, got {body.max_new_tokens}",
                            param="max_new_tokens")
         instruction = _instruction(model, body.instruction, max_chars)
-        try:  # the model's own check of the decoder, answered as the client's mistake it is
-            model.resolve_decoder(body.via)
+        try:  # the decoders' own check, answered as the client's mistake it is
+            decoders.resolve(model, body.via)
         except ValueError as e:
             raise APIError(400, f"'via': {e}", param="via") from None
         (said,) = await run(_Job("decode", texts, instruction, max_new_tokens=body.max_new_tokens, via=body.via))
@@ -460,6 +476,15 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
     @app.get("/metrics")
     async def prometheus():
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _error_handlers(app):
+    """Every error answered in OpenAI's shape."""
+    from fastapi import Request
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
@@ -485,9 +510,6 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
         log.exception("unhandled error")
         return JSONResponse(APIError(500, "internal server error", type="server_error").body(), status_code=500)
 
-    app.add_middleware(_Gate, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics)
-    return app
-
 
 # -- running it ------------------------------------------------------------------------------
 def serve(model=None, *, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
@@ -502,8 +524,6 @@ def serve(model=None, *, host: str = "127.0.0.1", port: int = 8000, api_key: Opt
         model_name = "genembed-default" if model is None else (
             Path(model).name if isinstance(model, (str, Path)) else "genembed")
     if isinstance(model, (str, Path)) or model is None:
-        from . import load
-
         model = load(model)
     app = create_app(model, api_key=api_key, model_name=model_name, **options)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:

@@ -172,6 +172,20 @@ def student(cfg: TrainConfig, backbone, teacher, resume_dir: Path, has_state: bo
     return model, state
 
 
+def optimiser(cfg: TrainConfig, model: GenEmbed, state: dict | None):
+    """(AdamW with the tokens and the projections in their own groups, its warm-up + linear-decay
+    schedule, the first step to run): fresh, or restored from a resume state."""
+    groups = [{"params": [model.special_tokens], "lr": cfg.lr_tokens},
+              {"params": [*model.recon.parameters(), *model.align.parameters()], "lr": cfg.lr_projections}]
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
+    if state is None:
+        return optimizer, scheduler, 0
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return optimizer, scheduler, state["step"]
+
+
 def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False) -> GenEmbed:
     """Train into the run folder cfg.out_dir: a new (or empty) folder, or with resume=True the
     folder of a run to continue from its resume/ state. Anything else is refused before any work.
@@ -210,21 +224,12 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
         say(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
 
     # -- optimiser: tokens and projections in their own groups ----------------------------
-    groups = [{"params": [model.special_tokens], "lr": cfg.lr_tokens},
-              {"params": [*model.recon.parameters(), *model.align.parameters()], "lr": cfg.lr_projections}]
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
-    start = 0
-    if state is None and resume and procs.is_main:
-        say(f"{out}: the run stopped before its first save: starting again from step 0")
-        write_text(out / "log.jsonl", "")
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start = state["step"]
-        if procs.is_main:
-            log_rows = [r for r in read_rows(out / "log.jsonl", repair=True) if r["step"] < start]
-            write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in log_rows))
+    optimizer, scheduler, start = optimiser(cfg, model, state)
+    if procs.is_main and resume:  # the log keeps the steps the resume state has, no more
+        if state is None:
+            say(f"{out}: the run stopped before its first save: starting again from step 0")
+        log_rows = [r for r in read_rows(out / "log.jsonl", repair=True) if r["step"] < start]
+        write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in log_rows))
 
     # -- the loop -------------------------------------------------------------------------
     model.train()

@@ -52,14 +52,14 @@ def test_only_a_torn_tail_is_repaired(tmp_path):
 
 
 def test_train_refuses_rows_it_cannot_use(tiny_backbone_path, tmp_path):
-    from genembed.train import usable_rows
+    from genembed.generate import read_responses as usable_rows
 
     path = tmp_path / "r.jsonl"
     path.write_text(A + "\n" + '{"query": "c", "response": null}\n')
     with pytest.raises(ValueError, match="r.jsonl:2: 'response' is null"):
         usable_rows(path)
     path.write_text(A + "\n" + '{"response": "x"}\n' + E + "\n")
-    with pytest.raises(ValueError, match="r.jsonl:2: 'query' is missing"):
+    with pytest.raises(ValueError, match="r.jsonl:2 has no 'query' key"):
         usable_rows(path)
     path.write_text(A + "\n" + '{"query": "c", "response": "  "}\n' + E)
     assert [r["query"] for r in usable_rows(path)] == ["a", "e"]
@@ -113,7 +113,7 @@ def test_a_kill_between_the_checkpoint_renames_loses_nothing(tiny_model, tmp_pat
 
     import torch
 
-    import genembed.checkpoint as ckpt_module
+    import genembed.atomic as atomic
     from genembed.checkpoint import load_checkpoint
 
     folder = tmp_path / "resume"
@@ -127,12 +127,12 @@ def test_a_kill_between_the_checkpoint_renames_loses_nothing(tiny_model, tmp_pat
             raise KeyboardInterrupt
         return real(src, dst)
 
-    monkeypatch.setattr(ckpt_module.os, "replace", killed_after_first_rename)
+    monkeypatch.setattr(atomic.os, "replace", killed_after_first_rename)
     with torch.no_grad():
         tiny_model.special_tokens.add_(1.0)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tiny_model, folder)
-    monkeypatch.setattr(ckpt_module.os, "replace", real)
+    monkeypatch.setattr(atomic.os, "replace", real)
     assert not folder.exists()  # the window the swap has
     loaded = load_checkpoint(folder, backbone=tiny_model.backbone)  # ...closed on the next read
     torch.testing.assert_close(loaded.special_tokens, before)
@@ -256,9 +256,9 @@ class _CountingTexts:
 def test_encode_streams_its_input_window_by_window(tiny_model, tmp_path, monkeypatch):
     """Issue 16.4: the first forward pass runs after at most one window of texts is read (not the
     whole corpus tokenized up front), and the rows come out in input order, equal to a list's."""
-    import genembed.model as model_module
+    import genembed.batching as batching
 
-    monkeypatch.setattr(model_module, "SORT_WINDOW", 2)
+    monkeypatch.setattr(batching, "WINDOW", 2)
     texts = [("word " * (i % 7)).strip() + f" {i}" for i in range(23)]
     expected = tiny_model.encode(texts, batch_size=64)
     source = _CountingTexts(texts)

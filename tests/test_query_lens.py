@@ -149,13 +149,13 @@ def test_decode_embeddings_reads_any_vector_of_the_space(tiny_model, tmp_path, m
 
 
 def test_a_sharegpt_lens_keeps_ids_not_text_and_reads_the_text_back(tiny_model, tmp_path, monkeypatch):
-    import genembed.data
+    import genembed.query_lens
     from genembed.checkpoint import load_checkpoint, save_checkpoint
     from genembed.data import Conversation
     from genembed.query_lens import FILE, QueryLens
 
     convs = [Conversation(f"id{i}", q, "") for i, q in enumerate(QUERIES + [QUERIES[0]])]  # a repeat: kept once
-    monkeypatch.setattr(genembed.data, "load_sharegpt", lambda split="train": convs)
+    monkeypatch.setattr(genembed.query_lens, "load_sharegpt", lambda split="train": convs)
     tiny_model.query_lens = QueryLens.build_sharegpt(tiny_model)
     assert tiny_model.query_lens.sharegpt_ids == ["id0", "id1", "id2", "id3"]
     save_checkpoint(tiny_model, tmp_path / "ckpt")

@@ -12,8 +12,9 @@ spec.loader.exec_module(sweep)
 
 def test_train_command_names_only_what_differs_from_the_recipe():
     cmd = sweep.train_command({"responses": "r.jsonl", "out_dir": "o", "steps": 150, "bf16": True,
-                               "num_thought_tokens": 10, "num_compression_tokens": 10, "target": "query+response", "lr_tokens": 5e-2})
-    assert cmd == "genembed train --responses r.jsonl --out o --steps 150 --bf16 --thought-tokens 10 --target query+response"
+                               "num_thought_tokens": 10, "num_compression_tokens": 10, "w_rec": 1.0, "lr_tokens": 5e-2,
+                               "query_lens": False})
+    assert cmd == "genembed train --responses r.jsonl --out o --steps 150 --bf16 --thought-tokens 10 --w-rec 1.0 --no-query-lens"
 
 
 def test_a_variant_overrides_the_spec_and_its_base():

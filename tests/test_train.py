@@ -136,7 +136,8 @@ def test_resume_ignores_settings_that_do_not_change_results():
     from genembed.recipe import TrainConfig
     from genembed.train import changed_settings
 
-    cfg = TrainConfig(responses="r", out_dir="o", gradient_checkpointing=True, save_every=7)
-    saved = {k: v for k, v in vars(TrainConfig(responses="r", out_dir="o")).items() if k != "gradient_checkpointing"}
+    cfg = TrainConfig(responses="r", out_dir="o", gradient_checkpointing=True, save_every=7, w_rec=1.0)
+    saved = {k: v for k, v in vars(TrainConfig(responses="r", out_dir="o", w_rec=1.0)).items()
+             if k != "gradient_checkpointing"}
     assert changed_settings(saved, cfg) == []  # an older run without the field, other save_every
     assert changed_settings({**saved, "steps": 5}, cfg) == ["steps"]
