@@ -102,8 +102,8 @@ def phase_train(model, bb, inp, bf16: bool, checkpointing: bool = False) -> dict
     times, losses = [], []
     for step in range(cfg["warmup"] + cfg["steps"]):
         t0 = time.perf_counter()
-        loss, rec, align, _ = batch_loss(model, q_rows, r_rows, targets, w_rec=1.0, w_align=w_align,
-                                      align_kind="mse", bf16=bf16, checkpointing=checkpointing)
+        loss, rec, align = batch_loss(model, q_rows, r_rows, targets, w_rec=1.0, w_align=w_align, bf16=bf16,
+                                      checkpointing=checkpointing)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -122,19 +122,21 @@ def phase_train(model, bb, inp, bf16: bool, checkpointing: bool = False) -> dict
 def phase_decode(model, bb, inp, bf16: bool) -> dict:
     import torch
 
+    from genembed.generate import greedy_from_embeddings
+
     cfg = inp["config"]
     texts = inp["texts"][: cfg["batch_size"]]
     ids, mask = model.tokenize(texts, model.resolve_instruction(inp["instruction"]))
     ctx = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.no_grad(), ctx:
         soft, _ = model(ids, mask)
-        model.generate_from_soft_prompt(soft, max_new_tokens=2)  # warm-up
+        greedy_from_embeddings(model.backbone, soft, max_new_tokens=2)  # warm-up
     rec = bc.ShapeRecorder(bb.model.base_model)
     times, steps = [], []
     for _ in range(cfg["repeats"]):
         rec.clear()
         with torch.no_grad(), ctx, bc.timer(times):
-            model.generate_from_soft_prompt(soft, max_new_tokens=cfg["decode_tokens"])
+            greedy_from_embeddings(model.backbone, soft, max_new_tokens=cfg["decode_tokens"])
         steps.append(len(rec.calls))
     rec.remove()
     med = bc.median(times)

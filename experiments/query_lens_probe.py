@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genembed.decoders import answer_cross_entropy
 from genembed.eval import decoding as D
 from genembed.generate import generate_texts
 from genembed.inputs import prompt_ids, response_ids
@@ -88,7 +89,7 @@ def main():
     chats = {key: prompt_ids(tok, w, max_text_tokens=512) for key, w in
              (("own", own), ("other", own[1:] + own[:1]), ("mean", [mean_request] * n))}
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        ce = {key: D._batched_ce(lm, v, answers, tok.pad_token_id, 16) for key, v in chats.items()}
+        ce = {key: answer_cross_entropy(m.backbone, v, answers, 16) for key, v in chats.items()}
     sub = D.DecodingTask("sub", queries, task.corpus, task.relevant[:n])
     ret = D._retrieval(sub, teacher, decoded)
     print(f"bank {args.bank} words {args.words}: {seconds:.0f} s of decoding",

@@ -18,7 +18,7 @@ from genembed.jsonl import read_rows
 from genembed.model import GenEmbed
 from genembed.recipe import TrainConfig
 from genembed.teachers import load_teacher
-from genembed.train import alignment_weight, batch_loss
+from genembed.train import batch_loss
 
 responses = sys.argv[1] if len(sys.argv) > 1 else "runs/default/train.jsonl"
 batches = int(sys.argv[2]) if len(sys.argv) > 2 else 6
@@ -33,14 +33,14 @@ tok = backbone.tokenizer
 instruction = model.resolve_instruction(cfg.instruction)
 order = np.random.default_rng(0).permutation(len(rows))
 targets = torch.nn.functional.normalize(torch.randn(cfg.batch_size, teacher.dim), dim=-1)  # timing only
-w_align = alignment_weight(cfg, teacher.dim)
+w_align = cfg.alignment_weight(teacher.dim)
 step_s, query_s = [], []
 for b in range(batches + 1):  # the first batch warms up (and fills the shared-head cache)
     batch = [rows[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
     q = prompt_ids(tok, [r["query"] for r in batch], instruction, cfg.max_query_tokens)
     r = response_ids(tok, [r["response"] for r in batch], cfg.max_response_tokens)
     t0 = time.perf_counter()
-    loss, _, _, _ = batch_loss(model, q, r, targets, 1.0, w_align, bf16=True)  # a step with both losses
+    loss, _, _ = batch_loss(model, q, r, targets, 1.0, w_align, bf16=True)  # a step with both losses
     loss.backward()
     model.zero_grad(set_to_none=True)
     t1 = time.perf_counter()

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import genembed
+from genembed.decoders import answer_cross_entropy
 from genembed.eval import decoding as D
 from genembed.inputs import prompt_ids, response_ids
 
@@ -186,7 +187,7 @@ def main():
         chats = {key: prompt_ids(tok, w, max_text_tokens=96) for key, w in
                  (("own", own), ("other", own[1:] + own[:1]), ("mean", mean_words))}
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            ce = {key: D._batched_ce(lm, v, answers, tok.pad_token_id, 16) for key, v in chats.items()}
+            ce = {key: answer_cross_entropy(m.backbone, v, answers, 16) for key, v in chats.items()}
         from genembed.generate import answer_queries  # greedy answers to the word prompts, the backbone's way
 
         path = Path("runs/word-lens-answers.jsonl")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genembed.decoders import answer_cross_entropy
 from genembed.eval import decoding as D
 from genembed.generate import generate_texts
 from genembed.inputs import prompt_ids, response_ids
@@ -95,7 +96,7 @@ def main():
              (("own", own), ("other", own[1:] + own[:1]), ("mean", [mean_request] * n),
               ("plain own", [row[0] for row in options]), ("plain other", [row[0] for row in options[1:] + options[:1]]))}
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        ce = {key: D._batched_ce(lm, v, answers, tok.pad_token_id, 16) for key, v in chats.items()}
+        ce = {key: answer_cross_entropy(m.backbone, v, answers, 16) for key, v in chats.items()}
     sub = D.DecodingTask("sub", queries, task.corpus, task.relevant[:n])
     ret, ret_plain = D._retrieval(sub, teacher, decoded), D._retrieval(sub, teacher, plain)
     chosen = np.bincount(pick, minlength=per)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import file_digest, recover_folder, write_folder
 from .backbone import Backbone, load_backbone
+from .jsonl import read_json_object
 from .model import GenEmbed, GenEmbedConfig
 from .query_lens import FILE as QUERY_LENS_FILE, QueryLens
 from .recipe import removed_setting_error
@@ -50,10 +51,6 @@ def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "calla
 CHECKSUM_KEY = "weights_sha256"  # in config.json beside the model's settings
 
 
-def read_config(folder: str | Path) -> GenEmbedConfig:
-    return _read_config(folder)[0]
-
-
 def _read_config(folder: str | Path) -> tuple[GenEmbedConfig, str | None]:
     """(config, checksum of the weights it was saved with, None for checkpoints older than it)."""
     path = Path(folder) / CONFIG_NAME
@@ -61,12 +58,7 @@ def _read_config(folder: str | Path) -> tuple[GenEmbedConfig, str | None]:
         raise CheckpointError(f"checkpoint folder not found: {folder}")
     if not path.exists():
         raise CheckpointError(f"{folder} is not a genembed checkpoint: it has no {CONFIG_NAME}")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is corrupt: not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{path} is corrupt: not a JSON object")
+    raw = read_json_object(path, CheckpointError)
     checksum = raw.pop(CHECKSUM_KEY, None)
     for name in REMOVED_CONFIG:  # a setting removed since: its one remaining value is what every model computes
         refusal = removed_setting_error(name, raw.pop(name), str(path)) if name in raw else None

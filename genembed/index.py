@@ -31,7 +31,7 @@ import numpy as np
 
 from . import distributed
 from .atomic import file_digest, replace_file, write_text
-from .jsonl import numbered_rows, string_field
+from .jsonl import numbered_rows, read_json_object, string_field
 from .reader import TextFile, chunked
 
 MANIFEST, VECTORS, ROWS, OFFSETS, FAISS_FILE = "index.json", "vectors.f32", "rows.jsonl", "offsets.u64", "index.faiss"
@@ -310,11 +310,8 @@ def read_manifest(out_dir: str | Path) -> dict:
     path = out_dir / MANIFEST
     if not path.exists():
         raise ValueError(f"{out_dir} is not a genembed index: it has no {MANIFEST}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is corrupt: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    manifest = read_json_object(path)
+    if manifest.get("format") != FORMAT:
         raise ValueError(f"{path} is not a genembed index manifest of format {FORMAT}")
     return manifest
 

@@ -85,3 +85,15 @@ def string_field(path: str | Path, number: int, row: dict, key: str, integers: b
         return value
     kind = "a string or integer" if integers else "a string"
     raise JsonlError(f"{path}:{number}: '{key}' is {json.dumps(value)[:40]}, not {kind}")
+
+
+def read_json_object(path: str | Path, error: type = JsonlError) -> dict:
+    """A JSON file holding one object (a config, a manifest); anything else raises `error` naming the file."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path} is corrupt: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise error(f"{path} is corrupt: not a JSON object")
+    return value

@@ -95,18 +95,16 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         return prompt_ids(self.backbone.tokenizer, texts, instruction, self.config.max_text_tokens)
 
     def tokenize(self, texts: list[str], instruction: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, mask), left-padded."""
         return pad(self.token_rows(texts, instruction), self.backbone.tokenizer.pad_token_id, side="left")
 
     def compression_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                            split_prefix: bool | None = None) -> torch.Tensor:
         """Last-layer states [B, C, hidden] of the compression tokens appended to left-padded ids.
 
-        split_prefix (default: when gradients are on): the text comes before the special tokens,
-        so under causal attention its states never depend on anything trainable. It then runs
-        once without autograd, into a KV cache, and only the T + C special positions run with
-        gradients: same result, a fraction of the backward cost.
-        The head every row shares (chat template + instruction) is not run at all: its keys/values
-        come from `self.prefix_cache` (prefix_cache.py; `.enabled = False` turns that off).
+        split_prefix (default: when gradients are on): the text, which precedes the special tokens,
+        runs once without autograd into a KV cache and only the T + C special positions run with
+        gradients (same result: causal attention). The head all rows share comes from the prefix cache.
         """
         base = self.backbone.model.base_model
         cache_kw = cache_keyword(base)
@@ -165,19 +163,14 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
                normalize_embeddings: bool | None = None, convert_to_tensor: bool = False,
                convert_to_numpy: bool = True, truncate_dim: int | None = None, precision: str = "float32",
                output_value: str | None = "sentence_embedding", device: str | None = None):
-        """Embed texts → float32 array [n, dim] (a single string → [dim]).
+        """Embed texts → float32 array [n, dim] (a single string → [dim]), in input order.
 
-        texts: a string, a list of strings, or a sized iterable read once in order, such as
-        `genembed.reader.TextFile("corpus.jsonl")` (with output_path: a corpus larger than memory).
-        instruction: None → the default ("query"); "query" / "document" → the paper's
-        instructions; any other string is used as the instruction itself ("" for none).
-        bf16: bf16 autocast (CPU or GPU), faster, within ~1e-2 cosine of float32.
-        output_path: write the rows into this .npy file window by window and return it memory-
-        mapped (read-only) instead of holding them in RAM: memory stays flat in corpus size.
-        The keyword-only arguments are sentence-transformers' names (st_compat.py): prompt_name /
-        prompt pick the instruction, normalize_embeddings = normalize, convert_to_tensor returns a
-        tensor on the model's device (convert_to_numpy=False: a list of tensors); truncate_dim,
-        precision, output_value and device are refused unless they ask for what genembed returns.
+        texts: a string, a list of strings, or a sized iterable read once in order (reader.TextFile).
+        instruction: None → the default ("query"); a name of config.instructions → its text; any
+        other string is the instruction itself ("" for none). bf16: bf16 autocast, faster, within
+        ~1e-2 cosine of float32. output_path: rows go into this .npy file window by window and it is
+        returned memory-mapped: memory stays flat in corpus size. The keyword-only arguments are
+        sentence-transformers' (st_compat.py); those genembed cannot honour are refused.
         """
         instruction = st_instruction(self, instruction, prompt_name, prompt)
         check_st_options(self, truncate_dim, precision, output_value, device)
@@ -185,7 +178,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
             raise ValueError("output_path writes a .npy file: it cannot be combined with convert_to_tensor / "
                              "convert_to_numpy=False")
         texts, single = batching.as_sized(texts)
-        shape = (len(texts), self.config.embedding_dim)
+        shape, normalize = (len(texts), self.config.embedding_dim), normalize or bool(normalize_embeddings)
         windows = self.batches(texts, instruction, batch_size, show_progress_bar, windowed=True)
         was_training = self.training
         self.eval()
@@ -193,11 +186,11 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
             if output_path is None:
                 out = np.zeros(shape, dtype=np.float32)
                 for offset, n, window in windows:
-                    out[offset:offset + n] = self._embed_window(window, n, normalize or bool(normalize_embeddings), bf16)
+                    out[offset:offset + n] = self._embed_window(window, n, normalize, bf16)
             else:
                 with NpyWriter(output_path, shape) as sink:  # rows of a window are consecutive input rows
                     for _, n, window in windows:
-                        sink.write(self._embed_window(window, n, normalize or bool(normalize_embeddings), bf16))
+                        sink.write(self._embed_window(window, n, normalize, bf16))
                 out = sink.result()
         finally:
             self.train(was_training)
@@ -211,14 +204,6 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
                 emb = self(ids, mask)[1].float()
             block[idx] = (torch.nn.functional.normalize(emb, dim=-1) if normalize else emb).cpu().numpy()
         return block
-
-    def encode_query(self, texts, **kwargs):
-        """encode() with the query instruction (unless prompt_name / prompt names another)."""
-        return self.encode(texts, **_default_prompt("query", kwargs))
-
-    def encode_document(self, texts, **kwargs):
-        """encode() with the document instruction (unless prompt_name / prompt names another)."""
-        return self.encode(texts, **_default_prompt("document", kwargs))
 
     # -- reading an embedding (decoders.py, inspection.py) ------------------------------------
     def decode(self, texts, max_new_tokens: int = 64, instruction: str | None = None, batch_size: int = 32,
@@ -234,9 +219,3 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         from .decoders import decode_embeddings
 
         return decode_embeddings(self, embeddings, via=via, max_new_tokens=max_new_tokens, batch_size=batch_size)
-
-
-def _default_prompt(name: str, kwargs: dict) -> dict:
-    if all(kwargs.get(k) is None for k in ("instruction", "prompt_name", "prompt")):
-        kwargs = {**kwargs, "instruction": name}
-    return kwargs

@@ -49,6 +49,12 @@ def st_output(out: np.ndarray, device, convert_to_tensor: bool, convert_to_numpy
     return out
 
 
+def _default_prompt(name: str, kwargs: dict) -> dict:
+    if all(kwargs.get(k) is None for k in ("instruction", "prompt_name", "prompt")):
+        kwargs = {**kwargs, "instruction": name}
+    return kwargs
+
+
 class ModelCardData:
     """Where sentence-transformers evaluators leave their metrics (`model.model_card_data`)."""
 
@@ -64,6 +70,14 @@ class SentenceTransformerAPI:
     """Mixed into GenEmbed: the model-level attributes sentence-transformers code reads."""
 
     similarity_fn_name = "cosine"
+
+    def encode_query(self, texts, **kwargs):
+        """encode() with the query instruction (unless instruction / prompt_name / prompt names another)."""
+        return self.encode(texts, **_default_prompt("query", kwargs))
+
+    def encode_document(self, texts, **kwargs):
+        """encode() with the document instruction (unless instruction / prompt_name / prompt names another)."""
+        return self.encode(texts, **_default_prompt("document", kwargs))
 
     @property
     def model_card_data(self) -> ModelCardData:

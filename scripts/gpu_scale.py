@@ -91,7 +91,7 @@ def run(shape: str, folder: Path, setting, steps: int, device: str) -> str:
     responses.write_text("".join(json.dumps(r) + "\n" for r in rows(steps * batch)))
     cfg = TrainConfig(responses=str(responses), out_dir=str(folder / f"run-{dtype}-{bf16}-{batch}-{ckpt}"),
                       backbone=backbone, teacher="self", steps=steps, batch_size=batch, warmup_steps=1, w_rec=1.0,
-                      dtype=dtype, bf16=bf16, gradient_checkpointing=ckpt, align_init="random", save_every=10**6)
+                      dtype=dtype, bf16=bf16, gradient_checkpointing=ckpt, ridge_examples=8, save_every=10**6)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     label = f"{shape:<13} dtype={dtype:<8} autocast={bf16!s:<5} batch={batch:<3} ckpt={ckpt!s:<5}"

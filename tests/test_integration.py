@@ -71,6 +71,22 @@ def test_bundled_default_encodes_and_decodes():
     assert model.decode("How do I boil an egg?", max_new_tokens=16).strip()
 
 
+def test_the_bundled_default_embeds_bit_for_bit_as_before_the_core_was_trimmed():
+    """Issue 24: the refactor changed no number. The fixture holds the bundled default's float32
+    embeddings made at commit 9098b17 (before it) on this machine kind, for both instructions, texts
+    of every kind (empty, a special-token string, one past max_text_tokens), batched two ways."""
+    from pathlib import Path
+
+    import genembed
+
+    fixtures = Path(__file__).parent / "fixtures"
+    texts = json.loads((fixtures / "default-embeddings.json").read_text())["texts"]
+    expected = np.load(fixtures / "default-embeddings.npz")
+    model = genembed.load()
+    np.testing.assert_array_equal(model.encode(texts, instruction="query"), expected["query"])
+    np.testing.assert_array_equal(model.encode(texts, instruction="document", batch_size=2), expected["document"])
+
+
 def test_the_gguf_is_dequantised_once_and_the_cache_reads_back_the_same_model(tmp_path, monkeypatch):
     """Issue 17.2: the first load converts the GGUF into a safetensors folder keyed by its SHA-256;
     a later load reads that folder (no conversion) and gets the very weights and tokenizer."""
