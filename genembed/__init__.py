@@ -16,10 +16,11 @@ __all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "load_backbone"]
 
 
 def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None):
-    """A trained GenEmbed from a checkpoint folder; path=None loads the bundled default."""
-    from .checkpoint import load_checkpoint
+    """A trained GenEmbed: path None (the bundled default), a genembed checkpoint folder, an official
+    llm2vec-gen folder or a hub id of either (loading.py); backbone: a local copy of its backbone."""
+    from .loading import load_model
 
-    return load_checkpoint(path, backbone=backbone, dtype=dtype, device=device)
+    return load_model(path, backbone=backbone, dtype=dtype, device=device)
 
 
 def __getattr__(name):

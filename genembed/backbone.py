@@ -112,6 +112,13 @@ def _locate(name: str) -> tuple[str, str | None]:
     return name, None  # a hub id: transformers decides (needs network or the HF cache)
 
 
+def transformers_path(name: str) -> str:
+    """What transformers' from_pretrained can load for this backbone name: its folder or hub id, or for a
+    GGUF (an alias included) the de-quantised folder in the cache (made once)."""
+    where, gguf = _locate(name)
+    return gguf_cache(Path(where) / gguf) if gguf else where
+
+
 def load_backbone(name: str, dtype: str = "float32", device: str | None = None) -> Backbone:
     """The frozen backbone `name`, loaded once per (name, dtype, device); device None →
     $GENEMBED_DEVICE, else CUDA when available, else CPU."""
@@ -122,9 +129,7 @@ def load_backbone(name: str, dtype: str = "float32", device: str | None = None) 
     with _lock:
         if key in _cache:
             return _cache[key]
-        where, gguf = _locate(name)
-        if gguf:  # de-quantised once, then read from the cache (see gguf_cache)
-            where = gguf_cache(Path(where) / gguf)
+        where = transformers_path(name)  # a GGUF is de-quantised once, then read from the cache (gguf_cache)
         with _quiet_loading():
             tokenizer = AutoTokenizer.from_pretrained(where)
             model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype))

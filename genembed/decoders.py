@@ -92,9 +92,10 @@ _loaded: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {
 
 
 def resolve(model, via: str | None) -> str:
-    """The decoder `via` names, checked; None: the query lens where the model has one, else the words."""
+    """The decoder `via` names, checked; None: the checkpoint's own default (a published model's: the soft
+    prompt), else the query lens where the model has one, else the words."""
     if via is None:
-        via = "queries" if model.query_lens is not None else "words"
+        via = model.config.decoder or ("queries" if model.query_lens is not None else "words")
     if via not in VIA:
         raise ValueError(f"via must be one of {VIA}, got {via!r}")
     if via == "queries" and model.query_lens is None:

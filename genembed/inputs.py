@@ -1,6 +1,9 @@
 """Text → token ids. The one place that decides how an input is laid out.
 
-Encoder input, per text (special tokens are appended later as embeddings, never as ids):
+Two encoder layouts (a checkpoint records its own: GenEmbedConfig.input_layout); the special
+tokens are appended later as embeddings, never as ids:
+
+"chat" (genembed's own checkpoints):
 
     [pad ...] <chat prefix> <instruction> <text, truncated> <chat suffix> [T thought][C compression]
 
@@ -9,8 +12,19 @@ Encoder input, per text (special tokens are appended later as embeddings, never 
   gets the bare instruction + text).
 * Only the text is truncated, before anything is appended: the template, the instruction
   and the special tokens are never cut.
-* Batches are left-padded, so the special tokens of every row share the last positions;
-  position ids come from the attention mask, so padding does not shift positions.
+
+"official" (the official llm2vec-gen code's, docs/official-format.md §4):
+
+    [pad ...] <what the tokenizer puts first, e.g. BOS> <instruction + text as one string, truncated> [T][C]
+
+* No chat template; instruction and text are tokenized as one string by the model's own
+  tokenizer, and cut from the end so that the whole row, special tokens included, holds at
+  most max_tokens (the official max_length, 512).
+
+In both, a special-token string inside user text (e.g. "<|im_end|>", "<question1>") is spelled out,
+never turned into the special token (the official code would turn it into structure). Batches are
+left-padded, so the special tokens of every row share the last positions; position ids come from
+the attention mask, so padding does not shift positions.
 """
 from __future__ import annotations
 
@@ -48,6 +62,47 @@ def prompt_ids(tokenizer, texts: list[str], instruction: str = "", max_text_toke
     instruction_ids = plain_ids(tokenizer, [instruction])[0] if instruction else []
     text_ids = plain_ids(tokenizer, list(texts), max_length=max_text_tokens)
     return [prefix + instruction_ids + ids + suffix for ids in text_ids]
+
+
+LAYOUTS = ("chat", "official")
+
+
+def encoder_ids(tokenizer, texts: list[str], instruction: str, max_tokens: int, layout: str = "chat",
+                n_special: int = 0) -> list[list[int]]:
+    """The encoder's ids of each text in `layout` (see the module's docstring), special tokens not included.
+    max_tokens: the text's budget ("chat") or the whole row's, the n_special tokens included ("official")."""
+    if layout == "chat":
+        return prompt_ids(tokenizer, texts, instruction, max_tokens)
+    if layout != "official":
+        raise ValueError(f"input_layout must be one of {LAYOUTS}, got {layout!r}")
+    first, last = added_ids(tokenizer)
+    if last:
+        raise ValueError(f"this tokenizer appends {last} after a text: in the official layout they would come after "
+                         f"the special tokens, which the official code does not expect")
+    budget = max_tokens - len(first) - n_special
+    if budget < 1:
+        raise ValueError(f"max_text_tokens {max_tokens} leaves no room for a text beside {len(first)} + {n_special} "
+                         f"added and special tokens")
+    if not texts:
+        return []
+    return [first + ids for ids in plain_ids(tokenizer, [instruction + t for t in texts], max_length=budget)]
+
+
+def added_ids(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer's own rule puts before and after a text (e.g. Llama's BOS; none for Qwen)."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    start = next(i for i in range(len(full) - len(bare) + 1) if full[i:i + len(bare)] == bare)
+    return full[:start], full[start + len(bare):]
+
+
+def official_response_ids(tokenizer, responses: list[str], max_tokens: int) -> list[list[int]]:
+    """Reconstruction targets as the official collator makes them: the stripped response followed by the
+    literal string "<|end_of_text|>" (Llama-3's end token; plain text for other tokenizers), with the
+    tokenizer's own added ids (BOS for Llama), cut to max_tokens."""
+    first, _ = added_ids(tokenizer)
+    texts = [r.strip() + "<|end_of_text|>" for r in responses]
+    return [(first + ids)[:max_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def plain_ids(tokenizer, texts: list[str], max_length: int | None = None) -> list[list[int]]:

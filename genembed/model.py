@@ -20,7 +20,7 @@ from torch import nn
 from . import batching
 from .arrays import NpyWriter
 from .backbone import Backbone, cache_keyword
-from .inputs import pad, positions, prompt_ids
+from .inputs import encoder_ids, pad, positions
 from .prefix_cache import SharedPrefixCache, drop_head
 from .st_compat import SentenceTransformerAPI, check_st_options, st_instruction, st_output
 
@@ -43,6 +43,8 @@ class GenEmbedConfig:
     max_text_tokens: int = 256  # input texts are cut to this many tokens
     instructions: dict = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))
     default_instruction: str = "query"  # the instruction name encode() uses when given none
+    input_layout: str = "chat"  # how a text becomes ids (inputs.py): "chat" (genembed's), "official" (llm2vec-gen's)
+    decoder: str | None = None  # decode()'s default decoder (decoders.py); None: the query lens, else the words
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,8 +93,10 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
 
     # -- the forward pass ----------------------------------------------------------------
     def token_rows(self, texts: list[str], instruction: str = "") -> list[list[int]]:
-        """The ids of each text's input (inputs.py), the special tokens not yet appended."""
-        return prompt_ids(self.backbone.tokenizer, texts, instruction, self.config.max_text_tokens)
+        """The ids of each text's input in the checkpoint's layout (inputs.py), the special tokens not yet appended."""
+        c = self.config
+        return encoder_ids(self.backbone.tokenizer, texts, instruction, c.max_text_tokens, c.input_layout,
+                           c.num_thought_tokens + c.num_compression_tokens)
 
     def tokenize(self, texts: list[str], instruction: str = "") -> tuple[torch.Tensor, torch.Tensor]:
         """(ids, mask), left-padded."""

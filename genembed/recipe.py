@@ -72,6 +72,11 @@ class TrainConfig:
     max_query_tokens: int = setting(128, "Queries are cut to this many tokens.")
     max_response_tokens: int = setting(64, "Responses are cut to this many tokens (reconstruction only).")
     instruction: str = setting("query", "Instruction name (or text) put before each training query.")
+    input_layout: str = setting("chat", "How a text becomes ids: 'chat' (genembed's: the text as the user turn of the "
+                                "chat template), or 'official' (llm2vec-gen's: instruction + text as one string, no "
+                                "template, the reconstruction targets as its collator makes them), for a model "
+                                "`genembed export --format llm2vec-gen` can publish. In the official layout "
+                                "--max-query-tokens counts every token of the row, special tokens included.")
     bf16: bool = setting(False, "bf16 autocast (CPU or GPU).")
     dtype: str = setting("float32", "The frozen backbone's weights: float32, bfloat16 or float16 (an 8B backbone "
                          "is 32 GB in float32; the trained tensors stay float32).")
@@ -84,6 +89,8 @@ class TrainConfig:
     clip_grad_norm: float = setting(1.0, "Gradient norm clipping.")
 
     def __post_init__(self):
+        if self.input_layout not in ("chat", "official"):
+            raise ValueError(f"input_layout must be 'chat' or 'official', got {self.input_layout!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not 0 <= self.rec_only_steps <= self.steps:

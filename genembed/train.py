@@ -26,7 +26,7 @@ from .atomic import file_digest, recover_folder, replace_file, write_text
 from .backbone import load_backbone
 from .checkpoint import load_checkpoint, save_checkpoint
 from .generate import read_responses
-from .inputs import pad, prompt_ids, response_ids
+from .inputs import official_response_ids, pad, response_ids
 from .jsonl import append_rows, read_rows
 from .losses import alignment_loss, reconstruction_loss
 from .model import GenEmbed
@@ -158,7 +158,8 @@ def student(cfg: TrainConfig, backbone, teacher, resume_dir: Path, has_state: bo
         model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=cfg.seed,
                                 num_thought_tokens=cfg.num_thought_tokens,
                                 num_compression_tokens=cfg.num_compression_tokens,
-                                max_text_tokens=cfg.max_query_tokens, default_instruction=cfg.instruction)
+                                max_text_tokens=cfg.max_query_tokens, default_instruction=cfg.instruction,
+                                input_layout=cfg.input_layout)
         return model, None
     model = load_checkpoint(resume_dir, backbone=backbone)
     state = torch.load(resume_dir / "trainer.pt", weights_only=False, map_location="cpu")
@@ -215,9 +216,9 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     # -- the student: fresh (align warm-started by least squares), or resumed ---------------
     model, state = student(cfg, backbone, teacher, resume_dir, has_state, responses_sha1)
     tok = backbone.tokenizer
-    queries = prompt_ids(tok, [r["query"] for r in rows], model.resolve_instruction(cfg.instruction),
-                         cfg.max_query_tokens)
-    responses = response_ids(tok, [r["response"] for r in rows], cfg.max_response_tokens)
+    queries = model.token_rows([r["query"] for r in rows], model.resolve_instruction(cfg.instruction))
+    targets_of = official_response_ids if model.config.input_layout == "official" else response_ids
+    responses = targets_of(tok, [r["response"] for r in rows], cfg.max_response_tokens)
     if state is None:
         pick = np.random.default_rng(cfg.seed).permutation(len(rows))[: cfg.ridge_examples]
         r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick], bf16=cfg.bf16)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from ..checkpoint import DEFAULT_CHECKPOINT
+from ..loading import load_model
 from ..teachers import SentenceTransformerTeacher
 from .methods import BackboneMeanPool, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
 from .run import TASKS, evaluate
@@ -36,7 +37,7 @@ def build_methods(models: list, baselines=BASELINES, include_default: bool = Tru
         raise ValueError("the ridge baseline needs ridge_responses (--ridge-responses: the student's training "
                          "JSONL), or leave 'ridge' out of the baselines")
     paths = ([DEFAULT_CHECKPOINT] if include_default else []) + list(models)
-    students = [p if not isinstance(p, (str, Path)) else load_checkpoint(p) for p in paths]
+    students = [p if not isinstance(p, (str, Path)) else load_model(p) for p in paths]
     methods = [Student(m, "genembed default" if p is DEFAULT_CHECKPOINT else f"genembed {p}")
                for m, p in zip(students, paths)]
     reference = students[0].config if students else None

@@ -1,0 +1,41 @@
+"""A name → a ready model: what `genembed.load` and every command's --model take.
+
+* None or "default": the bundled default checkpoint;
+* a genembed checkpoint folder (config.json + model.safetensors);
+* an official llm2vec-gen folder (run_config.yml + encoder/; official.py), e.g. a published
+  McGill-NLP/LLM2Vec-Gen-* model downloaded once;
+* a hub id ("owner/name") of either, fetched with huggingface_hub when the machine is online.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .checkpoint import CONFIG_NAME, DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
+from .official import is_official, read_official
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def resolve(name) -> Path:
+    """The local folder a model name stands for (a hub id is downloaded)."""
+    if name is None or str(name) == "default":
+        return DEFAULT_CHECKPOINT
+    path = Path(name).expanduser()
+    if path.exists() or not HUB_ID.fullmatch(str(name)):
+        return path
+    from huggingface_hub import snapshot_download  # only for a hub id: online users
+
+    try:
+        return Path(snapshot_download(str(name)))
+    except Exception as e:  # noqa: BLE001  (offline, unknown repo, no access: one message)
+        raise CheckpointError(f"model '{name}' is not a local folder, and fetching it from the Hugging Face hub failed "
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def load_model(name=None, backbone=None, dtype: str = "float32", device: str | None = None):
+    """A GenEmbed from `name` (see the module's docstring); backbone: a local copy of its backbone."""
+    folder = resolve(name)
+    if is_official(folder) and not (folder / CONFIG_NAME).exists():
+        return read_official(folder, backbone=backbone, dtype=dtype, device=device)
+    return load_checkpoint(folder, backbone=backbone, dtype=dtype, device=device)

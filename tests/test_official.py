@@ -1,0 +1,167 @@
+"""Parity with the official llm2vec-gen code (0.1.3) on the same weights, and its checkpoint layout.
+
+tests/fixtures/official/ was written by scripts/official_fixture.py in a side environment with the
+official package: an official-layout folder around the tiny test llama (2 thought + 3 compression
+tokens, seeded values) saved by the official code itself, and what the official code computed from
+it (docs/official-format.md). genembed reads the folder and must reproduce those numbers."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import genembed
+from genembed.checkpoint import CheckpointError
+from genembed.generate import greedy_from_embeddings
+from genembed.inputs import official_response_ids, pad
+from genembed.train import batch_loss
+
+FIXTURE = Path(__file__).parent / "fixtures" / "official"
+META = json.loads((FIXTURE / "expected.json").read_text())
+EXPECTED = load_file(str(FIXTURE / "expected.safetensors"))
+TEXTS = META["texts"]
+
+
+@pytest.fixture(scope="module")
+def official():
+    return genembed.load(FIXTURE / "model")
+
+
+def test_the_folder_loads_with_its_layout_and_tokens(official):
+    c = official.config
+    assert (c.input_layout, c.decoder) == ("official", "soft-prompt")
+    assert (c.num_thought_tokens, c.num_compression_tokens, c.embedding_dim) == (2, 3, 24)
+    assert c.instructions["query"] == META["instructions"]["query"]
+
+
+@pytest.mark.parametrize("name", ["query", "document", "none"])
+def test_input_ids_token_for_token(official, name):
+    instruction = META["instructions"][name]
+    n = official.config.num_thought_tokens + official.config.num_compression_tokens
+    rows = official.token_rows(TEXTS, instruction)
+    for i, row in enumerate(rows):  # the official ids end with the n special-token ids; genembed appends embeddings
+        expected = EXPECTED[f"encode/{name}/single/{i}/input_ids"].tolist()
+        assert row == expected[:-n] and expected[-n:] == META["special_token_ids"], i
+    assert len(rows[3]) + n == 512  # the long text is cut so that the row, special tokens included, holds 512
+
+
+@pytest.mark.parametrize("name", ["query", "document", "none"])
+def test_embeddings_and_soft_prompts_within_1e5(official, name):
+    instruction = META["instructions"][name]
+    emb = official.encode(TEXTS, instruction=instruction)
+    np.testing.assert_allclose(emb, EXPECTED[f"encode/{name}/batch/embedding"].numpy(), atol=1e-5, rtol=0)
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(official.encode(text, instruction=instruction),
+                                   EXPECTED[f"encode/{name}/single/{i}/embedding"].numpy(), atol=1e-5, rtol=0)
+    ids, mask = official.tokenize(TEXTS, instruction)
+    with torch.no_grad():
+        soft, _ = official(ids, mask)
+    torch.testing.assert_close(soft, EXPECTED[f"encode/{name}/batch/soft_prompt"], atol=1e-5, rtol=0)
+    if name == "query":  # the named instruction is the official one
+        np.testing.assert_allclose(official.encode_query(TEXTS), emb, atol=1e-6)
+
+
+def test_greedy_decode_gives_the_official_ids(official):
+    for case in META["decode"]:
+        soft = EXPECTED[f"encode/{case['instruction']}/single/{case['text_index']}/soft_prompt"][None]
+        expected = EXPECTED[f"decode/{META['decode'].index(case)}/token_ids"].tolist()
+        for cache in (True, False):
+            assert greedy_from_embeddings(official.backbone, soft, len(expected), use_cache=cache)[0] == expected
+        ids, mask = official.tokenize([TEXTS[case["text_index"]]], META["instructions"][case["instruction"]])
+        with torch.no_grad():
+            own = official(ids, mask)[0]  # genembed's own soft prompt decodes to the same ids
+        assert greedy_from_embeddings(official.backbone, own, len(expected))[0] == expected
+    text = official.decode(TEXTS[0], max_new_tokens=4)  # the default decoder of a published model: the soft prompt
+    assert text == official.decode(TEXTS[0], max_new_tokens=4, via="soft-prompt")
+
+
+def test_the_training_losses_equal_the_official_ones(official):
+    """One batch through the official collator, EncoderDecoderModel and compute_mse_loss gave these losses;
+    genembed's losses on the same rows (its official layout: stripped queries, the collator's targets)
+    must give them too."""
+    train = META["train"]
+    tok = official.backbone.tokenizer
+    queries = official.token_rows([r["question"].strip() for r in train["rows"]], "")
+    n = official.config.num_thought_tokens + official.config.num_compression_tokens
+    for row, ids in zip(queries, train["query_input_ids"]):
+        assert row == [i for i in ids if i != tok.pad_token_id][:-n]
+    responses = official_response_ids(tok, [r["answer"] for r in train["rows"]], 512)
+    for row, ids in zip(responses, train["answer_input_ids"]):
+        assert row == [i for i in ids if i != tok.pad_token_id]
+    with torch.no_grad():
+        total, rec, align = batch_loss(official, queries, responses, EXPECTED["train/teacher"], w_rec=1.0, w_align=1.0)
+    assert float(rec) == pytest.approx(train["reconstruction_loss"], abs=1e-5)
+    assert float(align) == pytest.approx(train["alignment_mse_loss"], abs=1e-5)
+    assert float(total) == pytest.approx(train["total_loss"], abs=1e-5)
+
+
+def test_a_published_model_works_everywhere_a_genembed_one_does(official, tmp_path):
+    from genembed.index import Index, build_index
+    from genembed.inspection import inspect
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS)))
+    build_index(str(FIXTURE / "model"), corpus, tmp_path / "idx", show_progress_bar=False)
+    hits = Index.open(tmp_path / "idx").search([TEXTS[1]], k=2, instruction="document")[0]
+    assert hits[0].id == 1
+    item = inspect(official, [TEXTS[0]], max_new_tokens=3)[0]
+    assert len(item.logit_lens) == 3 and item.words is None  # no teacher known: no word lens, the soft prompt
+    assert official.similarity(official.encode(TEXTS[:2]), official.encode(TEXTS[:2])).shape == (2, 2)
+
+
+def _copy(tmp_path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(FIXTURE / "model", folder)
+    shutil.copytree(FIXTURE / "backbone", tmp_path / "backbone")  # run_config says ../backbone
+    return folder
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda f: (f / "alignment_mlp").unlink(), "alignment_mlp is missing"),
+    (lambda f: (f / "encoder" / "adapter_model.safetensors").write_bytes(b"\0" * 64), "adapter_model.safetensors is corrupt"),
+    (lambda f: (f / "reconstruction_mlp").write_bytes((f / "reconstruction_mlp").read_bytes()[:300]), "reconstruction_mlp is corrupt"),
+    (lambda f: torch.save({"state_dict": {}, "config": {}, "code": Path("x")}, f / "alignment_mlp"), "alignment_mlp is corrupt or unsafe"),
+    (lambda f: (f / "run_config.yml").write_text("model_name_or_path: [unclosed"), "run_config.yml is corrupt"),
+    (lambda f: _edit_json(f / "encoder" / "adapter_config.json", peft_type="LORA"), "peft_type 'LORA'"),
+    (lambda f: _edit_json(f / "encoder_decoder_config.json", save_decoder=True), "save_decoder"),
+    (lambda f: _edit_json(f / "encoder_decoder_config.json", encoding_mode="mean"), "encoding_mode 'mean'"),
+    (lambda f: _edit_json(f / "encoder" / "adapter_config.json", token_indices=[420, 421, 422, 423, 419]), "do not match"),
+    (lambda f: _edit_mlp(f / "alignment_mlp", pooling_mode="mean_linear"), "pooling_mode 'mean_linear'"),
+])
+def test_bad_folders_are_refused_naming_the_file(tmp_path, damage, match):
+    folder = _copy(tmp_path)
+    damage(folder)
+    with pytest.raises(CheckpointError, match=match):
+        genembed.load(folder)
+
+
+def test_a_backbone_of_another_shape_or_vocabulary_is_refused(tmp_path, other_backbone_path, tiny_backbone_path):
+    folder = _copy(tmp_path)
+    with pytest.raises(CheckpointError, match="does not match backbone|width"):
+        genembed.load(folder, backbone=other_backbone_path)
+    with pytest.raises(CheckpointError, match="adds"):  # the same vocabulary, but its tokenizer adds no BOS
+        genembed.load(folder, backbone=tiny_backbone_path)
+
+
+def test_the_cli_refuses_a_bad_folder_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from genembed.cli import app
+
+    folder = _copy(tmp_path)
+    (folder / "alignment_mlp").unlink()
+    result = CliRunner().invoke(app, ["encode", "paris", "--model", str(folder), "--out", str(tmp_path / "v.npy")])
+    assert result.exit_code != 0 and "alignment_mlp is missing" in str(result.exception or result.output)
+
+
+def _edit_json(path: Path, **fields):
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def _edit_mlp(path: Path, **config):
+    saved = torch.load(path, weights_only=True)
+    saved["config"].update(config)
+    torch.save(saved, path)
