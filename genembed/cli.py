@@ -21,6 +21,9 @@ from .jsonl import JsonlError, read_rows
 from .reader import TextFile, chunked
 from .recipe import TrainConfig
 
+MODEL_HELP = ("The model: a genembed checkpoint folder, an official llm2vec-gen folder, or a hub id of either "
+              "(default: the bundled one).")
+BACKBONE_HELP = "A local copy of the model's backbone (a folder or .gguf) instead of the one it records."
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="LLM2Vec-Gen embeddings from a frozen chat LLM: generate → train → encode / decode.")
 
@@ -130,7 +133,8 @@ def encode(
     input_file: Optional[Path] = typer.Option(None, "--input", help=".jsonl (key --field) or text file, one per line."),
     field: str = typer.Option("text", help="Key of the text in an --input JSONL."),
     out: Path = typer.Option(Path("embeddings.npy"), "--out", "-o", help=".npy file to write."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the bundled one)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     instruction: Optional[str] = typer.Option(None, help="'query', 'document', or an instruction text."),
     batch_size: int = typer.Option(32),
     normalize: bool = typer.Option(False, help="L2-normalise the embeddings."),
@@ -145,7 +149,7 @@ def encode(
         raise typer.BadParameter(f"--out must be a .npy file, got {out}")
     # texts are read, tokenized and embedded batch by batch and rows go to the file as they come
     # (a memory map), so neither the corpus nor its vectors sit in RAM
-    vectors = load(model).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
+    vectors = load(model, backbone=backbone).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
                                  show_progress_bar=len(items) > batch_size, output_path=out)
     typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")
 
@@ -186,7 +190,8 @@ def index_build(
     out: Path = typer.Option(..., "--out", "-o", help="Index folder (a rerun resumes an unfinished build)."),
     field: str = typer.Option("text", help="Key of the text in a JSONL corpus."),
     id_field: str = typer.Option("id", help="Key of the row id in a JSONL corpus (default when absent: the line number)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the bundled one)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     kind: str = typer.Option("auto", help="'flat' (exact), 'hnsw' (approximate) or 'auto' (flat below 100k rows)."),
     instruction: str = typer.Option("document", help="Instruction of the indexed texts: 'document', 'query' or a text."),
     batch_size: int = typer.Option(32),
@@ -196,7 +201,7 @@ def index_build(
     from .index import build_index
 
     try:
-        index = build_index(model, source, out, field=field, id_field=id_field or None, instruction=instruction,
+        index = build_index(load(model, backbone=backbone) if backbone else model, source, out, field=field, id_field=id_field or None, instruction=instruction,
                             kind=kind, batch_size=batch_size, chunk_size=chunk_size)
     except ImportError as e:  # faiss missing: one line, as for other known errors
         typer.secho(f"error: {e}", fg="red", err=True)
@@ -212,7 +217,8 @@ def search(
     field: str = typer.Option("text", help="Key of the query in an --input JSONL."),
     k: int = typer.Option(10, "-k", "--top-k", help="Results per query."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per query: {query, hits: [{id, score, text}]}."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the one the index records)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model (default: the one the index records); " + MODEL_HELP[4:]),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     instruction: str = typer.Option("query", help="Instruction of the queries: 'query', 'document' or a text."),
     batch_size: int = typer.Option(32),
     width: int = typer.Option(100, help="Characters of each hit's text shown (not with --json)."),
@@ -226,7 +232,7 @@ def search(
     if not len(items):
         raise typer.BadParameter("no queries: give them as arguments or with --input")
     try:
-        index = Index.open(index_dir, model=model)
+        index = Index.open(index_dir, model=load(model, backbone=backbone) if backbone else model)
     except ImportError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2)
@@ -254,7 +260,8 @@ def decode(
     texts: list[str] = typer.Argument(None, help="Texts whose embeddings to decode."),
     input_file: Optional[Path] = typer.Option(None, "--input"),
     field: str = typer.Option("text"),
-    model: Optional[Path] = typer.Option(None, "--model", "-m"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     instruction: Optional[str] = typer.Option(None),
     max_new_tokens: int = typer.Option(64),
     via: Optional[str] = typer.Option(None, help=VIA_HELP),
@@ -264,14 +271,15 @@ def decode(
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to decode: give them as arguments or with --input")
-    decoded = load(model).decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
+    decoded = load(model, backbone=backbone).decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
     for text, said in zip(items, decoded):
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
 
 
 @app.command()
 def serve(
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (default: the bundled one)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to bind; the default answers this machine only."),
     port: int = typer.Option(8000),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENEMBED_API_KEY", show_default=False,
@@ -284,13 +292,33 @@ def serve(
     """Serve an OpenAI-compatible /v1/embeddings (plus /v1/decode, /health, /metrics) over HTTP."""
     from .serve import serve as run
 
-    run(model, host=host, port=port, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
+    run(load(model, backbone=backbone) if backbone else model, host=host, port=port, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
         max_texts=max_texts, max_chars=max_chars)
+
+
+@app.command()
+def export(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write."),
+    format: str = typer.Option("llm2vec-gen", "--format", help="'llm2vec-gen': the official code's layout "
+                               "(LLM2VecGenModel.from_pretrained loads it)."),
+    backbone_path: Optional[str] = typer.Option(None, help="What the folder names as its backbone (a hub id or folder "
+                                                "the official code can load); default: the backbone's own, or for a "
+                                                "GGUF its de-quantised folder in the genembed cache."),
+):
+    """Write a model in another tool's layout: a model trained with --input-layout official as an official
+    llm2vec-gen folder."""
+    from .official import write_official
+
+    if format != "llm2vec-gen":
+        raise typer.BadParameter(f"--format must be 'llm2vec-gen', got {format!r}")
+    write_official(load(model), out, backbone_path=backbone_path)
+    typer.echo(f"official llm2vec-gen folder written to {out}")
 
 
 @app.command("eval")
 def evaluate(
-    model: list[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder(s); the bundled default is always included."),
+    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, or hub ids; the bundled default is always included."),
     tasks: str = typer.Option("qa,safety,classification,clustering,decoding", help="Comma-separated: qa, safety, classification, clustering, decoding."),
     baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde (or '' for none)."),
     ridge_responses: Optional[Path] = typer.Option(None, help="Training rows (JSONL) the ridge baseline is fitted on: the student's own."),
@@ -316,7 +344,8 @@ def inspect(
     texts: list[str] = typer.Argument(None, help="Texts whose embeddings to look into."),
     input_file: Optional[Path] = typer.Option(None, "--input", help=".jsonl (key --field) or text file, one per line."),
     field: str = typer.Option("text"),
-    model: Optional[Path] = typer.Option(None, "--model", "-m"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     instruction: Optional[str] = typer.Option(None),
     top_k: int = typer.Option(5),
     max_new_tokens: int = typer.Option(48),
@@ -330,7 +359,7 @@ def inspect(
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
-    for item in look(load(model), items, via=via, instruction=instruction, top_k=top_k,
+    for item in look(load(model, backbone=backbone), items, via=via, instruction=instruction, top_k=top_k,
                      max_new_tokens=max_new_tokens, words=words):
         typer.echo(f"input:   {item.text}")
         if item.nearest_query is not None:

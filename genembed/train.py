@@ -216,7 +216,9 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     # -- the student: fresh (align warm-started by least squares), or resumed ---------------
     model, state = student(cfg, backbone, teacher, resume_dir, has_state, responses_sha1)
     tok = backbone.tokenizer
-    queries = model.token_rows([r["query"] for r in rows], model.resolve_instruction(cfg.instruction))
+    # (the official collator strips each query: in its layout, so does training)
+    texts = [r["query"].strip() if cfg.input_layout == "official" else r["query"] for r in rows]
+    queries = model.token_rows(texts, model.resolve_instruction(cfg.instruction))
     targets_of = official_response_ids if model.config.input_layout == "official" else response_ids
     responses = targets_of(tok, [r["response"] for r in rows], cfg.max_response_tokens)
     if state is None:

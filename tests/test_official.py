@@ -165,3 +165,40 @@ def _edit_mlp(path: Path, **config):
     saved = torch.load(path, weights_only=True)
     saved["config"].update(config)
     torch.save(saved, path)
+
+
+def test_export_writes_a_folder_that_reads_back_to_the_same_model(official, tmp_path):
+    from genembed.official import write_official
+
+    out = write_official(official, tmp_path / "exported", backbone_path=str((FIXTURE / "backbone").resolve()))
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"run_config.yml", "encoder_decoder_config.json", "reconstruction_mlp", "alignment_mlp",
+            "encoder/adapter_config.json", "encoder/adapter_model.safetensors", "encoder/config.json"} <= names
+    again = genembed.load(out)
+    for name, tensor in official.state_dict().items():  # every trained tensor written as it was
+        torch.testing.assert_close(again.state_dict()[name], tensor, atol=0, rtol=0)
+    np.testing.assert_allclose(again.encode(TEXTS), official.encode(TEXTS), atol=1e-6)  # (prefix caches differ)
+    for name in ("reconstruction_mlp", "alignment_mlp"):  # weights only: loadable without executing code
+        assert set(torch.load(out / name, weights_only=True)) == {"state_dict", "config"}
+
+
+def test_a_chat_layout_checkpoint_is_refused_by_export_with_the_reason(tiny_model, tmp_path):
+    from genembed.official import write_official
+
+    with pytest.raises(ValueError, match="chat layout.*--input-layout official"):
+        write_official(tiny_model, tmp_path / "x")
+
+
+def test_training_in_the_official_layout_gives_an_exportable_model(tiny_backbone_path, tiny_responses, tmp_path):
+    from genembed.official import write_official
+    from genembed.train import TrainConfig, train
+
+    model = train(TrainConfig(responses=str(tiny_responses), out_dir=str(tmp_path / "run"), backbone=tiny_backbone_path,
+                              teacher="self", num_thought_tokens=1, num_compression_tokens=2, batch_size=2, steps=2,
+                              warmup_steps=1, ridge_examples=4, max_query_tokens=24, w_rec=1.0,
+                              input_layout="official"), show_progress_bar=False)
+    assert model.config.input_layout == "official"
+    rows = model.token_rows(["  paris  " * 30], "")
+    assert len(rows[0]) + 3 == 24  # the whole row, special tokens included, holds max_query_tokens
+    out = write_official(genembed.load(tmp_path / "run" / "model"), tmp_path / "exported")
+    np.testing.assert_allclose(genembed.load(out).encode(["paris"]), model.encode(["paris"]), atol=1e-6)
