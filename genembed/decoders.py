@@ -110,6 +110,9 @@ def get_decoder(model, via: str | None = None, teacher=None):
     via = resolve(model, via)
     if via == "soft-prompt":
         return SoftPromptDecoder(model)
+    if teacher is None and model.config.teacher == "unknown":
+        raise ValueError(f"via={via!r} reads the embedding in its teacher's space, and this model's teacher is not "
+                         f"known (a published llm2vec-gen model): decode with via='soft-prompt', or pass teacher=")
     cached = _loaded.setdefault(model, {}) if teacher is None else {}
     if via not in cached:
         words = WordLens.for_model(model, teacher or load_teacher(model.config.teacher, model.backbone))

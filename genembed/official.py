@@ -239,10 +239,9 @@ def read_official(folder: str | Path, backbone: str | Backbone | None = None, dt
     _check_backbone(folder, backbone, tokenizer, specials, table)
     recon_w, recon_b = _projection(folder / RECON, backbone.hidden_size)
     align_w, align_b = _projection(folder / ALIGN, recon_w.shape[0])
-    teacher = run_config.get("pretrained_teacher_path")
     config = GenEmbedConfig(backbone=backbone.name, backbone_signature=backbone.signature(),
                             hidden_size=backbone.hidden_size, embedding_dim=align_w.shape[0],
-                            teacher=str(teacher) if teacher not in (None, "None") else "unknown",
+                            teacher="unknown",  # (its teacher, an LLM2Vec model, is not one genembed can load)
                             num_thought_tokens=n_special - n_compression, num_compression_tokens=n_compression,
                             max_text_tokens=int(run_config.get("max_input_length") or MAX_LENGTH),
                             instructions=dict(DEFAULT_INSTRUCTIONS), input_layout="official", decoder="soft-prompt")

@@ -124,13 +124,21 @@ def build_backbone(folder: Path) -> None:
     assert list(again("a").keys()) == ["input_ids", "attention_mask"]
 
 
-def build_official_model(model_dir: Path, log: list[str]):
+def build_official_model(model_dir: Path, log: list[str], backbone: str = "../backbone",
+                         special_tokens: list[str] = SPECIAL_TOKENS, n_compression: int = N_COMPRESSION,
+                         align_dim: int = ALIGN_DIM, special_token_config_name: str = "total_5",
+                         batch_size: int = len(TRAIN_ROWS), delta_scale: float = 0.5, delta_shift: float = 0.1,
+                         name: str = "fixture"):
     """An official EncoderDecoderModel built the way scripts/train.py main() builds one
     (lines 387-501: tokenizer + special tokens, config fields, AutoModel encoder resized and
     wrapped in a TrainableTokens adapter, frozen AutoModelForCausalLM decoder, two
     ProjectionModels), with seeded non-trivial values in everything trainable, and saved the way
     the official trainer saves a checkpoint (llm2vec_gen/trainer.py CustomTrainer._save) plus
-    run_config.yml (scripts/train.py lines 553-555). Runs with cwd = model_dir."""
+    run_config.yml (scripts/train.py lines 553-555). Runs with cwd = model_dir.
+
+    The defaults are the fixture's; scripts/official_parity_real.py builds the same around a real
+    backbone (10 special tokens, last_10_tokens, alignment dim 384, the special rows drawn at the
+    scale of the backbone's own embeddings: delta = randn * delta_scale + delta_shift)."""
     import torch
     from peft import TrainableTokensConfig, get_peft_model
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
@@ -140,21 +148,20 @@ def build_official_model(model_dir: Path, log: list[str]):
     from llm2vec_gen.models import EncoderDecoderModel, ProjectionModel
     from llm2vec_gen.utils import save_args_to_yaml
 
-    backbone = "../backbone"
     model_args = ModelArguments(
         model_name_or_path=backbone, torch_dtype="float32", tokenizer_padding_side="left",
-        special_tokens=list(SPECIAL_TOKENS), special_token_config_name="total_5",
+        special_tokens=list(special_tokens), special_token_config_name=special_token_config_name,
         max_input_length=MAX_LENGTH, add_reconstruction_mlp=True, add_alignment_mlp=True,
-        encoding_mode=f"last_{N_COMPRESSION}_tokens",
+        encoding_mode=f"last_{n_compression}_tokens",
     )
-    data_args = DataArguments(dataset_name="fixture")
+    data_args = DataArguments(dataset_name=name)
     training_args = CustomTrainingArguments(
-        output_dir="outputs/fixture", logging_dir="outputs/fixture/runs", report_to=[], seed=42,
-        learning_rate=5e-4, max_steps=1, per_device_train_batch_size=len(TRAIN_ROWS),
+        output_dir=f"outputs/{name}", logging_dir=f"outputs/{name}/runs", report_to=[], seed=42,
+        learning_rate=5e-4, max_steps=1, per_device_train_batch_size=batch_size,
         recon_loss_weight=1.0, align_loss_weight=1.0, freeze_decoder_fully=True,
         use_encoder_as_decoder=False, use_peft_for_encoder=False, use_cpu=True,
     )
-    run_args = RunArguments(wandb_run_id="fixture")
+    run_args = RunArguments(wandb_run_id=name)
 
     config = AutoConfig.from_pretrained(backbone)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
@@ -162,11 +169,11 @@ def build_official_model(model_dir: Path, log: list[str]):
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = model_args.tokenizer_padding_side
     config.tokenizer_original_num_tokens = len(tokenizer)
-    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
+    tokenizer.add_special_tokens({"additional_special_tokens": list(special_tokens)})
     config.num_tokens = len(tokenizer)  # len(tokenizer) == vocab_size before adding (train.py 409-411)
-    config.num_special_tokens = len(SPECIAL_TOKENS)
-    config.special_tokens = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
-    config.special_tokens_ids = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
+    config.num_special_tokens = len(special_tokens)
+    config.special_tokens = tokenizer.convert_tokens_to_ids(special_tokens)
+    config.special_tokens_ids = tokenizer.convert_tokens_to_ids(special_tokens)
     config.torch_dtype = getattr(torch, model_args.torch_dtype)
 
     torch.manual_seed(SEED)  # resize_token_embeddings samples the new rows from the global RNG
@@ -178,7 +185,7 @@ def build_official_model(model_dir: Path, log: list[str]):
         p.requires_grad = False
     recon = ProjectionModel(input_dim=encoder.config.hidden_size, output_dim=decoder.config.hidden_size,
                             dtype=encoder.config.torch_dtype)
-    align = ProjectionModel(input_dim=encoder.config.hidden_size, output_dim=ALIGN_DIM,
+    align = ProjectionModel(input_dim=encoder.config.hidden_size, output_dim=align_dim,
                             dtype=encoder.config.torch_dtype)
 
     # seeded, non-trivial trainable values: special-token rows unlike any existing row (and unlike
@@ -187,7 +194,7 @@ def build_official_model(model_dir: Path, log: list[str]):
     hidden = encoder.config.hidden_size
     with torch.no_grad():
         delta = encoder.base_model.model.embed_tokens.trainable_tokens_delta["default"]
-        delta.copy_(torch.randn(delta.shape, generator=g) * 0.5 + 0.1)
+        delta.copy_(torch.randn(delta.shape, generator=g) * delta_scale + delta_shift)
         recon.projection.weight.copy_(torch.randn(recon.projection.weight.shape, generator=g) * (0.6 / hidden ** 0.5))
         recon.projection.bias.copy_(torch.randn(recon.projection.bias.shape, generator=g) * 0.05)
         align.projection.weight.copy_(torch.randn(align.projection.weight.shape, generator=g) / hidden ** 0.5)
@@ -209,13 +216,14 @@ def build_official_model(model_dir: Path, log: list[str]):
     for args in [run_args, data_args, model_args, training_args]:
         save_args_to_yaml(args, str(model_dir), name="run_config.yml")
     log += [
-        "scripts/train.py main() lines 387-501 re-enacted: AutoConfig/AutoTokenizer.from_pretrained('../backbone'), "
+        f"scripts/train.py main() lines 387-501 re-enacted: AutoConfig/AutoTokenizer.from_pretrained('{backbone}'), "
         "tokenizer.padding_side='left', tokenizer.add_special_tokens({'additional_special_tokens': "
-        f"{SPECIAL_TOKENS}}}), config.num_tokens/num_special_tokens/special_tokens/special_tokens_ids/torch_dtype set, "
+        f"{list(special_tokens)}}}), config.num_tokens/num_special_tokens/special_tokens/special_tokens_ids/torch_dtype set, "
         "AutoModel.from_pretrained(config=config, torch_dtype=float32).resize_token_embeddings(len(tokenizer)), "
         "get_peft_model(encoder, TrainableTokensConfig(token_indices=special ids)), "
-        "AutoModelForCausalLM.from_pretrained(config=config) frozen, ProjectionModel(32->32), ProjectionModel(32->24), "
-        f"EncoderDecoderModel(encoding_mode='last_{N_COMPRESSION}_tokens', save_decoder=False)",
+        f"AutoModelForCausalLM.from_pretrained(config=config) frozen, ProjectionModel({hidden}->{decoder.config.hidden_size}), "
+        f"ProjectionModel({hidden}->{align_dim}), "
+        f"EncoderDecoderModel(encoding_mode='last_{n_compression}_tokens', save_decoder=False)",
         "seeded values written into trainable_tokens_delta['default'], reconstruction_mlp.projection, alignment_mlp.projection",
         "EncoderDecoderModel.save_pretrained('model', state_dict=None, safe_serialization=True)",
         "tokenizer.save_pretrained('model')",

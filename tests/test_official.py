@@ -202,3 +202,25 @@ def test_training_in_the_official_layout_gives_an_exportable_model(tiny_backbone
     assert len(rows[0]) + 3 == 24  # the whole row, special tokens included, holds max_query_tokens
     out = write_official(genembed.load(tmp_path / "run" / "model"), tmp_path / "exported")
     np.testing.assert_allclose(genembed.load(out).encode(["paris"]), model.encode(["paris"]), atol=1e-6)
+
+
+def test_serve_and_eval_on_a_published_model(official, tmp_path, monkeypatch):
+    import httpx
+
+    from genembed.eval import run
+    from genembed.eval.methods import Student
+    from genembed.serve import BackgroundServer, create_app
+    from test_decoding_eval import WordTeacher, _task
+
+    with BackgroundServer(create_app(official, max_wait_ms=0)) as server:
+        reply = httpx.post(f"{server.url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60).json()
+        said = httpx.post(f"{server.url}/v1/decode", json={"input": TEXTS[0], "max_new_tokens": 3}, timeout=60).json()
+    np.testing.assert_allclose([d["embedding"] for d in reply["data"]], official.encode(TEXTS[:2]), atol=1e-5)
+    assert said["data"][0]["text"] == official.decode(TEXTS[0], max_new_tokens=3)
+    task = _task(tmp_path / "cache")
+    task._teachers["unknown"] = WordTeacher()
+    monkeypatch.setattr(run, "TASKS", {"decoding": lambda: task})
+    row = run.evaluate([Student(official, "official")], ["decoding"], tmp_path, cost_texts=2)["methods"]["official"]
+    assert row["decoding"]["decoder"] == "soft-prompt" and np.isfinite(row["decoding"]["gap other"])
+    with pytest.raises(ValueError, match="teacher is not known"):
+        official.decode(TEXTS[0], via="words")

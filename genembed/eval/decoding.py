@@ -66,8 +66,9 @@ class DecodingTask:
         return [answer[i] for i in ids]
 
     def teacher(self, name: str):
-        """The sentence-transformers teacher that embeds decoded texts (MiniLM for a `self` student)."""
-        name = "all-minilm-l6-v2" if name == "self" else name
+        """The sentence-transformers teacher that embeds decoded texts (MiniLM for a `self` student or a
+        published model, whose teacher is not known)."""
+        name = "all-minilm-l6-v2" if name in ("self", "unknown") else name  # (unknown: a published model's)
         if name not in self._teachers:
             self._teachers[name] = SentenceTransformerTeacher(name)
         return self._teachers[name]
@@ -103,12 +104,13 @@ def score_student(model, task: DecodingTask, batch_size: int = 16, bf16: bool = 
     answers = response_ids(model.backbone.tokenizer, task.answers(model.backbone), RESPONSE_TOKENS)
     model.eval()
     teacher = task.teacher(model.config.teacher)  # embeds decoded texts; the lenses read in its space too
-    lens = decoders.get_decoder(model, teacher=None if model.config.teacher == "self" else teacher)
-    embeddings = lens.read(task.queries, task.query_instruction, batch_size, bf16)  # once, for every lens
-    scores = {**score_decoder(lens, task, answers, batch_size, bf16, embeddings), "decoder": lens.name}
-    others = [("soft prompt", decoders.get_decoder(model, "soft-prompt"))]
-    if lens.name == "queries":
-        others.insert(0, ("word lens", decoders.LensDecoder(model, lens.words)))
+    default = decoders.get_decoder(model, teacher=None if model.config.teacher in ("self", "unknown") else teacher)
+    embeddings = default.read(task.queries, task.query_instruction, batch_size, bf16) if default.reads_embeddings \
+        else None  # once, for every lens
+    scores = {**score_decoder(default, task, answers, batch_size, bf16, embeddings), "decoder": default.name}
+    others = [] if default.name == "soft-prompt" else [("soft prompt", decoders.get_decoder(model, "soft-prompt"))]
+    if default.name == "queries":
+        others.insert(0, ("word lens", decoders.LensDecoder(model, default.words)))
     for name, decoder in others:
         state = embeddings if decoder.reads_embeddings else None
         scores[name] = {k: v for k, v in score_decoder(decoder, task, answers, batch_size, bf16, state).items()
