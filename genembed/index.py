@@ -31,9 +31,7 @@ import numpy as np
 
 from . import distributed
 from .atomic import file_digest, replace_file, write_text
-from .checkpoint import DEFAULT_CHECKPOINT
 from .jsonl import numbered_rows, read_json_object, string_field
-from .loading import load_model, resolve
 from .reader import TextFile, chunked
 
 MANIFEST, VECTORS, ROWS, OFFSETS, FAISS_FILE = "index.json", "vectors.f32", "rows.jsonl", "offsets.u64", "index.faiss"
@@ -106,6 +104,9 @@ def _resolve_model(model):
     """(GenEmbed, what the manifest records): a path → that checkpoint, None → the bundled default
     ("default"), a loaded model → itself (recorded as null: search then needs it passed again)."""
     if model is None or isinstance(model, (str, Path)):
+        from .checkpoint import DEFAULT_CHECKPOINT  # here, not above: importing genembed.index stays torch-free
+        from .loading import load_model, resolve
+
         folder = resolve(model)  # (a hub id: its downloaded folder)
         return load_model(folder), "default" if folder == DEFAULT_CHECKPOINT else str(folder.resolve())
     return model, None

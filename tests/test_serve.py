@@ -276,7 +276,7 @@ def test_cli_serve_is_a_thin_call(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), "--port", "9001", "--max-wait-ms", "0"])
     assert result.exit_code == 0, result.output
     (args, kw), = calls
-    assert args == (tmp_path,) and kw["host"] == "127.0.0.1" and kw["port"] == 9001
+    assert args == (str(tmp_path),) and kw["host"] == "127.0.0.1" and kw["port"] == 9001
     assert kw["api_key"] == "from-env" and kw["max_wait_ms"] == 0
 
 
