@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--query-tokens", type=int, default=96, help="the training query is cut to this many tokens")
     args = ap.parse_args()
     m, task, teacher = held_out_setup(args.model)
-    tok, lm = m.backbone.tokenizer, m.backbone.model
+    tok = m.backbone.tokenizer
     rows = training_rows(args.train)
     assert not set(task.queries) & {r["query"] for r in rows}, "held-out queries must not be training queries"
     bank = bank_vectors(m, teacher, rows, args.bank, Path("runs/experiments/query-lens"))

@@ -145,7 +145,7 @@ def main():
     ap.add_argument("--phrases", type=int, default=0, help="use training phrases seen this many times (0: words)")
     args = ap.parse_args()
     m, task, teacher = held_out_setup(args.model)
-    tok, lm = m.backbone.tokenizer, m.backbone.model
+    tok = m.backbone.tokenizer
     t0 = time.time()
     ids, words = word_vocabulary(tok)
     wv = teacher.embed(words, batch_size=256)

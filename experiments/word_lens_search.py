@@ -57,7 +57,7 @@ def main():
                     help="tokens generated per candidate to choose by; the chosen one is then decoded in full")
     args = ap.parse_args()
     m, task, teacher = held_out_setup(args.model)
-    tok, lm = m.backbone.tokenizer, m.backbone.model
+    tok = m.backbone.tokenizer
     lens = WordLens.for_model(m)
     forms = teacher.embed([f.replace(" {}", "").replace("{}", "") for f in TASK_FORMS])
     forms = forms / np.linalg.norm(forms, axis=1, keepdims=True)

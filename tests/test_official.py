@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 import genembed
 from genembed.checkpoint import CheckpointError
 from genembed.generate import greedy_from_embeddings
-from genembed.inputs import official_response_ids, pad
+from genembed.inputs import official_response_ids
 from genembed.train import batch_loss
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official"
