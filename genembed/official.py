@@ -36,8 +36,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from .atomic import write_folder
-from .backbone import Backbone, load_backbone, transformers_path
+from .atomic import write_folder, write_text
+from .backbone import Backbone, cache_root, load_backbone, transformers_path
 from .checkpoint import CheckpointError
 from .inputs import added_ids
 from .jsonl import read_json_object
@@ -267,19 +267,66 @@ def write_official(model: GenEmbed, out_dir: str | Path, backbone_path: str | No
                          "to publish for the official tools")
     n = model.config.num_thought_tokens + model.config.num_compression_tokens
     specials = [f"<question{i + 1}>" for i in range(n)]
-    backbone_path = backbone_path or transformers_path(model.config.backbone)
+    own = transformers_path(model.backbone.name)
+    if backbone_path is None and Path(own).resolve().is_relative_to(cache_root().resolve()):
+        readable_by_transformers4(Path(own))  # genembed's de-quantised GGUF: its own folder, made loadable by 4.x
+    backbone_path = backbone_path or own
+    _check_rope(backbone_path)
     staging = Path(tempfile.mkdtemp(prefix="genembed-export-"))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(Path(transformers_path(model.backbone.name))))
+        tokenizer = AutoTokenizer.from_pretrained(own)
         original = len(tokenizer)
         tokenizer.add_special_tokens({"additional_special_tokens": specials})
         tokenizer.init_kwargs["padding_side"] = tokenizer.padding_side = "left"  # saved, unlike the official trainer's
         tokenizer.save_pretrained(staging)
+        _tokenizer_config_for_transformers4(staging / "tokenizer_config.json")
         files = {p.name: _copier(p) for p in staging.iterdir()}
         files.update(_official_files(model, tokenizer, specials, original, backbone_path))
         return write_folder(out_dir, files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# The official code pins transformers 4.56; genembed runs on 5.x, whose files 4.56 misreads in two places
+# (found by scripts/official_parity.py, docs/official-parity.md): the tokenizer class name and the list of
+# added tokens, and the RoPE base, which 5.x keeps only under rope_parameters (4.56 then silently uses 10000).
+def _tokenizer_config_for_transformers4(path: Path) -> None:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":  # a 5.x-only class name
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(config.get("extra_special_tokens"), list):  # 4.x wants a dict there; the list is its additional_
+        config["additional_special_tokens"] = config.pop("extra_special_tokens")
+    write_text(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
+def _rope_for_transformers4(config: dict) -> dict:
+    rope = config.get("rope_parameters")
+    if isinstance(rope, dict) and "rope_theta" in rope and "rope_theta" not in config:
+        scaling = None if rope.get("rope_type", "default") == "default" else {k: v for k, v in rope.items()
+                                                                              if k != "rope_theta"}
+        config = {**config, "rope_theta": rope["rope_theta"], "rope_scaling": scaling}
+    return config
+
+
+def readable_by_transformers4(folder: Path) -> None:
+    """Add to a backbone folder written by transformers 5.x what 4.x needs to read it as 5.x does (5.x reads
+    the added keys the same way)."""
+    config_path, tokenizer_config = folder / "config.json", folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if _rope_for_transformers4(config) != config:
+        write_text(config_path, json.dumps(_rope_for_transformers4(config), indent=2) + "\n")
+    if tokenizer_config.exists():
+        _tokenizer_config_for_transformers4(tokenizer_config)
+
+
+def _check_rope(backbone_path: str) -> None:
+    config_path = Path(backbone_path) / "config.json"
+    if config_path.exists():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if _rope_for_transformers4(config) != config:
+            raise ValueError(f"{config_path} keeps its RoPE base only under rope_parameters (transformers 5.x): the "
+                             f"official code (transformers 4.56) would silently use 10000. Add rope_theta to it, or "
+                             f"export with the default backbone_path")
 
 
 def _copier(source: Path):
@@ -292,7 +339,7 @@ def _official_files(model: GenEmbed, tokenizer, specials: list[str], original: i
     ids = tokenizer.convert_tokens_to_ids(specials)
     tokens = model.special_tokens.detach().float().cpu()
     table = torch.cat([backbone.model.get_input_embeddings().weight.detach().float().cpu()[:original], tokens])
-    encoder_config = {**backbone.config.to_dict(), "vocab_size": len(tokenizer), "num_special_tokens": len(specials),
+    encoder_config = {**_rope_for_transformers4(backbone.config.to_dict()), "vocab_size": len(tokenizer), "num_special_tokens": len(specials),
                       "special_tokens": ids, "special_tokens_ids": ids, "tokenizer_original_num_tokens": original,
                       "num_tokens": len(tokenizer)}
     encoder_config.pop("quantization_config", None)

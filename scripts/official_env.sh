@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side venv .venv-official (repo root) holding the OFFICIAL LLM2Vec-Gen package, llm2vec-gen==0.1.3,
-# used only to produce/refresh the reference fixture (scripts/official_fixture.py ->
-# tests/fixtures/official/). Not needed by genembed itself, its tests or CI.
+# used to produce/refresh the reference fixture (scripts/official_fixture.py -> tests/fixtures/official/),
+# for the real-backbone parity (scripts/official_parity*.py) and by the test suite, which checks that the
+# official code loads what `genembed export` writes (scripts/test.sh builds it). genembed itself never
+# imports it.
 #
 # The package's own pins (torch==2.6.0, flash-attn, mteb, wandb, hydra, ...) do not install here, so:
 #   1. torch==2.13.0 first (an exact pin: a looser spec pulls a huge CUDA build),

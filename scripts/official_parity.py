@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -355,7 +354,7 @@ def render(parity: dict | None, exported: dict | None) -> str:
         row("input ids, left-padded batch identical", lambda x: "yes" if x["input_ids"]["batch_identical"] else "**no**")
         row("embedding max \\|Δ\\|, batch", lambda x: g(x["embedding"]["batch_max_abs_diff"]))
         row("embedding max \\|Δ\\|, single", lambda x: g(x["embedding"]["single_max_abs_diff"]))
-        row("embedding min cosine", lambda x: f"{x['embedding']['min_cosine']:.9f}")
+        row("embedding 1 − min cosine", lambda x: g(1 - x["embedding"]["min_cosine"]))
         row("soft prompt max \\|Δ\\|, batch", lambda x: g(x["soft_prompt"]["batch_max_abs_diff"]))
         row("soft prompt max \\|Δ\\|, single", lambda x: g(x["soft_prompt"]["single_max_abs_diff"]))
         row("greedy ids identical, from the official soft prompt",
@@ -391,7 +390,7 @@ def render(parity: dict | None, exported: dict | None) -> str:
                 "cannot use it as it is, so `runs/official-real/backbone/` is the same weights (hard-linked) and "
                 "tokenizer.json with 4.x-readable files:", ""]
         for k, v in parity["backbone_changes"].items():
-            out.append(f"* `{k}`: {v}")
+            out.append(f"* `{k}`: {v}".replace(str(Path.home()), "~"))
         out += ["", f"Without the config change the official code loads silently with rope_theta "
                 f"{h['rope_theta_read_from_backbone_folder']:g} instead of {h['rope_theta_in_backbone_folder']['rope_theta']:g}"
                 f": last hidden states off by up to {h['last_hidden_state_max_abs_diff']:.3g} on a {h['n_tokens']}-token "
@@ -405,14 +404,14 @@ def render(parity: dict | None, exported: dict | None) -> str:
                 "compared with `model.encode(texts)` in .venv. A folder the official code cannot load is retried "
                 "after `patch_for_transformers4` (scripts/official_parity.py; a prototype of the writer fix on a copy).",
                 "", "| case | backbone_path | official load as written | after the patch | embedding max \\|Δ\\| | "
-                "min cosine | greedy ids identical | official rope_theta |", "|---|---|---|---|---|---|---|---|"]
+                "1 − min cosine | greedy ids identical | official rope_theta |", "|---|---|---|---|---|---|---|---|"]
         for c in exported["cases"]:
             as_written = "ok" if not c["as_written"]["returncode"] else f"fails: `{c['as_written']['error'][:90]}`"
             patched = "—" if "patched" not in c else ("ok" if not c["patched"]["returncode"]
                                                       else f"fails: `{c['patched']['error'][:90]}`")
             path = c["backbone_path"].replace(str(ROOT) + "/", "").replace(str(Path.home()), "~")
             if "min_cosine" in c:
-                numbers = (f"{g(c['embedding_max_abs_diff'])} | {c['min_cosine']:.6f} | "
+                numbers = (f"{g(c['embedding_max_abs_diff'])} | {g(1 - c['min_cosine'])} | "
                            f"{'yes' if c['decode_identical'] else '**no**'} | {g(c['official_rope_theta'])}")
             else:
                 numbers = "— | — | — | —"
@@ -420,6 +419,23 @@ def render(parity: dict | None, exported: dict | None) -> str:
         patches = next((c["patch"] for c in exported["cases"] if "patch" in c), None)
         if patches:
             out += ["", "What the patch changed (tiny case):", ""] + [f"* {x}" for x in patches]
+        failed = [c for c in exported["cases"] if c["as_written"]["returncode"]]
+        wrong_rope = [c for c in exported["cases"] if c["backbone_rope"]["rope_theta"] is None
+                      and c["backbone_rope"]["rope_parameters"]]
+        if failed or wrong_rope:
+            out += ["", "So, for the official code (transformers 4.56) to load what genembed writes:", ""]
+        if failed:
+            out.append("* the tokenizer_config.json written by transformers 5.x needs `tokenizer_class` "
+                       "`PreTrainedTokenizerFast` instead of `TokenizersBackend` (4.56: ValueError), and the special "
+                       "tokens under `additional_special_tokens` instead of a list `extra_special_tokens` (4.56 "
+                       "expects a dict there: `AttributeError: 'list' object has no attribute 'keys'`, reported as a "
+                       "protobuf ImportError); `backend`, `is_local`, `local_files_only` are 5.x bookkeeping, "
+                       "harmless but better dropped")
+        if wrong_rope:
+            out.append("* `backbone_path` must name a folder whose config.json carries a top-level `rope_theta` "
+                       "(and `rope_scaling`): genembed's de-quantised GGUF folder has only 5.x's `rope_parameters`, "
+                       "which 4.56 ignores, computing with rope_theta 10000 and no error (the real-default case "
+                       "above). Both keys side by side load the same in 5.x and 4.56.")
         out += ["", f"`export` took {exported['seconds']:.0f} s (three official loads in .venv-official)."]
     return "\n".join(out) + "\n"
 

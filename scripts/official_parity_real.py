@@ -346,7 +346,7 @@ def main() -> None:
     text = json.dumps(expected, indent=1, ensure_ascii=False)
     text = re.sub(r"\[[-0-9.e,\s]*\]", lambda m: re.sub(r"\s+", "", m.group(0)).replace(",", ", "), text)
     (out / "expected.json").write_text(text + "\n", encoding="utf-8")
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.name == "model.safetensors")
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != "model.safetensors")
     print(f"wrote {out} ({size / 2**20:.0f} MiB besides the linked weights, {len(tensors)} tensors) "
           f"in {seconds['total']:.1f}s")
     print(f"recon {float(recon):.6f}  mse {float(mse):.6f}  total {float(total):.6f}")

@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the official llm2vec-gen package in a side venv: tests/test_official.py checks that it loads what
+# `genembed export` writes (idempotent; about a minute the first time)
+bash scripts/official_env.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 exec .venv/bin/python -m pytest -q "$@"

@@ -190,7 +190,7 @@ def test_a_chat_layout_checkpoint_is_refused_by_export_with_the_reason(tiny_mode
 
 
 def test_training_in_the_official_layout_gives_an_exportable_model(tiny_backbone_path, tiny_responses, tmp_path):
-    from genembed.official import write_official
+    from genembed.official import readable_by_transformers4, write_official
     from genembed.train import TrainConfig, train
 
     model = train(TrainConfig(responses=str(tiny_responses), out_dir=str(tmp_path / "run"), backbone=tiny_backbone_path,
@@ -200,7 +200,13 @@ def test_training_in_the_official_layout_gives_an_exportable_model(tiny_backbone
     assert model.config.input_layout == "official"
     rows = model.token_rows(["  paris  " * 30], "")
     assert len(rows[0]) + 3 == 24  # the whole row, special tokens included, holds max_query_tokens
-    out = write_official(genembed.load(tmp_path / "run" / "model"), tmp_path / "exported")
+    trained = genembed.load(tmp_path / "run" / "model")
+    with pytest.raises(ValueError, match="rope_parameters.*10000"):  # a 5.x-written backbone folder: 4.56 misreads it
+        write_official(trained, tmp_path / "exported")
+    copy = shutil.copytree(tiny_backbone_path, tmp_path / "backbone-4x")
+    readable_by_transformers4(copy)  # what export does to genembed's own de-quantised GGUF folders
+    out = write_official(trained, tmp_path / "exported", backbone_path=str(copy))
+    assert json.loads((copy / "config.json").read_text())["rope_theta"] == trained.backbone.config.rope_parameters["rope_theta"]
     np.testing.assert_allclose(genembed.load(out).encode(["paris"]), model.encode(["paris"]), atol=1e-6)
 
 
@@ -224,3 +230,33 @@ def test_serve_and_eval_on_a_published_model(official, tmp_path, monkeypatch):
     assert row["decoding"]["decoder"] == "soft-prompt" and np.isfinite(row["decoding"]["gap other"])
     with pytest.raises(ValueError, match="teacher is not known"):
         official.decode(TEXTS[0], via="words")
+
+
+def test_the_official_package_loads_an_exported_folder_and_computes_the_same(official, tmp_path):
+    """The other direction, checked by the official code itself (llm2vec-gen 0.1.3 on transformers 4.56 in
+    .venv-official, which scripts/test.sh builds): it loads what `genembed export` writes and gives genembed's
+    embeddings and greedy ids."""
+    import subprocess
+    import sys
+
+    from genembed.official import write_official
+
+    python = Path(__file__).parent.parent / ".venv-official" / "bin" / "python"
+    assert python.exists(), "the official package's side venv is missing: run bash scripts/official_env.sh"
+    out = write_official(official, tmp_path / "exported", backbone_path=str((FIXTURE / "backbone").resolve()))
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and len(config["additional_special_tokens"]) == 5
+    texts = [META["instructions"]["query"] + t for t in TEXTS]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    script = Path(__file__).parent.parent / "scripts" / "official_load_check.py"
+    done = subprocess.run([str(python), str(script), str(out), "--texts-json", str(tmp_path / "texts.json"),
+                           "--out", str(tmp_path / "official.npy"), "--decode-tokens", "12"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "official.npy"), official.encode(TEXTS, instruction="query"),
+                               atol=1e-5, rtol=0)
+    ids = json.loads((tmp_path / "official.npy.json").read_text())["decode_ids"]
+    ids_in, mask = official.tokenize(TEXTS[:1], META["instructions"]["query"])
+    with torch.no_grad():
+        soft = official(ids_in, mask)[0]
+    assert greedy_from_embeddings(official.backbone, soft, 12)[0] == ids[:12]
