@@ -192,35 +192,6 @@ def compare(folder: Path) -> dict:
 
 
 # -- export --------------------------------------------------------------------------------------
-def patch_for_transformers4(folder: Path) -> list[str]:
-    """Prototype of the writer fix: make a folder written under transformers 5.x readable by the official
-    code's transformers 4.56, in place. Returns what it changed."""
-    changed = []
-    path = folder / "tokenizer_config.json"
-    config = json.loads(path.read_text())
-    if config.get("tokenizer_class") == "TokenizersBackend":  # a 5.x-only class name
-        config["tokenizer_class"] = "PreTrainedTokenizerFast"
-        changed.append("tokenizer_config.json: tokenizer_class TokenizersBackend -> PreTrainedTokenizerFast")
-    extra = config.get("extra_special_tokens")
-    if isinstance(extra, list):  # 5.x: a list; 4.x: extra_special_tokens must be a dict, the list is additional_
-        config["additional_special_tokens"] = config.pop("extra_special_tokens")
-        changed.append("tokenizer_config.json: extra_special_tokens [list] -> additional_special_tokens")
-    for key in ("backend", "is_local", "local_files_only"):  # 5.x bookkeeping, meaningless to 4.x
-        if config.pop(key, None) is not None:
-            changed.append(f"tokenizer_config.json: dropped {key}")
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    path = folder / "encoder" / "config.json"
-    config = json.loads(path.read_text())
-    rope = config.get("rope_parameters")
-    if isinstance(rope, dict) and "rope_theta" not in config:  # only eos_token_id is read from it, but keep it true
-        config["rope_theta"] = rope["rope_theta"]
-        config["rope_scaling"] = None if rope.get("rope_type", "default") == "default" else \
-            {k: v for k, v in rope.items() if k != "rope_theta"}
-        changed.append("encoder/config.json: rope_theta/rope_scaling added beside rope_parameters")
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    return changed
-
-
 def backbone_rope(path: str) -> dict:
     """What the folder run_config names says about RoPE, and what transformers 4.56 would read from it."""
     config = json.loads((Path(path) / "config.json").read_text()) if (Path(path) / "config.json").exists() else {}
@@ -243,7 +214,7 @@ def official_load(folder: Path, texts_json: Path, out: Path, python: Path) -> di
     return r
 
 
-def export_case(name: str, model, texts: list[str], instruction: str, backbone_path: str, python: Path,
+def export_case(name: str, model, texts: list[str], instruction: str, backbone_path: str | None, python: Path,
                 decode_tokens: int = 24) -> dict:
     case_dir = EXPORT_DIR / name
     if case_dir.exists():
@@ -251,8 +222,9 @@ def export_case(name: str, model, texts: list[str], instruction: str, backbone_p
     case_dir.mkdir(parents=True)
     t = time.time()
     genembed.official.write_official(model, case_dir / "model", backbone_path=backbone_path)
-    r = {"name": name, "backbone_path": backbone_path, "backbone_rope": backbone_rope(backbone_path),
-         "write_seconds": time.time() - t}
+    written = backbone_path or genembed.backbone.transformers_path(model.config.backbone)  # (None: the default)
+    r = {"name": name, "backbone_path": written, "default_backbone_path": backbone_path is None,
+         "backbone_rope": backbone_rope(written), "write_seconds": time.time() - t}
     texts_json = case_dir / "texts.json"
     texts_json.write_text(json.dumps([instruction + text for text in texts], ensure_ascii=False))
     ours = model.encode(texts, instruction=instruction)
@@ -260,20 +232,11 @@ def export_case(name: str, model, texts: list[str], instruction: str, backbone_p
         soft = model(*model.tokenize(texts[:1], instruction))[0]
     our_ids = greedy_from_embeddings(model.backbone, soft, decode_tokens)[0]
     eos = model.backbone.tokenizer.eos_token_id
-    attempts = [("as written", case_dir / "model")]
     result = official_load(case_dir / "model", texts_json, case_dir / "official.npy", python)
     r["as_written"] = result
-    if result["returncode"]:
-        fixed = case_dir / "model-patched"
-        shutil.copytree(case_dir / "model", fixed)
-        r["patch"] = patch_for_transformers4(fixed)
-        attempts.append(("patched", fixed))
-        result = official_load(fixed, texts_json, case_dir / "official.npy", python)
-        r["patched"] = result
     if not result["returncode"]:
         theirs = np.load(case_dir / "official.npy")
         official_ids = strip_eos(result["report"]["decode_ids"], eos)
-        r["compared"] = attempts[-1][0]
         r["embedding_max_abs_diff"] = float(np.abs(theirs - ours).max())
         r["min_cosine"] = cosine_min(theirs, ours)
         r["decode_identical"] = official_ids == our_ids
@@ -294,9 +257,8 @@ def export(folder: Path, python: Path) -> dict:
     if (folder / "expected.json").exists():
         real_meta = json.loads((folder / "expected.json").read_text())
         real = genembed.load(folder / "model", backbone=ALIAS)  # genembed's own SmolLM2 (the cache folder)
-        default_path = genembed.backbone.transformers_path(ALIAS)
         cases.append(export_case("real-default-backbone-path", real, real_meta["texts"], real_meta["instruction"],
-                                 default_path, python))
+                                 None, python))  # genembed's cache folder, made readable by 4.56 by the export
         cases.append(export_case("real-4x-backbone", real, real_meta["texts"], real_meta["instruction"],
                                  str((folder / "backbone").resolve()), python))
     return {"cases": cases, "versions": versions(), "seconds": time.time() - t0}
@@ -398,44 +360,27 @@ def render(parity: dict | None, exported: dict | None) -> str:
                 "`AutoTokenizer.from_pretrained` raises `ValueError: Tokenizer class TokenizersBackend does not exist`.", ""]
     if exported:
         out += ["## Writing a folder the official code loads", "",
-                "`genembed.official.write_official(model, runs/export-check/<case>/model, backbone_path=...)`, then "
-                "`.venv-official/bin/python scripts/official_load_check.py <folder> --texts-json texts.json --out "
-                "official.npy` (`LLM2VecGenModel.from_pretrained`, one batch, and 24 greedy ids of the first text), "
-                "compared with `model.encode(texts)` in .venv. A folder the official code cannot load is retried "
-                "after `patch_for_transformers4` (scripts/official_parity.py; a prototype of the writer fix on a copy).",
-                "", "| case | backbone_path | official load as written | after the patch | embedding max \\|Δ\\| | "
-                "1 − min cosine | greedy ids identical | official rope_theta |", "|---|---|---|---|---|---|---|---|"]
+                "`genembed.official.write_official(model, runs/export-check/<case>/model, backbone_path=...)` (what "
+                "`genembed export --format llm2vec-gen` calls), then `.venv-official/bin/python "
+                "scripts/official_load_check.py <folder> --texts-json texts.json --out official.npy` "
+                "(`LLM2VecGenModel.from_pretrained`, one batch, and 24 greedy ids of the first text), compared with "
+                "`model.encode(texts)` in .venv. The writer mends what transformers 4.56 misreads in files written "
+                "by 5.x: the tokenizer class and added-token list, and the RoPE base (5.x keeps it only under "
+                "`rope_parameters`; 4.56 would silently use 10000): it writes `rope_theta` beside it into genembed's "
+                "own de-quantised GGUF folder when that is the backbone (the default), and refuses a 5.x-written "
+                "folder given as backbone_path.", "",
+                "| case | backbone_path | official load | embedding max \\|Δ\\| | 1 − min cosine | greedy ids identical | "
+                "official rope_theta |", "|---|---|---|---|---|---|---|"]
         for c in exported["cases"]:
-            as_written = "ok" if not c["as_written"]["returncode"] else f"fails: `{c['as_written']['error'][:90]}`"
-            patched = "—" if "patched" not in c else ("ok" if not c["patched"]["returncode"]
-                                                      else f"fails: `{c['patched']['error'][:90]}`")
+            loaded = "ok" if not c["as_written"]["returncode"] else f"fails: `{c['as_written']['error'][:90]}`"
             path = c["backbone_path"].replace(str(ROOT) + "/", "").replace(str(Path.home()), "~")
+            path = f"`{path}`" + (" (the default)" if c.get("default_backbone_path") else "")
             if "min_cosine" in c:
                 numbers = (f"{g(c['embedding_max_abs_diff'])} | {g(1 - c['min_cosine'])} | "
                            f"{'yes' if c['decode_identical'] else '**no**'} | {g(c['official_rope_theta'])}")
             else:
                 numbers = "— | — | — | —"
-            out.append(f"| {c['name']} | `{path}` | {as_written} | {patched} | {numbers} |")
-        patches = next((c["patch"] for c in exported["cases"] if "patch" in c), None)
-        if patches:
-            out += ["", "What the patch changed (tiny case):", ""] + [f"* {x}" for x in patches]
-        failed = [c for c in exported["cases"] if c["as_written"]["returncode"]]
-        wrong_rope = [c for c in exported["cases"] if c["backbone_rope"]["rope_theta"] is None
-                      and c["backbone_rope"]["rope_parameters"]]
-        if failed or wrong_rope:
-            out += ["", "So, for the official code (transformers 4.56) to load what genembed writes:", ""]
-        if failed:
-            out.append("* the tokenizer_config.json written by transformers 5.x needs `tokenizer_class` "
-                       "`PreTrainedTokenizerFast` instead of `TokenizersBackend` (4.56: ValueError), and the special "
-                       "tokens under `additional_special_tokens` instead of a list `extra_special_tokens` (4.56 "
-                       "expects a dict there: `AttributeError: 'list' object has no attribute 'keys'`, reported as a "
-                       "protobuf ImportError); `backend`, `is_local`, `local_files_only` are 5.x bookkeeping, "
-                       "harmless but better dropped")
-        if wrong_rope:
-            out.append("* `backbone_path` must name a folder whose config.json carries a top-level `rope_theta` "
-                       "(and `rope_scaling`): genembed's de-quantised GGUF folder has only 5.x's `rope_parameters`, "
-                       "which 4.56 ignores, computing with rope_theta 10000 and no error (the real-default case "
-                       "above). Both keys side by side load the same in 5.x and 4.56.")
+            out.append(f"| {c['name']} | {path} | {loaded} | {numbers} |")
         out += ["", f"`export` took {exported['seconds']:.0f} s (three official loads in .venv-official)."]
     return "\n".join(out) + "\n"
 
