@@ -215,3 +215,22 @@ def scale_phase(encode, inp: dict, n: int) -> dict:
     return {"texts": n, "dtype": dtype, "seconds": dt, "texts_per_s": n / dt, "rss_before_mib": rss0,
             "peak_rss_mib": peak, "peak_over_before_mib": peak - rss0}
 
+
+# -- the equality check ----------------------------------------------------------------------
+def equality_batch(inp: dict) -> tuple[list[str], str, int]:
+    """(texts, instruction, batch size) of the equality check: the encode pass's first batch."""
+    bs = inp["config"]["batch_size"]
+    return inp["texts"][:bs], inp["instruction"], bs
+
+
+def embeddings_path(out_path: str) -> str:
+    """Where a worker writing its result to out_path puts its equality-check embeddings."""
+    return out_path[:-len(".json")] + ".embeddings.npy" if out_path.endswith(".json") else out_path + ".embeddings.npy"
+
+
+def save_embeddings(out_path: str, emb) -> dict:
+    import numpy as np
+
+    path = embeddings_path(out_path)
+    np.save(path, np.asarray(emb, dtype=np.float32))
+    return {"embeddings": os.path.basename(path), "shape": list(emb.shape), "dtype": "fp32"}

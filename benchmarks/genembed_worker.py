@@ -1,12 +1,18 @@
 """Benchmark worker for genembed (runs in /work/main/.venv). Called by run.py, one process per
 group of phases; prints and writes a JSON of measurements.
 
-    python benchmarks/genembed_worker.py --inputs INPUTS.json --phases encode:fp32,decode:fp32 --out OUT.json
+    python benchmarks/genembed_worker.py --inputs INPUTS.json --checkpoint CKPT --phases encode:fp32,decode:fp32 --out OUT.json
 
-Phases: encode:DTYPE, train:DTYPE, train-ckpt:DTYPE, decode:DTYPE, hyde:DTYPE, scale:N (DTYPE: fp32 or bf16 autocast).
+The model is `genembed.load(CKPT)`: the official-layout folder the peer worker's phase build wrote
+with the official code (the same weights the official worker loads), which genembed reads in the
+official input layout (instruction + text as one string, no chat template, 512-token rows).
+
+Phases: equality, encode:DTYPE, train:DTYPE, train-ckpt:DTYPE, decode:DTYPE, hyde:DTYPE, scale:N
+(DTYPE: fp32 or bf16 autocast).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -19,12 +25,25 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the genembed 
 import bench_common as bc  # noqa: E402
 
 
-def build(inp: dict):
+def build(inp: dict, checkpoint: str | None = None):
+    """(backbone, model, load seconds): genembed.load(checkpoint), or without one (an old run's inputs)
+    a freshly initialised model in genembed's own layout."""
+    cfg = inp["config"]
+    t0 = time.perf_counter()
+    if checkpoint:
+        import genembed
+
+        model = genembed.load(checkpoint)
+        c = model.config
+        if c.input_layout != "official" or (c.num_thought_tokens, c.num_compression_tokens, c.embedding_dim) != (
+                cfg["num_thought_tokens"], cfg["num_compression_tokens"], cfg["embedding_dim"]):
+            raise SystemExit(f"{checkpoint}: layout {c.input_layout}, T={c.num_thought_tokens}, "
+                             f"C={c.num_compression_tokens}, dim {c.embedding_dim} is not this run's: rebuild it")
+        model.eval()
+        return model.backbone, model, time.perf_counter() - t0
     from genembed.backbone import load_backbone
     from genembed.model import GenEmbed
 
-    cfg = inp["config"]
-    t0 = time.perf_counter()
     bb = load_backbone("smollm2-135m-instruct")
     model = GenEmbed.create(bb, embedding_dim=cfg["embedding_dim"], teacher="all-minilm-l6-v2", seed=cfg["seed"],
                             num_thought_tokens=cfg["num_thought_tokens"],
@@ -32,6 +51,14 @@ def build(inp: dict):
                             max_text_tokens=cfg["max_text_tokens"])
     model.eval()
     return bb, model, time.perf_counter() - t0
+
+
+def phase_equality(model, inp, out_path: str) -> dict:
+    """The fp32 embeddings of the first batch (bc.equality_batch), written as .npy for run.py to
+    compare with the official code's of the same checkpoint."""
+    texts, instr, bs = bc.equality_batch(inp)
+    emb = model.encode(texts, instruction=instr, batch_size=bs, show_progress_bar=False)
+    return bc.save_embeddings(out_path, emb)
 
 
 def phase_encode(model, bb, inp, bf16: bool) -> dict:
@@ -72,17 +99,20 @@ def _projection_flops(model, n: int) -> float:
 
 
 def _prompt_rows(model, texts, instruction):
-    from genembed.inputs import prompt_ids
-
-    return prompt_ids(model.backbone.tokenizer, texts, model.resolve_instruction(instruction),
-                      model.config.max_text_tokens)
+    """The encoder's ids per text in the model's own layout (special tokens not included)."""
+    return model.token_rows(texts, model.resolve_instruction(instruction))
 
 
 def train_batch(model, inp) -> tuple[list[list[int]], list[list[int]]]:
-    """The benchmark's training batch as genembed tokenises it: (query rows, response rows)."""
-    from genembed.inputs import prompt_ids, response_ids
+    """The benchmark's training batch as genembed tokenises it: (query rows, response rows). In the
+    official layout: instruction + query as one string (what the official collator gets as its
+    question), and the collator's reconstruction targets (response + "<|end_of_text|>", BOS first)."""
+    from genembed.inputs import official_response_ids, prompt_ids, response_ids
 
     cfg, tr, tok = inp["config"], inp["train"], model.backbone.tokenizer
+    if model.config.input_layout == "official":
+        q_rows = model.token_rows(tr["queries"], model.resolve_instruction(inp["instruction"]))
+        return q_rows, official_response_ids(tok, tr["responses"], cfg["peer_max_input_length"])
     q_rows = prompt_ids(tok, tr["queries"], model.resolve_instruction(inp["instruction"]), cfg["max_query_tokens"])
     return q_rows, response_ids(tok, tr["responses"], cfg["max_response_tokens"])
 
@@ -94,7 +124,9 @@ def phase_train(model, bb, inp, bf16: bool, checkpointing: bool = False) -> dict
     cfg = inp["config"]
     q_rows, r_rows = train_batch(model, inp)
     targets = torch.tensor(inp["train"]["targets"], dtype=torch.float32)
-    w_align = float(cfg["embedding_dim"])  # (the weight does not change what a step costs)
+    # the official weights (recon 1, align 1) on an official-layout model, so that the first step's
+    # losses are the official code's; genembed's own default otherwise (a weight does not change the cost)
+    w_align = 1.0 if model.config.input_layout == "official" else float(cfg["embedding_dim"])
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     bc.reset_peak_rss()
@@ -190,18 +222,20 @@ def phase_scale(model, bb, inp, n: int) -> dict:
 
 
 def main() -> None:
-    args, inp = bc.worker_setup()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", help="the run's official-layout folder (default: a fresh genembed model)")
+    args, inp = bc.worker_setup(ap)
     import torch
-
-    rss_start = bc.rss_mib()
-    bb, model, load_s = build(inp)
-    result = {"impl": "genembed", "load_s": load_s, "rss_after_load_mib": bc.rss_mib(),
-              "rss_start_mib": rss_start, "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "phases": {}}
     import transformers
 
-    result["transformers"] = transformers.__version__
+    rss_start = bc.rss_mib()
+    bb, model, load_s = build(inp, args.checkpoint)
+    result = {"impl": "genembed", "load_s": load_s, "rss_after_load_mib": bc.rss_mib(),
+              "rss_start_mib": rss_start, "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "transformers": transformers.__version__, "checkpoint": args.checkpoint,
+              "input_layout": model.config.input_layout, "phases": {}}
     bc.run_phases("genembed", args.phases, {
+        "equality": lambda _: phase_equality(model, inp, args.out),
         "encode": lambda arg: phase_encode(model, bb, inp, arg == "bf16"),
         "train": lambda arg: phase_train(model, bb, inp, arg == "bf16"),
         "train-ckpt": lambda arg: phase_train(model, bb, inp, arg == "bf16", checkpointing=True),  # --gradient-checkpointing

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/memory_by_pass.py        # after benchmarks/run.py (uses its inputs.json)
 
 Each pass runs in a fresh process (so none inherits another's freed-but-kept memory) on the
-benchmark's training batch and model settings (those of its inputs.json: 32 queries and their
-responses, 0 + 10 tokens by default), fp32:
+benchmark's training batch and model (those of its inputs.json and checkpoint/: 32 queries and
+their responses, 0 + 10 tokens by default), fp32:
   encode      the encoder pass (text into a KV cache, special tokens with autograd) and its backward
   recon       the reconstruction pass (soft prompt + response through the frozen LLM, cross-entropy)
               and its backward, soft prompt given
@@ -36,7 +36,8 @@ def measure(name: str, inputs: Path) -> float:
 
     inp = bc.load_inputs(str(inputs))
     bc.set_threads(inp["config"]["threads"])
-    bb, model, _ = build(inp)
+    ckpt = inputs.parent / "checkpoint"  # the run's official-layout checkpoint, as the benchmark's workers load it
+    bb, model, _ = build(inp, str(ckpt) if (ckpt / "run_config.yml").is_file() else None)
     model.train()
     q_rows, r_rows = train_batch(model, inp)
     q_ids, q_mask = pad(q_rows, bb.tokenizer.pad_token_id, "left")

@@ -4,11 +4,14 @@
     .venv/bin/python benchmarks/run.py --texts 4 --batch-size 2 --steps 1 --decode-tokens 4 --scale 8,16   # smoke
 
 The driver (this file, genembed's venv) builds one input file — ShareGPT queries and answers, cut
-to the same token budgets, MiniLM targets for the training batch — then runs each implementation in
-its own virtual environment and process (benchmarks/genembed_worker.py, benchmarks/peer_worker.py)
-on that same file, with the same thread count, batch sizes and dtypes, and compiles the table:
-ratios genembed / official plus the absolute numbers, as text on stdout and as results.md and
-results.json in --out. See benchmarks/README.md for what each figure means.
+to the same token budgets, MiniLM targets for the training batch — and one model: an official-layout
+checkpoint (--out/checkpoint) that the official code builds and saves (peer_worker.py, phase build)
+around the de-quantised backbone (--out/backbone). Then it runs each implementation in its own
+virtual environment and process (benchmarks/genembed_worker.py, benchmarks/peer_worker.py) on that
+same file and that same checkpoint (same weights, same input layout), with the same thread count,
+batch sizes and dtypes; checks that both give the same embeddings for the first batch; and
+compiles the table: ratios genembed / official plus the absolute numbers, as text on stdout and as
+results.md and results.json in --out. See benchmarks/README.md for what each figure means.
 """
 from __future__ import annotations
 
@@ -59,7 +62,8 @@ def parse_args(argv=None):
     ap.add_argument("--compression-tokens", type=int, default=10, help="C (compression tokens), both implementations")
     ap.add_argument("--peer-no-grad-ckpt", action="store_true",
                     help="train the official model without gradient checkpointing (its default config has it on)")
-    ap.add_argument("--skip", default="", help="phases to skip, comma-separated: encode,train,decode,hyde,scale")
+    ap.add_argument("--skip", default="", help="phases to skip, comma-separated: "
+                                               "equality,encode,train,decode,hyde,scale")
     ap.add_argument("--only", choices=IMPLS, default=None, help="run one implementation only")
     ap.add_argument("--no-setup", action="store_true", help="do not run setup_peer.sh first")
     ap.add_argument("--seed", type=int, default=0)
@@ -76,6 +80,10 @@ def truncate(tok, texts: list[str], max_tokens: int) -> list[str]:
     ids = tok(texts, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
     full = tok(texts, add_special_tokens=False)["input_ids"]
     return [t if len(f) <= max_tokens else tok.decode(i) for t, i, f in zip(texts, ids, full)]
+
+
+def strip(texts: list[str]) -> list[str]:
+    return [t.strip() or "." for t in texts]  # (an all-blank text would become empty)
 
 
 def build_inputs(args, scale: list[int]) -> dict:
@@ -98,9 +106,10 @@ def build_inputs(args, scale: list[int]) -> dict:
     del convs
     gguf = package_file(*ALIASES["smollm2-135m-instruct"])  # the backbone both workers load
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    texts = truncate(tok, pool, args.max_text_tokens)
-    queries = truncate(tok, [c.query for c in train], args.max_query_tokens)
-    responses = truncate(tok, [c.answer for c in train], args.max_response_tokens)
+    # stripped: the official MTEB wrapper and collator strip every text, genembed takes it as given
+    texts = strip(truncate(tok, pool, args.max_text_tokens))
+    queries = strip(truncate(tok, [c.query for c in train], args.max_query_tokens))
+    responses = strip(truncate(tok, [c.answer for c in train], args.max_response_tokens))
     teacher = SentenceTransformerTeacher("all-minilm-l6-v2")
     targets = teacher.embed(responses, batch_size=args.batch_size)
     print(f"inputs: {len(texts)} texts, a training batch of {len(queries)} "
@@ -143,6 +152,58 @@ def matmul_peak(threads: int) -> dict:
     return out
 
 
+# -- the one checkpoint both implementations load ---------------------------------------------------
+def checkpoint_dir(out_dir: Path) -> Path:
+    return out_dir / "checkpoint"
+
+
+def ensure_checkpoint(inputs: dict, inputs_path: Path, out_dir: Path, args) -> dict:
+    """The run's official-layout checkpoint, built once by the official code (peer_worker.py, phase
+    build) and kept: a folder that is already there (with its build record) is reused, if it has
+    this run's T, C and embedding width."""
+    folder, record = checkpoint_dir(out_dir), out_dir / "raw" / "official__build.json"
+    cfg = inputs["config"]
+    want = {"special_tokens": cfg["num_thought_tokens"] + cfg["num_compression_tokens"],
+            "encoding_mode": f"last_{cfg['num_compression_tokens']}_tokens", "embedding_dim": cfg["embedding_dim"]}
+    if (folder / "run_config.yml").is_file() and record.is_file():
+        built = json.loads(record.read_text())
+        got = built["phases"]["build"]
+        have = {"special_tokens": len(got["special_tokens"]), "encoding_mode": got["encoding_mode"],
+                "embedding_dim": got["embedding_dim"]}
+        if have != want:
+            raise SystemExit(f"{folder} was built with {have}, this run needs {want}: use a fresh --out "
+                             f"(or remove {folder} and {record})")
+        print(f"checkpoint kept: {folder}", flush=True)
+        return built
+    if not PEER_PY.exists():
+        raise SystemExit(f"{PEER_PY} is missing: the checkpoint is built by the official code in that venv "
+                         f"(benchmarks/setup_peer.sh; run.py calls it unless --no-setup)")
+    print("building the official-layout checkpoint (official code, peer venv) ...", end="", flush=True)
+    t0 = time.perf_counter()
+    cmd = [str(PEER_PY), str(HERE / "peer_worker.py"), "--inputs", str(inputs_path), "--phases", "build",
+           "--checkpoint", str(folder), "--backbone-dir", str(out_dir / "backbone"), "--out", str(record)]
+    log = out_dir / "logs" / "official__build.log"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=str(ROOT), env=worker_env(args),
+                              check=False)
+    if proc.returncode != 0 or not record.exists():
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+        raise SystemExit(f" FAILED (see {log}): {tail}")
+    print(f" {time.perf_counter() - t0:.0f}s: {folder}", flush=True)
+    return json.loads(record.read_text())
+
+
+def worker_env(args) -> dict:
+    env = dict(os.environ)
+    n = str(args.threads)
+    env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 # -- workers --------------------------------------------------------------------------------
 def run_worker(impl: str, phases: list[str], inputs: Path, out_dir: Path, args) -> dict:
     tag = "_".join(p.replace(":", "-") for p in phases)
@@ -154,14 +215,11 @@ def run_worker(impl: str, phases: list[str], inputs: Path, out_dir: Path, args) 
     if args.resume and out.exists():
         print(f"  {impl:9s} {','.join(phases)} ... kept from {out.name}", flush=True)
         return json.loads(out.read_text())
-    cmd = [str(py), str(script), "--inputs", str(inputs), "--phases", ",".join(phases), "--out", str(out)]
+    cmd = [str(py), str(script), "--inputs", str(inputs), "--phases", ",".join(phases), "--out", str(out),
+           "--checkpoint", str(checkpoint_dir(out_dir))]
     if impl == "official" and args.peer_no_grad_ckpt:
         cmd.append("--no-grad-ckpt")
-    env = dict(os.environ)
-    n = str(args.threads)
-    env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1")
-    env.pop("PYTHONPATH", None)
+    env = worker_env(args)
     print(f"  {impl:9s} {','.join(phases)} ...", end="", flush=True)
     t0 = time.perf_counter()
     with open(log, "w") as fh:
@@ -194,6 +252,16 @@ def plan(args, scale: list[int]) -> list[tuple[str, list[str]]]:
     return groups
 
 
+def with_equality(groups: list[tuple[str, list[str]]], args) -> list[tuple[str, list[str]]]:
+    """The plan with phase equality (the same model check: both encode the first batch in fp32) first in
+    the speed process, or in a process of its own when there is none; unless --skip equality."""
+    if "equality" in set(filter(None, args.skip.split(","))):
+        return groups
+    if groups and groups[0][0] == "speed":
+        return [("speed", ["equality", *groups[0][1]]), *groups[1:]]
+    return [("speed", ["equality"]), *groups]
+
+
 def phases_for(impl: str, phases: list[str], scale_impls: set[str]) -> list[str]:
     """The phases of a group that `impl` runs: HyDE is genembed's alone (it needs the answering
     and the teacher), and so is train-ckpt (genembed with --gradient-checkpointing; the official
@@ -218,13 +286,49 @@ def get(results: dict, impl: str, phase: str, key: str):
     return None if ph is None else ph.get(key)
 
 
-def compile_rows(results: dict, peaks: dict, dtypes: list[str], scale: list[int], loads: dict) -> list[dict]:
+def equality(raw: list[dict], out_dir: Path) -> dict | None:
+    """Both implementations' fp32 embeddings of the first batch (phase equality), compared: the
+    benchmark's own check that it measures the same model on the same inputs."""
+    import numpy as np
+
+    files = {res["impl"]: out_dir / "raw" / res["phases"]["equality"]["embeddings"]
+             for res in raw if "equality" in res.get("phases", {})}
+    if set(files) != set(IMPLS) or not all(f.exists() for f in files.values()):
+        return None
+    g, o = (np.load(files[impl]).astype(np.float64) for impl in IMPLS)
+    if g.shape != o.shape:
+        return {"error": f"shapes differ: genembed {list(g.shape)}, official {list(o.shape)}"}
+    cos = (g * o).sum(1) / np.maximum(np.linalg.norm(g, axis=1) * np.linalg.norm(o, axis=1), 1e-300)
+    return {"texts": int(g.shape[0]), "dim": int(g.shape[1]), "dtype": "fp32",
+            "max_abs_diff": float(np.abs(g - o).max()), "max_abs_value": float(np.abs(o).max()),
+            "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
+            "files": {impl: str(f.relative_to(out_dir)) for impl, f in files.items()}}
+
+
+def compile_rows(results: dict, peaks: dict, dtypes: list[str], scale: list[int], loads: dict,
+                 eq: dict | None = None) -> list[dict]:
     rows = []
 
     def add(figure, unit, better, g, o, note=""):
         ratio = g / o if (g is not None and o not in (None, 0)) else None
         rows.append({"figure": figure, "unit": unit, "better": better, "genembed": g, "official": o,
                      "ratio": ratio, "note": note})
+
+    if eq and "error" not in eq:  # a comparison of the two, not a figure of each: the genembed column holds it
+        add("same model check: first-batch embeddings, max abs(genembed − official) [fp32]", "abs", "≈ 0",
+            eq["max_abs_diff"], None, f"{eq['texts']} texts × {eq['dim']}; largest |value| {fmt(eq['max_abs_value'])}")
+        add("same model check: first-batch embeddings, min cosine(genembed, official) [fp32]", "cos", "≈ 1",
+            f"{eq['min_cosine']:.9f}", None, f"mean {eq['mean_cosine']:.9f}")
+    for i, part in enumerate(("reconstruction", "alignment")):
+        d = dtypes[0] if dtypes else "fp32"
+        g = get(results, "genembed", f"train:{d}", "losses_rec_align")
+        o = get(results, "official", f"train:{d}", "losses_rec_align")
+        if g or o:
+            add(f"same model check: {part} loss before the first update [{d}]", "loss", "ratio ≈ 1",
+                g[0][i] if g else None, o[0][i] if o else None,
+                "the same batch, the same weights" + ("; the official collator also masks every target equal to "
+                                                      "its pad id (here BOS = pad = <|im_start|>), see README"
+                                                      if part == "reconstruction" else ""))
 
     for d in dtypes:
         e = f"encode:{d}"
@@ -236,7 +340,7 @@ def compile_rows(results: dict, peaks: dict, dtypes: list[str], scale: list[int]
         if d == dtypes[0]:
             add("encode input tokens per text", "tokens", "info",
                 get(results, "genembed", e, "mean_tokens_per_text"), get(results, "official", e, "mean_tokens_per_text"),
-                "prompt format: genembed wraps in the chat template")
+                "the same official input layout: equal")
         g_tok = _div(get(results, "genembed", e, "real_tokens"), get(results, "genembed", e, "median_s"))
         o_tok = _div(get(results, "official", e, "real_tokens"), get(results, "official", e, "median_s"))
         add(f"encode token throughput [{d}]", "tokens/s", "higher", g_tok, o_tok,
@@ -319,7 +423,7 @@ def scaling_summary(results: dict, scale: list[int]) -> list[dict]:
 
 
 def render(rows, scaling, hyde, meta) -> str:
-    m = meta["machine"]
+    m, ck, eq = meta["machine"], meta.get("checkpoint") or {}, meta.get("equality")
     lines = [f"# genembed vs official LLM2Vec-Gen ({meta['backbone']})", "",
              f"Machine: {m['cpu']}, {m['cores']} cores; {meta['threads']} torch threads per worker; "
              f"load average before {' '.join(m['loadavg'] or [])} / after {' '.join(meta['loadavg_after'] or [])}.",
@@ -333,7 +437,16 @@ def render(rows, scaling, hyde, meta) -> str:
              f"tokens, MiniLM targets); T={meta['config']['num_thought_tokens']} thought + "
              f"C={meta['config']['num_compression_tokens']} compression tokens; decode {meta['config']['decode_tokens']} "
              f"tokens; medians of {meta['config']['repeats']} repeats / {meta['config']['steps']} steps after "
-             f"{meta['config']['warmup']} warm-up.", "",
+             f"{meta['config']['warmup']} warm-up.",
+             (f"One model for both: the official-layout checkpoint `{ck.get('path', '?')}` built and saved by the "
+              f"official code (seed {ck.get('seed', '?')}, {ck.get('trainable_params', '?')} trainable parameters, "
+              f"backbone `{ck.get('backbone_dir', '?')}`); the official code loads it with "
+              f"`LLM2VecGenModel.from_pretrained`, genembed with `genembed.load` (its official input layout)."),
+             ("Same model check: " + (eq["error"] if "error" in eq else
+              f"the first batch's fp32 embeddings ({eq['texts']} texts × {eq['dim']}) differ by at most "
+              f"{eq['max_abs_diff']:.3g} (largest |value| {eq['max_abs_value']:.3g}), min cosine "
+              f"{eq['min_cosine']:.9f}.")) if eq else "Same model check: not run (needs phase equality from both).",
+             "",
              "| figure | unit | genembed | official | genembed / official | better |",
              "|---|---|---:|---:|---:|---|"]
     for r in rows:
@@ -360,11 +473,11 @@ def render(rows, scaling, hyde, meta) -> str:
 
 
 NOTES = [
-    "Each implementation formats inputs its own way from the same raw texts: genembed puts instruction + text in",
-    "SmolLM2's chat template (system prompt included), the official code writes '<instruction> <text>' plus its",
-    "special tokens (see 'input tokens per text'). The head every genembed input shares (template + instruction,",
-    "34 tokens) runs once and its keys/values are reused (genembed/prefix_cache.py).",
-    "The official collator appends the Llama string '<|end_of_text|>' (plain text for SmolLM2) to every response.",
+    "Both load the same official-layout checkpoint and so use the same input layout: BOS + '<instruction> <text>'",
+    "as one string + the special tokens, no chat template (see 'input tokens per text'). genembed runs the head",
+    "every input shares (BOS + instruction) once and reuses its keys/values (genembed/prefix_cache.py).",
+    "The official collator appends the Llama string '<|end_of_text|>' (plain text for SmolLM2) to every response;",
+    "genembed builds the same targets for an official-layout model (inputs.official_response_ids).",
     "Training targets are precomputed MiniLM embeddings for both; the official trainer would also run its teacher",
     "every step, which is not timed here.",
     "The official decoder has no KV cache (the whole sequence is recomputed per token); genembed's has one.",
@@ -393,13 +506,15 @@ def report(raw: list[dict], meta: dict, out_dir: Path) -> int:
     scale = [int(x) for x in meta["args"]["scale"].split(",") if x.strip()]
     results, loads, versions, errors = collect(raw)
     meta.update(versions=versions, errors=errors, notes=NOTES)
-    rows = compile_rows(results, meta["matmul_peak_flop_per_s"], dtypes, scale, loads)
+    if meta.get("equality") is None:
+        meta["equality"] = equality(raw, out_dir)
+    rows = compile_rows(results, meta["matmul_peak_flop_per_s"], dtypes, scale, loads, meta.get("equality"))
     scaling = scaling_summary(results, scale)
     hyde = {d: results["genembed"][f"hyde:{d}"] for d in dtypes if f"hyde:{d}" in results["genembed"]}
     text = render(rows, scaling, hyde, meta)
     (out_dir / "results.md").write_text(text)
-    (out_dir / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "scaling": scaling, "hyde": hyde,
-                                                      "workers": raw}, indent=1))
+    (out_dir / "results.json").write_text(json.dumps({"meta": meta, "equality": meta.get("equality"), "rows": rows,
+                                                      "scaling": scaling, "hyde": hyde, "workers": raw}, indent=1))
     print()
     print(text)
     print(f"written: {out_dir / 'results.md'}, {out_dir / 'results.json'} (total {meta.get('wall_s', 0):.0f}s)")
@@ -408,7 +523,7 @@ def report(raw: list[dict], meta: dict, out_dir: Path) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    out_dir = Path(args.out)
+    out_dir = Path(args.out).resolve()  # (the workers run with the repository as their cwd)
     if args.rerender:  # the table again from a finished run's results.json (e.g. after editing this file)
         saved = json.loads((out_dir / "results.json").read_text())
         return report(saved["workers"], saved["meta"], out_dir)
@@ -422,7 +537,9 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     impls = [args.only] if args.only else list(IMPLS)
     machine = bc.machine_info()
-    if "official" in impls and not args.no_setup:
+    need_build = not ((checkpoint_dir(out_dir) / "run_config.yml").is_file()
+                      and (out_dir / "raw" / "official__build.json").is_file())
+    if ("official" in impls or need_build) and not args.no_setup:
         print("setting up the official implementation's venv (benchmarks/setup_peer.sh) ...", flush=True)
         subprocess.run(["bash", str(HERE / "setup_peer.sh")], check=True)
     if not MAIN_PY.exists():
@@ -441,9 +558,10 @@ def main(argv=None) -> int:
         peaks = matmul_peak(args.threads)
         peaks_path.write_text(json.dumps(peaks))
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
+    build = ensure_checkpoint(inputs, inputs_path, out_dir, args)["phases"]["build"]
 
     raw = []
-    for group, phases in plan(args, scale):
+    for group, phases in with_equality(plan(args, scale), args):
         for impl in impls:
             todo = phases_for(impl, phases, scale_impls)
             if todo:
@@ -453,6 +571,10 @@ def main(argv=None) -> int:
     meta = {"backbone": "SmolLM2-135M-Instruct, GGUF Q4_1 dequantised to fp32", "machine": machine,
             "loadavg_after": bc.machine_info()["loadavg"], "threads": args.threads,
             "config": inputs["config"], "matmul_peak_flop_per_s": peaks,
+            "checkpoint": {"path": str(checkpoint_dir(out_dir)), "backbone_dir": build["backbone_dir"],
+                           "seed": build["seed"], "trainable_params": build["trainable_params"],
+                           "special_token_ids": build["special_token_ids"], "encoding_mode": build["encoding_mode"],
+                           "written_by": "llm2vec-gen 0.1.3 (peer_worker.py phase build)"},
             "wall_s": time.perf_counter() - t_start, "args": vars(args)}
     return report(raw, meta, out_dir)
 

@@ -22,12 +22,14 @@ from .inputs import positions
 def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tensor,
                         response_mask: torch.Tensor, checkpointing: bool = False,
                         per_row: bool = False, tokens_total: int | None = None,
-                        prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
+                        prompt_mask: torch.Tensor | None = None, target_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean next-token cross-entropy over real response tokens (right-padded ids) read after a prefix
     of input embeddings (the soft prompt) [B, P, hidden]; per_row: one mean per row [B] instead of one
     over all tokens. tokens_total: the sum divided by this count instead (this process's share of a
     batch split over processes: the shares then add up to the whole batch's mean). prompt_mask: the
     prefix is left-padded under this mask (positions then skip its padding); None: all real.
+    target_mask: the response tokens that are predicted (default: every real one); the others are read
+    but not scored (the official collator does not score a token equal to the pad id).
 
     checkpointing: each decoder layer keeps only its input and runs again in backward, and the
     LM head + cross-entropy run in chunks that are recomputed too, so neither the layers'
@@ -42,7 +44,7 @@ def reconstruction_loss(lm, soft_prompt: torch.Tensor, response_ids: torch.Tenso
         hidden = lm.base_model(inputs_embeds=inputs, attention_mask=mask, position_ids=positions(mask),
                                use_cache=False).last_hidden_state
     # the state at position p predicts token p+1: the last prompt vector predicts response token 0
-    real = response_mask.bool()
+    real = (response_mask if target_mask is None else target_mask * response_mask).bool()
     predictors = hidden[:, n_prompt - 1: -1][real]
     labels = response_ids[real]
     head = lm.get_output_embeddings()

@@ -83,8 +83,11 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
         rec = None
         if w_rec:
             r_ids, r_mask = (t.to(model.device) for t in pad(response_rows, pad_id, side="right"))
+            # the official collator scores no target equal to the pad id (with SmolLM2 that is the BOS every
+            # target starts with): in its layout, neither does training
+            scored = (r_ids != pad_id).long() if model.config.input_layout == "official" else None
             rec = reconstruction_loss(model.backbone.model, soft_prompt, r_ids, r_mask, checkpointing,
-                                      tokens_total=tokens_total)
+                                      tokens_total=tokens_total, target_mask=scored)
     align = alignment_loss(embedding, targets.to(model.device), rows_total)
     return (w_rec * rec if w_rec else 0) + w_align * align, rec, align
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 import genembed
 from genembed.checkpoint import CheckpointError
 from genembed.generate import greedy_from_embeddings
-from genembed.inputs import official_response_ids
+from genembed.inputs import official_response_ids, pad
 from genembed.train import batch_loss
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official"
@@ -237,7 +237,6 @@ def test_the_official_package_loads_an_exported_folder_and_computes_the_same(off
     .venv-official, which scripts/test.sh builds): it loads what `genembed export` writes and gives genembed's
     embeddings and greedy ids."""
     import subprocess
-    import sys
 
     from genembed.official import write_official
 
@@ -260,3 +259,34 @@ def test_the_official_package_loads_an_exported_folder_and_computes_the_same(off
     with torch.no_grad():
         soft = official(ids_in, mask)[0]
     assert greedy_from_embeddings(official.backbone, soft, 12)[0] == ids[:12]
+
+
+def test_a_target_equal_to_the_pad_id_is_not_scored_in_the_official_layout(official):
+    """The official collator turns every label equal to the pad id into -100. When pad is BOS (SmolLM2 under
+    the official code), the BOS each target starts with is read but not predicted; genembed scored it
+    until the benchmark on one shared checkpoint showed the gap (4.4537 vs 4.1660)."""
+    tok = official.backbone.tokenizer
+    queries = official.token_rows(["how do I boil an egg", "paris"], "")
+    responses = official_response_ids(tok, ["boil it for nine minutes", "paris is in france"], 512)
+    assert all(r[0] == tok.bos_token_id for r in responses)
+    targets = torch.zeros(2, official.config.embedding_dim)
+    saved, tok.pad_token = tok.pad_token, tok.bos_token  # pad = BOS, as SmolLM2's official tokenizer has it
+    try:
+        rec, expected, everything = _losses_with_pad_as_bos(official, queries, responses, targets)
+    finally:
+        tok.pad_token = saved
+    assert float(rec) == pytest.approx(float(expected), abs=1e-6) and abs(float(everything) - float(expected)) > 1e-3
+
+
+def _losses_with_pad_as_bos(official, queries, responses, targets):
+    from genembed.losses import reconstruction_loss
+
+    tok = official.backbone.tokenizer
+    with torch.no_grad():
+        _, rec, _ = batch_loss(official, queries, responses, targets, w_rec=1.0, w_align=1.0)
+        soft = official(*official.tokenize(["how do I boil an egg", "paris"], ""))[0]
+        r_ids, r_mask = pad(responses, tok.pad_token_id, side="right")
+        lm = official.backbone.model
+        expected = reconstruction_loss(lm, soft, r_ids, r_mask, target_mask=(r_ids != tok.bos_token_id).long())
+        everything = reconstruction_loss(lm, soft, r_ids, r_mask)
+    return rec, expected, everything
