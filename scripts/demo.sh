@@ -24,8 +24,10 @@ PY
 echo "== decode: what the embedding says =="
 $ge decode "How do I boil an egg?" "Write a short poem about the sea." --max-new-tokens 40
 
+# float32: on a CPU without bf16 instructions (this machine kind now: AMD EPYC, AVX2) bf16 autocast is
+# emulated and several times slower; pass --bf16 to generate / train where the CPU or GPU has it
 echo "== a short training run (the default trains alignment alone; its loss should fall) =="
 rm -rf runs/demo
-$ge generate --out runs/demo/responses.jsonl --limit 48 --max-new-tokens 32 --batch-size 16 --bf16
+$ge generate --out runs/demo/responses.jsonl --limit 48 --max-new-tokens 32 --batch-size 16
 $ge train --responses runs/demo/responses.jsonl --out runs/demo/run --steps 40 --batch-size 8 \
-    --warmup-steps 5 --bf16 --save-every 20
+    --warmup-steps 5 --save-every 20
