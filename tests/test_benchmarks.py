@@ -71,3 +71,25 @@ def test_resume_keeps_what_was_measured(bench, tmp_path):
     (raw / "genembed__encode-fp32.json").write_text(__import__("json").dumps(kept))
     args = bench.parse_args(["--resume", "--out", str(tmp_path)])
     assert bench.run_worker("genembed", ["encode:fp32"], tmp_path / "inputs.json", tmp_path, args) == kept
+
+
+def test_the_equality_check_compares_both_implementations_embeddings(bench, tmp_path):
+    """The benchmark's own proof that it measures one model: both workers' fp32 embeddings of the first
+    batch, compared; missing or mis-shaped files are reported, never scored."""
+    import numpy as np
+
+    args = bench.parse_args([])
+    planned = bench.with_equality(bench.plan(args, []), args)
+    assert planned[0][0] == "speed" and planned[0][1][0] == "equality"
+    assert bench.with_equality([], bench.parse_args(["--skip", "equality"])) == []
+    (tmp_path / "raw").mkdir()
+    g = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    np.save(tmp_path / "raw" / "g.npy", g)
+    np.save(tmp_path / "raw" / "o.npy", g + np.float32(1e-6))
+    raw = [{"impl": "genembed", "phases": {"equality": {"embeddings": "g.npy"}}},
+           {"impl": "official", "phases": {"equality": {"embeddings": "o.npy"}}}]
+    eq = bench.equality(raw, tmp_path)
+    assert eq["texts"] == 2 and eq["max_abs_diff"] == pytest.approx(1e-6, rel=0.1) and eq["min_cosine"] > 0.999999
+    np.save(tmp_path / "raw" / "o.npy", np.zeros((3, 2), dtype=np.float32))
+    assert "shapes differ" in bench.equality(raw, tmp_path)["error"]
+    assert bench.equality(raw[:1], tmp_path) is None  # one side missing: no figure
