@@ -95,6 +95,21 @@ def cwd(path: Path):
         os.chdir(old)
 
 
+def offline_torch(threads: int, deterministic: bool = True):
+    """torch for these scripts: offline, `threads` threads, deterministic kernels, transformers quiet."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+    transformers.logging.set_verbosity_error()
+    return torch
+
+
 def build_backbone(folder: Path) -> None:
     """genembed's tiny llama; its tokenizer made to behave like Llama-3's: it prepends BOS (the
     bare tiny tokenizer adds nothing), so the fixture exercises the official code's BOS handling,
@@ -239,18 +254,10 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
-
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    import transformers
+    torch = offline_torch(1)
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    transformers.logging.set_verbosity_error()
     from llm2vec_gen.dataset.base_dataset import DataSample
     from llm2vec_gen.dataset.data_collator import CustomCollator
     from llm2vec_gen.losses import compute_mse_loss

@@ -26,23 +26,14 @@ directory set to DIR (an absolute path is unaffected).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata as md
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-
-@contextlib.contextmanager
-def cwd(path: Path):
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from official_fixture import cwd, offline_torch  # noqa: E402  (the scripts' shared set-up)
 
 
 def rope_theta(model):
@@ -64,15 +55,8 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    torch = offline_torch(args.threads, deterministic=False)
     import numpy as np
-    import torch
-    import transformers
-
-    torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
     from llm2vec_gen.models import LLM2VecGenModel
 
     folder = Path(args.folder).resolve()

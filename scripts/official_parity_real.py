@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from official_fixture import MAX_LENGTH, SEED, TRAIN_ROWS, build_official_model, cwd  # noqa: E402
+from official_fixture import MAX_LENGTH, SEED, TRAIN_ROWS, build_official_model, cwd, offline_torch  # noqa: E402
 
 sys.path.pop(0)
 
@@ -165,13 +165,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
+    torch = offline_torch(args.threads)
     import transformers
     from safetensors import safe_open
     from safetensors.torch import save_file
