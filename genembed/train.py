@@ -278,6 +278,7 @@ class Steps:
         self.cfg, self.model, self.procs = cfg, model, procs
         self.queries, self.responses, self.targets = queries, responses, targets
         self.w_align = cfg.alignment_weight(model.config.embedding_dim)
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
 
     def __call__(self, step: int) -> dict:
         cfg, procs = self.cfg, self.procs
@@ -297,11 +298,10 @@ class Steps:
             (loss / cfg.grad_accum).backward()
             for key, value in (("loss", loss), ("rec", rec), ("align", align)):
                 totals[key] = None if value is None else totals[key] + value.item() / cfg.grad_accum
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        procs.sum_([p.grad for p in trainable if p.grad is not None])  # the parts add up to the batch's gradient
+        procs.sum_([p.grad for p in self.trainable if p.grad is not None])  # the parts add up to the batch's gradient
         if procs.world > 1:  # the logged losses too
             parts = torch.tensor([v or 0.0 for v in totals.values()], dtype=torch.float64, device=self.model.device)
             procs.sum_([parts])
             totals = {k: (None if totals[k] is None else v) for k, v in zip(totals, parts.tolist())}
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+        torch.nn.utils.clip_grad_norm_(self.trainable, cfg.clip_grad_norm)
         return totals

@@ -110,6 +110,52 @@ def offline_torch(threads: int, deterministic: bool = True):
     return torch
 
 
+def fresh_output(out: Path, what: str) -> Path:
+    """`out` emptied (refused unless it is empty or holds an expected.json: `what`), with out/model/ made."""
+    out = out.resolve()
+    if out.exists():
+        if any(out.iterdir()) and not (out / "expected.json").is_file():
+            sys.exit(f"refusing to wipe {out}: not empty and not {what}")
+        shutil.rmtree(out)
+    (out / "model").mkdir(parents=True)
+    return out
+
+
+def official_losses(lm, batch: dict, teacher):
+    """LLM2VecGenTrainer.compute_loss (the repository's scripts/train.py) on one collated batch, recon and
+    align weights 1: (student states, the model call's outputs, whose loss is the reconstruction, alignment
+    MSE of the mean over compression tokens, total)."""
+    import torch
+    from llm2vec_gen.losses import compute_mse_loss
+
+    names = ("query_input_ids", "query_attention_mask", "answer_input_ids", "answer_attention_mask", "labels")
+    lm.model.train()
+    with torch.no_grad():
+        student_states, outputs = lm.model(**{k: v for k, v in batch.items() if k in names})
+        recon = outputs["loss"]
+        align_total, mse = compute_mse_loss(student_states.mean(dim=1), teacher, mse_loss_weight=1.0)
+    lm.model.eval()
+    return student_states, outputs, mse, 1.0 * recon + align_total
+
+
+def recorded_encode(lm, special_tokens: list[str]):
+    """Check a loaded LLM2VecGenModel's tokenizer (its special tokens, left padding), put it in eval mode and
+    record exactly what its encode() hands to EncoderDecoderModel.encode. Returns (the special ids, the
+    record, a function that puts the plain encode back)."""
+    tok = lm.tokenizer
+    assert tok.additional_special_tokens == special_tokens and tok.padding_side == "left"
+    lm.model.eval()
+    fed: list[dict] = []
+    orig_encode = lm.model.encode
+
+    def recording_encode(query_input_ids, query_attention_mask, **kw):
+        fed.append({"input_ids": query_input_ids.clone(), "attention_mask": query_attention_mask.clone()})
+        return orig_encode(query_input_ids=query_input_ids, query_attention_mask=query_attention_mask, **kw)
+
+    lm.model.encode = recording_encode
+    return tok.convert_tokens_to_ids(special_tokens), fed, lambda: setattr(lm.model, "encode", orig_encode)
+
+
 def build_backbone(folder: Path) -> None:
     """genembed's tiny llama; its tokenizer made to behave like Llama-3's: it prepends BOS (the
     bare tiny tokenizer adds nothing), so the fixture exercises the official code's BOS handling,
@@ -260,15 +306,9 @@ def main() -> None:
 
     from llm2vec_gen.dataset.base_dataset import DataSample
     from llm2vec_gen.dataset.data_collator import CustomCollator
-    from llm2vec_gen.losses import compute_mse_loss
     from llm2vec_gen.models import LLM2VecGenModel
 
-    out = Path(args.out).resolve()
-    if out.exists():
-        if any(out.iterdir()) and not (out / "expected.json").is_file():
-            sys.exit(f"refusing to wipe {out}: not empty and not a fixture written by this script")
-        shutil.rmtree(out)
-    (out / "model").mkdir(parents=True)
+    out = fresh_output(Path(args.out), "a fixture written by this script")
     build_backbone(out / "backbone")
 
     calls: list[str] = []
@@ -280,19 +320,7 @@ def main() -> None:
     calls.append("lm = LLM2VecGenModel.from_pretrained('<fixture>/model')  # cwd = <fixture>/model")
     assert lm.device == "cpu"
     tok = lm.tokenizer
-    assert tok.additional_special_tokens == SPECIAL_TOKENS and tok.padding_side == "left"
-    special_ids = tok.convert_tokens_to_ids(SPECIAL_TOKENS)
-    lm.model.eval()
-
-    # record exactly what LLM2VecGenModel.encode hands to EncoderDecoderModel.encode
-    fed: list[dict] = []
-    orig_encode = lm.model.encode
-
-    def recording_encode(query_input_ids, query_attention_mask, **kw):
-        fed.append({"input_ids": query_input_ids.clone(), "attention_mask": query_attention_mask.clone()})
-        return orig_encode(query_input_ids=query_input_ids, query_attention_mask=query_attention_mask, **kw)
-
-    lm.model.encode = recording_encode
+    special_ids, fed, restore_encode = recorded_encode(lm, SPECIAL_TOKENS)
 
     enc_json: dict = {}
     max_dev_batch_vs_single = 0.0
@@ -331,7 +359,7 @@ def main() -> None:
         enc_json[name] = {"instruction": instr, "full_texts": full, "single": singles,
                           "batch_shape": list(batch_fed["input_ids"].shape),
                           "batch_pad_counts": (batch_fed["attention_mask"] == 0).sum(dim=1).tolist()}
-    lm.model.encode = orig_encode
+    restore_encode()
 
     # hazard check (not a fixture value): the same checkpoint with a right-padding tokenizer, which
     # is what the official save produces for a backbone whose tokenizer_config.json has no
@@ -381,14 +409,8 @@ def main() -> None:
         captured.update({k: kwargs[k].detach().clone() for k in ("inputs_embeds", "attention_mask", "labels")})
 
     hook = dec_model.register_forward_pre_hook(capture_decoder, with_kwargs=True)
-    lm.model.train()
-    names = ("query_input_ids", "query_attention_mask", "answer_input_ids", "answer_attention_mask", "labels")
-    with torch.no_grad():
-        student_states, outputs = lm.model(**{k: v for k, v in batch.items() if k in names})
-        recon = outputs["loss"]
-        align_total, mse = compute_mse_loss(student_states.mean(dim=1), teacher, mse_loss_weight=1.0)
-        total = 1.0 * recon + align_total
-    lm.model.eval()
+    student_states, outputs, mse, total = official_losses(lm, batch, teacher)
+    recon = outputs["loss"]
     hook.remove()
     for k, v in batch.items():
         tensors[f"train/collator/{k}"] = v

@@ -54,7 +54,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from official_fixture import MAX_LENGTH, SEED, TRAIN_ROWS, build_official_model, cwd, offline_torch  # noqa: E402
+from official_fixture import (MAX_LENGTH, SEED, TRAIN_ROWS, build_official_model, cwd, fresh_output,  # noqa: E402
+                             official_losses, offline_torch, recorded_encode)
 
 sys.path.pop(0)
 
@@ -173,16 +174,10 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     from llm2vec_gen.dataset.base_dataset import DataSample
     from llm2vec_gen.dataset.data_collator import CustomCollator
-    from llm2vec_gen.losses import compute_mse_loss
     from llm2vec_gen.models import LLM2VecGenModel
 
     src = Path(args.backbone).resolve()
-    out = Path(args.out).resolve()
-    if out.exists():
-        if any(out.iterdir()) and not (out / "expected.json").is_file():
-            sys.exit(f"refusing to wipe {out}: not empty and not a folder written by this script")
-        shutil.rmtree(out)
-    (out / "model").mkdir(parents=True)
+    out = fresh_output(Path(args.out), "a folder written by this script")
     seconds = {}
     changes = compat_backbone(src, out / "backbone")
     with safe_open(str(src / "model.safetensors"), framework="pt") as f:
@@ -204,18 +199,7 @@ def main() -> None:
     calls.append(f"seeded special rows: randn * {emb_std:.6g} (std of SmolLM2's embedding table) + 0")
     calls.append("lm = LLM2VecGenModel.from_pretrained('<out>/model')  # cwd = <out>/model")
     tok = lm.tokenizer
-    assert tok.additional_special_tokens == SPECIAL_TOKENS and tok.padding_side == "left"
-    special_ids = tok.convert_tokens_to_ids(SPECIAL_TOKENS)
-    lm.model.eval()
-
-    fed: list[dict] = []
-    orig_encode = lm.model.encode
-
-    def recording_encode(query_input_ids, query_attention_mask, **kw):
-        fed.append({"input_ids": query_input_ids.clone(), "attention_mask": query_attention_mask.clone()})
-        return orig_encode(query_input_ids=query_input_ids, query_attention_mask=query_attention_mask, **kw)
-
-    lm.model.encode = recording_encode
+    special_ids, fed, restore_encode = recorded_encode(lm, SPECIAL_TOKENS)
     full = [INSTRUCTION + text for text in TEXTS]
     t = time.time()
     emb, soft = lm.encode(full, max_length=MAX_LENGTH, get_recon_hidden_states=True)
@@ -242,7 +226,7 @@ def main() -> None:
     seconds["official_encode_singles"] = time.time() - t
     calls.append(f"e, s = lm.encode(INSTRUCTION + TEXTS[i], max_length={MAX_LENGTH}, get_recon_hidden_states=True)"
                  f"  # each text alone, i = 0..{len(TEXTS) - 1}")
-    lm.model.encode = orig_encode
+    restore_encode()
 
     decodes = []
     t = time.time()
@@ -271,15 +255,9 @@ def main() -> None:
                               teacher_tokenizer=None)
     batch = collator([DataSample(id_=k, question=q, answer=a) for k, (q, a) in enumerate(TRAIN_ROWS)])
     teacher = torch.randn((len(TRAIN_ROWS), ALIGN_DIM), generator=torch.Generator().manual_seed(SEED + 2))
-    names = ("query_input_ids", "query_attention_mask", "answer_input_ids", "answer_attention_mask", "labels")
     t = time.time()
-    lm.model.train()
-    with torch.no_grad():
-        student_states, outputs = lm.model(**{k: v for k, v in batch.items() if k in names})
-        recon = outputs["loss"]
-        align_total, mse = compute_mse_loss(student_states.mean(dim=1), teacher, mse_loss_weight=1.0)
-        total = 1.0 * recon + align_total
-    lm.model.eval()
+    student_states, outputs, mse, total = official_losses(lm, batch, teacher)
+    recon = outputs["loss"]
     seconds["official_train_batch"] = time.time() - t
     for k, v in batch.items():
         tensors[f"train/collator/{k}"] = v
