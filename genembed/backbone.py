@@ -38,6 +38,24 @@ def cache_keyword(lm) -> str:
     return "cache" if "cache" in inspect.signature(type(lm).forward).parameters else "past_key_values"
 
 
+def kv_cache(tensors):
+    """A transformers KV cache holding given keys/values: [k0, v0, k1, v1, ...] (layer by layer)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for i in range(len(tensors) // 2):  # each layer filled directly (an empty cache cannot be traced)
+        keys, values = tensors[2 * i], tensors[2 * i + 1]
+        cache.layers.append(cache.layer_class_to_replicate())
+        cache.layers[i].lazy_initialization(keys, values)
+        cache.layers[i].keys, cache.layers[i].values = keys, values
+    return cache
+
+
+def kv_tensors(cache) -> list:
+    """The inverse of kv_cache: [k0, v0, k1, v1, ...]."""
+    return [t for layer in cache.layers for t in (layer.keys, layer.values)]
+
+
 _cache: dict[tuple[str, str], "Backbone"] = {}
 _lock = threading.Lock()
 

@@ -120,17 +120,23 @@ def get_decoder(model, via: str | None = None, teacher=None):
     return cached[via]
 
 
-def generate(backbone, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bool = False) -> list[str]:
-    """The LLM's greedy continuation of each prompt: token-id lists, or a tensor [n, P, hidden]."""
+def generate(model, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bool = False) -> list[str]:
+    """The model's LLM's greedy continuation of each prompt: token-id lists, or a tensor [n, P, hidden].
+    On a backend other than torch (backends.py) token-id prompts are embedded and left-padded, so both
+    kinds run through that backend's forward."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if not isinstance(prompts, torch.Tensor):
+    backbone, lm = model.backbone, model.runtime.lm if model.runtime is not None else None
+    if not isinstance(prompts, torch.Tensor) and lm is None:
         return generate_texts(backbone, prompts, max_new_tokens, batch_size, bf16=bf16)
     texts = []
     with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(prompts), batch_size):
-            rows = greedy_from_embeddings(backbone, prompts[start:start + batch_size].to(backbone.device),
-                                          max_new_tokens)
+            chunk, mask = prompts[start:start + batch_size], None
+            if not isinstance(chunk, torch.Tensor):
+                ids, mask = pad(chunk, backbone.tokenizer.pad_token_id, side="left")
+                chunk = backbone.model.get_input_embeddings()(ids.to(backbone.device))
+            rows = greedy_from_embeddings(backbone, chunk.to(backbone.device), max_new_tokens, mask=mask, lm=lm)
             texts += [backbone.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
     return texts
 
@@ -171,7 +177,7 @@ def decode(model, texts, via: str | None = None, max_new_tokens: int = 64, instr
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     decoder = get_decoder(model, via, teacher)
     state = decoder.read(texts, instruction, batch_size, show_progress_bar=show_progress_bar)
-    out = generate(model.backbone, decoder.prompts(state), max_new_tokens, batch_size)
+    out = generate(model, decoder.prompts(state), max_new_tokens, batch_size)
     return out[0] if single else out
 
 
@@ -201,5 +207,5 @@ def decode_embeddings(model, embeddings, via: str | None = None, max_new_tokens:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     decoder = get_decoder(model, via, teacher)
-    out = generate(model.backbone, decoder.prompts(e), max_new_tokens, batch_size)
+    out = generate(model, decoder.prompts(e), max_new_tokens, batch_size)
     return out[0] if single else out

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .backbone import Backbone, cache_keyword
-from .inputs import pad, prompt_ids
+from .inputs import pad, positions, prompt_ids
 from .jsonl import append_rows, numbered_rows, read_rows, string_field
 
 
@@ -109,19 +109,25 @@ def generate_texts(backbone: Backbone, prompts: list[list[int]], max_new_tokens:
 
 @torch.no_grad()
 def greedy_from_embeddings(backbone: Backbone, prompt: torch.Tensor, max_new_tokens: int,
-                           use_cache: bool = True) -> list[list[int]]:
+                           use_cache: bool = True, mask: torch.Tensor | None = None, lm=None) -> list[list[int]]:
     """Greedy tokens the frozen LLM writes after prompts of input embeddings [B, P, hidden] (KV-cached
-    by default), each row cut at the end-of-turn token."""
-    lm, tok = backbone.model, backbone.tokenizer
-    embed = lm.get_input_embeddings()
+    by default), each row cut at the end-of-turn token. mask: [B, P] for left-padded prompts (positions
+    then count real tokens only, as `generate` does). lm: what runs the model's forward (default: the
+    backbone's own; backends.py has another that takes the same call)."""
+    embed, tok = backbone.model.get_input_embeddings(), backbone.tokenizer
+    lm, cache_kw = lm or backbone.model, cache_keyword(backbone.model)
     prompt = prompt.to(embed.weight.dtype)
     eos = tok.eos_token_id
     tokens = torch.empty(prompt.shape[0], 0, dtype=torch.long, device=prompt.device)
     finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
-    past, cache_kw = None, cache_keyword(lm)
+    past = None
     for _ in range(max_new_tokens):
         inputs = torch.cat([prompt, embed(tokens)], dim=1) if past is None or not use_cache else embed(tokens[:, -1:])
-        out = lm(inputs_embeds=inputs, use_cache=use_cache, logits_to_keep=1, **{cache_kw: past})
+        placed = {}
+        if mask is not None:
+            full = torch.cat([mask, mask.new_ones(mask.shape[0], tokens.shape[1])], dim=1)
+            placed = {"attention_mask": full, "position_ids": positions(full)[:, -inputs.shape[1]:]}
+        out = lm(inputs_embeds=inputs, use_cache=use_cache, logits_to_keep=1, **placed, **{cache_kw: past})
         past = getattr(out, cache_kw, None) if use_cache else None
         next_token = out.logits[:, -1].argmax(-1)
         next_token = torch.where(finished, torch.full_like(next_token, tok.pad_token_id), next_token)

@@ -60,7 +60,7 @@ def inspect(model, texts: list[str], via: str | None = None, instruction: str | 
     decoder = get_decoder(model, via)
     lenses = logit_lens(model, list(texts), top_k=top_k, instruction=instruction)
     state = decoder.read(list(texts), instruction)
-    decoded = generate(model.backbone, decoder.prompts(state), max_new_tokens)
+    decoded = generate(model, decoder.prompts(state), max_new_tokens)
     out = [Inspection(t, d, lens) for t, d, lens in zip(texts, decoded, lenses)]
     if decoder.reads_embeddings:
         for item, near in zip(out, decoder.words.nearest(state, words)):

@@ -61,6 +61,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         object.__setattr__(self, "backbone", backbone)  # a reference, never a submodule
         self.prefix_cache = SharedPrefixCache()  # keys/values of the prompt head all inputs share
         self.query_lens = None  # the checkpoint's bank of training queries, if it has one (query_lens.py)
+        self.backend, self.runtime = "torch", None  # how inference runs (backends.py): set_backend
         self.special_tokens = nn.Parameter(torch.zeros(config.num_thought_tokens + config.num_compression_tokens,
                                                        config.hidden_size))
         self.recon = nn.Linear(config.hidden_size, config.hidden_size)
@@ -91,6 +92,15 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
     def device(self) -> torch.device:
         return self.special_tokens.device
 
+    def set_backend(self, name: str) -> "GenEmbed":
+        """Run inference on backend `name`: "torch" (the default) or "onnx" (backends.py). Training and
+        anything with gradients always runs in torch."""
+        from .backends import attach
+
+        attach(self, name)
+        self.prefix_cache.clear()  # a head computed by the other backend
+        return self
+
     # -- the forward pass ----------------------------------------------------------------
     def token_rows(self, texts: list[str], instruction: str = "") -> list[list[int]]:
         """The ids of each text's input in the checkpoint's layout (inputs.py), the special tokens not yet appended."""
@@ -110,8 +120,11 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         runs once without autograd into a KV cache and only the T + C special positions run with
         gradients (same result: causal attention). The head all rows share comes from the prefix cache.
         """
+        split = torch.is_grad_enabled() if split_prefix is None else split_prefix
         base = self.backbone.model.base_model
         cache_kw = cache_keyword(base)
+        if self.runtime is not None and not torch.is_grad_enabled():
+            base = self.runtime.base  # the same call, run by another engine (backends.py)
         ids, text_mask = input_ids.to(self.device), attention_mask.to(self.device)
         head, head_kv = self.prefix_cache.find(base, ids, text_mask, cache_kw)
         if head:  # the shared head is in head_kv; only the rest of each row runs
@@ -122,7 +135,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
                           text_mask.new_ones(special.shape[:2])], dim=1)
         pos = positions(mask)[:, head:]
         past = {cache_kw: head_kv} if head else {}
-        if not (torch.is_grad_enabled() if split_prefix is None else split_prefix):
+        if not split:
             hidden = base(inputs_embeds=torch.cat([text, special], dim=1), attention_mask=mask,
                           position_ids=pos, use_cache=bool(head), **past).last_hidden_state
         else:

@@ -1,0 +1,122 @@
+"""How inference runs: `backend=` on `genembed.load` and `--backend` on the commands that embed or decode.
+
+* "torch": the backbone's own PyTorch forward (the reference; training always runs here).
+* "onnx": the backbone through onnxruntime, in float32 (onnx_export.py makes the export once per
+  backbone). Only the backbone's forward moves: the special tokens, `recon`, `align`, the
+  shared-prefix cache and the decoding loop stay genembed's, so every feature works unchanged on
+  either backend.
+
+An OnnxBackbone answers the two calls genembed makes of a transformers model at inference —
+`base(...)` (encode, the prefix cache) and `lm(...)` (greedy decoding) — with the same keywords
+and the same KV cache type, so the call sites only choose which one to call.
+"""
+from __future__ import annotations
+
+import weakref
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from .backbone import cache_keyword, kv_cache, kv_tensors
+
+NAMES = ("torch", "onnx")
+_runtimes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per loaded backbone model
+
+
+def attach(model, name: str) -> None:
+    """Run `model`'s inference on backend `name` (the export is built first if needed)."""
+    if name not in NAMES:
+        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(NAMES)}")
+    if name == "onnx":
+        backbone = model.backbone
+        if backbone.device.type != "cpu":
+            raise ValueError(f"the onnx backend runs on the CPU; this model is on {backbone.device} "
+                             "(there, backend='torch' is the fast path)")
+        if backbone.model not in _runtimes:
+            from .onnx_export import ensure_export
+
+            _runtimes[backbone.model] = OnnxBackbone(backbone, ensure_export(backbone))
+        model.runtime = _runtimes[backbone.model]
+    else:
+        model.runtime = None
+    model.backend = name
+
+
+def additive_mask(mask: torch.Tensor, new: int) -> np.ndarray:
+    """[B, 1, new, total] float32: 0 where query i (the last `new` positions) may attend key j (j at or
+    before it and not padding), the float32 minimum elsewhere."""
+    total = mask.shape[1]
+    query = torch.arange(total - new, total).unsqueeze(1)
+    allowed = (torch.arange(total).unsqueeze(0) <= query).unsqueeze(0) & mask.bool().unsqueeze(1)
+    out = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    return out.unsqueeze(1).numpy()
+
+
+class OnnxBackbone:
+    def __init__(self, backbone, folder):
+        import json
+
+        from .onnx_export import require_onnx
+
+        _, self.ort = require_onnx()
+        self.folder, self.manifest = folder, json.loads((folder / "manifest.json").read_text())
+        self.embed = backbone.model.get_input_embeddings()
+        self.cache_kw = cache_keyword(backbone.model.base_model)
+        self._sessions: dict[str, object] = {}
+
+    def session(self, name: str):
+        """An onnxruntime session of one graph, made on first use (the head only if one decodes)."""
+        if name not in self._sessions:
+            options = self.ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            self._sessions[name] = self.ort.InferenceSession(str(self.folder / name), options,
+                                                             providers=["CPUExecutionProvider"])
+        return self._sessions[name]
+
+    def _body(self, graph: str, inputs_embeds, attention_mask, position_ids, past):
+        m = self.manifest
+        batch, new = inputs_embeds.shape[:2]
+        if past is None:
+            empty = np.zeros((batch, m["kv_heads"], 0, m["head_dim"]), dtype=np.float32)
+            past_arrays = [empty] * (2 * m["layers"])
+        else:
+            past_arrays = [t.detach().float().numpy() for t in kv_tensors(past)]
+        total = new + past_arrays[0].shape[2]
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, total, dtype=torch.long)
+        if position_ids is None:
+            position_ids = torch.arange(total - new, total).expand(batch, -1)
+        session = self.session(graph)
+        names = [i.name for i in session.get_inputs()]
+        feed = dict(zip(names, [inputs_embeds.detach().float().contiguous().numpy(), additive_mask(attention_mask, new),
+                                position_ids.to(torch.long).contiguous().numpy(), *past_arrays]))
+        hidden, *present = session.run(None, feed)
+        return torch.from_numpy(hidden), kv_cache([torch.from_numpy(a) for a in present])
+
+    def _embeds(self, input_ids, inputs_embeds):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        return self.embed(input_ids) if inputs_embeds is None else inputs_embeds
+
+    def base(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=False,
+             **cache):
+        """transformers' base-model call: → .last_hidden_state (and the KV cache under the cache keyword)."""
+        hidden, present = self._body("body.onnx", self._embeds(input_ids, inputs_embeds), attention_mask,
+                                     position_ids, cache.pop(self.cache_kw, None))
+        if cache:
+            raise TypeError(f"unexpected arguments {sorted(cache)}")
+        return SimpleNamespace(last_hidden_state=hidden, **{self.cache_kw: present if use_cache else None})
+
+    def lm(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=True,
+           logits_to_keep=1, **cache):
+        """transformers' causal-LM call for greedy decoding: → .logits [B, 1, vocab] of the last position
+        and the KV cache."""
+        if logits_to_keep != 1:
+            raise ValueError("the onnx backend computes the logits of the last position only (logits_to_keep=1)")
+        hidden, present = self._body("body.onnx", self._embeds(input_ids, inputs_embeds), attention_mask,
+                                     position_ids, cache.pop(self.cache_kw, None))
+        if cache:
+            raise TypeError(f"unexpected arguments {sorted(cache)}")
+        logits = self.session("head.onnx").run(None, {"hidden": hidden[:, -1:].numpy()})[0]
+        return SimpleNamespace(logits=torch.from_numpy(logits), **{self.cache_kw: present if use_cache else None})
