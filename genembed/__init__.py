@@ -15,12 +15,13 @@ __version__ = "0.1.0"
 __all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "load_backbone"]
 
 
-def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None):
+def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None, backend: str = "torch"):
     """A trained GenEmbed: path None (the bundled default), a genembed checkpoint folder, an official
-    llm2vec-gen folder or a hub id of either (loading.py); backbone: a local copy of its backbone."""
+    llm2vec-gen folder or a hub id of either (loading.py); backbone: a local copy of its backbone;
+    backend: how inference runs, "torch" or "onnx" (backends.py)."""
     from .loading import load_model
 
-    return load_model(path, backbone=backbone, dtype=dtype, device=device)
+    return load_model(path, backbone=backbone, dtype=dtype, device=device, backend=backend)
 
 
 def __getattr__(name):

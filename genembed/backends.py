@@ -24,10 +24,14 @@ NAMES = ("torch", "onnx")
 _runtimes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per loaded backbone model
 
 
-def attach(model, name: str) -> None:
-    """Run `model`'s inference on backend `name` (the export is built first if needed)."""
+def check_name(name: str) -> None:
     if name not in NAMES:
         raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(NAMES)}")
+
+
+def attach(model, name: str) -> None:
+    """Run `model`'s inference on backend `name` (the export is built first if needed)."""
+    check_name(name)
     if name == "onnx":
         backbone = model.backbone
         if backbone.device.type != "cpu":

@@ -23,6 +23,7 @@ from .recipe import TrainConfig
 
 MODEL_HELP = ("The model: a genembed checkpoint folder, an official llm2vec-gen folder, or a hub id of either "
               "(default: the bundled one).")
+BACKEND_HELP = "How inference runs: 'torch' (the reference) or 'onnx' (onnxruntime, CPU; pip install 'genembed[onnx]')."
 BACKBONE_HELP = "A local copy of the model's backbone (a folder or .gguf) instead of the one it records."
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="LLM2Vec-Gen embeddings from a frozen chat LLM: generate → train → encode / decode.")
@@ -135,6 +136,7 @@ def encode(
     out: Path = typer.Option(Path("embeddings.npy"), "--out", "-o", help=".npy file to write."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     instruction: Optional[str] = typer.Option(None, help="'query', 'document', or an instruction text."),
     batch_size: int = typer.Option(32),
     normalize: bool = typer.Option(False, help="L2-normalise the embeddings."),
@@ -149,7 +151,7 @@ def encode(
         raise typer.BadParameter(f"--out must be a .npy file, got {out}")
     # texts are read, tokenized and embedded batch by batch and rows go to the file as they come
     # (a memory map), so neither the corpus nor its vectors sit in RAM
-    vectors = load(model, backbone=backbone).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
+    vectors = load(model, backbone=backbone, backend=backend).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
                                  show_progress_bar=len(items) > batch_size, output_path=out)
     typer.echo(f"{vectors.shape[0]} embeddings of dimension {vectors.shape[1]} written to {out}")
 
@@ -192,6 +194,7 @@ def index_build(
     id_field: str = typer.Option("id", help="Key of the row id in a JSONL corpus (default when absent: the line number)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     kind: str = typer.Option("auto", help="'flat' (exact), 'hnsw' (approximate) or 'auto' (flat below 100k rows)."),
     instruction: str = typer.Option("document", help="Instruction of the indexed texts: 'document', 'query' or a text."),
     batch_size: int = typer.Option(32),
@@ -202,7 +205,7 @@ def index_build(
 
     try:
         index = build_index(load(model, backbone=backbone) if backbone else model, source, out, field=field, id_field=id_field or None, instruction=instruction,
-                            kind=kind, batch_size=batch_size, chunk_size=chunk_size)
+                            kind=kind, batch_size=batch_size, chunk_size=chunk_size, backend=backend)
     except ImportError as e:  # faiss missing: one line, as for other known errors
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2)
@@ -219,6 +222,7 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="One JSON line per query: {query, hits: [{id, score, text}]}."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The model (default: the one the index records); " + MODEL_HELP[4:]),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     instruction: str = typer.Option("query", help="Instruction of the queries: 'query', 'document' or a text."),
     batch_size: int = typer.Option(32),
     width: int = typer.Option(100, help="Characters of each hit's text shown (not with --json)."),
@@ -232,7 +236,7 @@ def search(
     if not len(items):
         raise typer.BadParameter("no queries: give them as arguments or with --input")
     try:
-        index = Index.open(index_dir, model=load(model, backbone=backbone) if backbone else model)
+        index = Index.open(index_dir, model=load(model, backbone=backbone) if backbone else model, backend=backend)
     except ImportError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2)
@@ -262,6 +266,7 @@ def decode(
     field: str = typer.Option("text"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     instruction: Optional[str] = typer.Option(None),
     max_new_tokens: int = typer.Option(64),
     via: Optional[str] = typer.Option(None, help=VIA_HELP),
@@ -271,7 +276,7 @@ def decode(
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to decode: give them as arguments or with --input")
-    decoded = load(model, backbone=backbone).decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
+    decoded = load(model, backbone=backbone, backend=backend).decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
     for text, said in zip(items, decoded):
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
 
@@ -280,6 +285,7 @@ def decode(
 def serve(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to bind; the default answers this machine only."),
     port: int = typer.Option(8000),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENEMBED_API_KEY", show_default=False,
@@ -292,8 +298,8 @@ def serve(
     """Serve an OpenAI-compatible /v1/embeddings (plus /v1/decode, /health, /metrics) over HTTP."""
     from .serve import serve as run
 
-    run(load(model, backbone=backbone) if backbone else model, host=host, port=port, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
-        max_texts=max_texts, max_chars=max_chars)
+    run(load(model, backbone=backbone, backend=backend) if backbone else model, host=host, port=port, api_key=api_key,
+        max_batch=max_batch, max_wait_ms=max_wait_ms, max_texts=max_texts, max_chars=max_chars, backend=backend)
 
 
 @app.command()
@@ -346,6 +352,7 @@ def inspect(
     field: str = typer.Option("text"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     instruction: Optional[str] = typer.Option(None),
     top_k: int = typer.Option(5),
     max_new_tokens: int = typer.Option(48),
@@ -359,7 +366,7 @@ def inspect(
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
-    for item in look(load(model, backbone=backbone), items, via=via, instruction=instruction, top_k=top_k,
+    for item in look(load(model, backbone=backbone, backend=backend), items, via=via, instruction=instruction, top_k=top_k,
                      max_new_tokens=max_new_tokens, words=words):
         typer.echo(f"input:   {item.text}")
         if item.nearest_query is not None:

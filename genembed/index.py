@@ -100,25 +100,29 @@ def model_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def _resolve_model(model):
+def _resolve_model(model, backend: str | None = None):
     """(GenEmbed, what the manifest records): a path → that checkpoint, None → the bundled default
-    ("default"), a loaded model → itself (recorded as null: search then needs it passed again)."""
+    ("default"), a loaded model → itself (recorded as null: search then needs it passed again).
+    backend: the one to run it on (backends.py; None: "torch" for a path, a loaded model's own)."""
     if model is None or isinstance(model, (str, Path)):
         from .checkpoint import DEFAULT_CHECKPOINT  # here, not above: importing genembed.index stays torch-free
         from .loading import load_model, resolve
 
         folder = resolve(model)  # (a hub id: its downloaded folder)
-        return load_model(folder), "default" if folder == DEFAULT_CHECKPOINT else str(folder.resolve())
-    return model, None
+        return (load_model(folder, backend=backend or "torch"),
+                "default" if folder == DEFAULT_CHECKPOINT else str(folder.resolve()))
+    return (model if backend is None else model.set_backend(backend)), None
 
 
 # -- building ------------------------------------------------------------------------------
 def build_index(model, source: str | Path, out_dir: str | Path, field: str = "text", id_field: str | None = "id",
                 instruction: str | None = "document", kind: str = "auto", batch_size: int = 32,
-                chunk_size: int = CHUNK_SIZE, show_progress_bar: bool | None = None) -> "Index":
+                chunk_size: int = CHUNK_SIZE, show_progress_bar: bool | None = None,
+                backend: str | None = None) -> "Index":
     """Encode every row of `source` and write a searchable index to `out_dir`; returns it opened.
 
-    model: a GenEmbed, a checkpoint folder, or None (the bundled default). kind: "flat" (exact
+    model: a GenEmbed, a checkpoint folder, or None (the bundled default); backend: how it runs
+    (backends.py; the embeddings do not depend on it beyond float rounding). kind: "flat" (exact
     cosine), "hnsw" (approximate, for large corpora) or "auto" (flat below AUTO_HNSW_ROWS rows).
     A rerun on an unfinished `out_dir` resumes it (same model, instruction, field and an unchanged
     source file, else refused); on a finished one it only rebuilds the faiss index if `kind` changed.
@@ -133,7 +137,7 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
     count = sum(1 for _ in source_rows(source, field, id_field))  # validates every row before any work
     if count == 0:
         raise ValueError(f"{source} has no rows to index")
-    model, model_ref = _resolve_model(model)
+    model, model_ref = _resolve_model(model, backend)
     settings = {
         "format": FORMAT, "model": model_ref, "model_fingerprint": model_fingerprint(model),
         "instruction": instruction, "instruction_text": model.resolve_instruction(instruction),
@@ -345,9 +349,10 @@ class Index:
     def __init__(self, folder: Path, manifest: dict, faiss_index, offsets: np.ndarray, model):
         self.folder, self.manifest, self.faiss_index, self._offsets = folder, manifest, faiss_index, offsets
         self._model = model
+        self._backend = None  # the backend a model loaded on first use runs on (Index.open)
 
     @classmethod
-    def open(cls, folder: str | Path, model=None) -> "Index":
+    def open(cls, folder: str | Path, model=None, backend: str | None = None) -> "Index":
         folder = Path(folder)
         manifest = read_manifest(folder)
         if not manifest.get("complete"):
@@ -361,8 +366,9 @@ class Index:
                              f"of dimension {dim} that {MANIFEST} records; build it again")
         offsets = np.memmap(folder / OFFSETS, dtype="<u8", mode="r", shape=(count,))
         opened = cls(folder, manifest, index, offsets, None)
+        opened._backend = backend
         if model is not None:
-            opened._model = opened._check_model(*_resolve_model(model))
+            opened._model = opened._check_model(*_resolve_model(model, backend))
         return opened
 
     def __len__(self) -> int:
@@ -379,7 +385,7 @@ class Index:
             if ref is None:
                 raise ValueError(f"the index in {self.folder} was built from a model in memory, not a "
                                  f"checkpoint folder: pass the model (Index.open(..., model=...) or --model)")
-            self._model = self._check_model(*_resolve_model(None if ref == "default" else ref))
+            self._model = self._check_model(*_resolve_model(None if ref == "default" else ref, self._backend))
         return self._model
 
     def _check_model(self, model, ref):

@@ -33,9 +33,15 @@ def resolve(name) -> Path:
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
-def load_model(name=None, backbone=None, dtype: str = "float32", device: str | None = None):
-    """A GenEmbed from `name` (see the module's docstring); backbone: a local copy of its backbone."""
+def load_model(name=None, backbone=None, dtype: str = "float32", device: str | None = None, backend: str = "torch"):
+    """A GenEmbed from `name` (see the module's docstring); backbone: a local copy of its backbone;
+    backend: how its inference runs (backends.py)."""
+    from .backends import check_name
+
+    check_name(backend)  # before anything loads
     folder = resolve(name)
     if is_official(folder) and not (folder / CONFIG_NAME).exists():
-        return read_official(folder, backbone=backbone, dtype=dtype, device=device)
-    return load_checkpoint(folder, backbone=backbone, dtype=dtype, device=device)
+        model = read_official(folder, backbone=backbone, dtype=dtype, device=device)
+    else:
+        model = load_checkpoint(folder, backbone=backbone, dtype=dtype, device=device)
+    return model.set_backend(backend)

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 import genembed
+from genembed import backends
 from genembed.checkpoint import CheckpointError
 from genembed.generate import greedy_from_embeddings
 from genembed.inputs import official_response_ids, pad
@@ -76,6 +77,22 @@ def test_greedy_decode_gives_the_official_ids(official):
         assert greedy_from_embeddings(official.backbone, own, len(expected))[0] == expected
     text = official.decode(TEXTS[0], max_new_tokens=4)  # the default decoder of a published model: the soft prompt
     assert text == official.decode(TEXTS[0], max_new_tokens=4, via="soft-prompt")
+
+
+def test_the_onnx_backend_gives_the_official_embeddings_and_ids(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path))
+    monkeypatch.setattr(backends, "_runtimes", type(backends._runtimes)())  # this export goes with tmp_path
+    fast = genembed.load(FIXTURE / "model", backend="onnx")
+    for name in META["instructions"]:
+        np.testing.assert_allclose(fast.encode(TEXTS, instruction=META["instructions"][name]),
+                                   EXPECTED[f"encode/{name}/batch/embedding"].numpy(), atol=1e-5, rtol=0)
+    for i, case in enumerate(META["decode"]):
+        ids, mask = fast.tokenize([TEXTS[case["text_index"]]], META["instructions"][case["instruction"]])
+        with torch.no_grad():
+            soft = fast(ids, mask)[0]
+        expected = EXPECTED[f"decode/{i}/token_ids"].tolist()
+        assert greedy_from_embeddings(fast.backbone, soft, len(expected), lm=fast.runtime.lm)[0] == expected
 
 
 def test_the_training_losses_equal_the_official_ones(official):

@@ -1,0 +1,126 @@
+"""The onnx backend (backends.py, onnx_export.py) on the tiny llama: the same embeddings and the same
+greedy decodes as torch, one export reused, bad exports rebuilt with the reason, clear refusals."""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import genembed
+from genembed import backends
+from genembed.checkpoint import save_checkpoint
+from genembed.decoders import generate
+from genembed.onnx_export import export_folder
+
+pytest.importorskip("onnxruntime")
+TEXTS = ["how do I boil an egg", "paris is the capital of france", "write a poem about the sea and the wide blue deep",
+         "it adjusts weights"]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory, monkeypatch):
+    """One export cache for this module (exports take seconds), apart from the user's."""
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "onnx-cache"))
+    yield
+    backends._runtimes.clear()  # the next test attaches afresh (and checks the folder again)
+
+
+def on(model, name):
+    return model.set_backend(name)
+
+
+def test_the_onnx_backend_embeds_as_torch_does(tiny_model):
+    reference = on(tiny_model, "torch").encode(TEXTS, batch_size=3)
+    fast = on(tiny_model, "onnx").encode(TEXTS, batch_size=3)
+    assert tiny_model.backend == "onnx" and tiny_model.runtime is not None
+    np.testing.assert_allclose(fast, reference, atol=2e-5, rtol=0)
+    one = tiny_model.encode(TEXTS[2])  # a batch of one: no shared prompt head
+    np.testing.assert_allclose(one, reference[2], atol=2e-5, rtol=0)
+    assert tiny_model.prefix_cache.entries  # the shared head ran through onnx and was kept
+    with torch.enable_grad():  # training-style calls stay in torch and keep their gradients
+        soft, emb = tiny_model(*tiny_model.tokenize(TEXTS[:2]))
+    assert emb.requires_grad
+
+
+def test_greedy_decodes_are_the_same_on_both_backends(tiny_model):
+    ids, mask = tiny_model.tokenize(TEXTS)
+    with torch.no_grad():
+        soft = tiny_model(ids, mask)[0]
+    prompts = [tiny_model.backbone.tokenizer(t)["input_ids"] for t in TEXTS]  # token ids of unequal lengths
+    reference = [generate(on(tiny_model, "torch"), p, 12, batch_size=4) for p in (soft, prompts)]
+    fast = [generate(on(tiny_model, "onnx"), p, 12, batch_size=4) for p in (soft, prompts)]
+    assert fast == reference
+    assert any(reference[1])  # something was written
+
+
+def test_one_export_serves_every_later_load(tiny_model, capsys):
+    on(tiny_model, "onnx")
+    folder = export_folder(tiny_model.backbone)
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
+    backends._runtimes.clear()
+    on(tiny_model, "onnx")
+    assert (folder / "manifest.json").stat().st_mtime_ns == stamp
+    assert "exporting" not in capsys.readouterr().out
+
+
+def _damage_manifest(folder: Path, **changes):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(changes)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda f: _damage_manifest(f, weights_sha256="0" * 64), "other backbone weights"),
+    (lambda f: _damage_manifest(f, onnxruntime="0.0.1"), "made with onnxruntime 0.0.1"),
+    (lambda f: _damage_manifest(f, format=99), "export format 99"),
+    (lambda f: (f / "manifest.json").write_text("{not json"), "manifest.json is corrupt"),
+    (lambda f: (f / "head.onnx.data").write_bytes(b"\0" * 10), "head.onnx.data is corrupt"),
+    (lambda f: (f / "body.onnx").unlink(), "body.onnx is missing"),
+])
+def test_a_bad_export_is_rebuilt_saying_why(tiny_model, damage, reason):
+    reference = on(tiny_model, "torch").encode(TEXTS)
+    on(tiny_model, "onnx")
+    damage(export_folder(tiny_model.backbone))
+    backends._runtimes.clear()
+    with pytest.warns(UserWarning, match=f"rebuilding the ONNX export.*{reason}"):
+        on(tiny_model, "onnx")
+    np.testing.assert_allclose(tiny_model.encode(TEXTS), reference, atol=2e-5, rtol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rebuilt whole: the next load finds nothing wrong
+        backends._runtimes.clear()
+        on(tiny_model, "onnx")
+
+
+def test_unknown_backends_and_missing_packages_are_named(tiny_model, monkeypatch):
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt': choose one of torch, onnx"):
+        genembed.load("no/such-model-is-loaded-first", backend="tensorrt")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'genembed\[onnx\]'"):
+        on(tiny_model, "onnx")
+    assert tiny_model.backend == "torch"  # a refused switch leaves the model as it was
+
+
+def test_the_commands_take_backend(tiny_model, tmp_path):
+    from genembed.cli import app
+
+    ckpt = save_checkpoint(on(tiny_model, "torch"), tmp_path / "ckpt")
+    runner = CliRunner()
+    outs = {}
+    for name in ("torch", "onnx"):
+        outs[name] = tmp_path / f"{name}.npy"
+        result = runner.invoke(app, ["encode", *TEXTS, "--model", str(ckpt), "--out", str(outs[name]),
+                                     "--backend", name])
+        assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(outs["onnx"]), np.load(outs["torch"]), atol=2e-5, rtol=0)
+    decoded = {name: runner.invoke(app, ["decode", "paris", "--model", str(ckpt), "--via", "soft-prompt",
+                                         "--max-new-tokens", "5", "--backend", name]).output
+               for name in ("torch", "onnx")}
+    assert decoded["onnx"] == decoded["torch"] and "decoded:" in decoded["torch"]
+    result = runner.invoke(app, ["encode", "x", "--model", str(ckpt), "--backend", "fast"])
+    assert result.exit_code != 0 and "unknown backend 'fast'" in str(result.exception)
