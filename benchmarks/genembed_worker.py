@@ -65,6 +65,7 @@ def phase_encode(model, bb, inp, bf16: bool) -> dict:
     cfg = inp["config"]
     texts = inp["texts"][: cfg["texts"]]
     bs, instr = cfg["batch_size"], inp["instruction"]
+    bc.reset_peak_rss()
     for _ in range(cfg["warmup"]):
         model.encode(texts[:bs], instruction=instr, batch_size=bs, bf16=bf16, show_progress_bar=False)
     rec = bc.ShapeRecorder(bb.model.base_model)
@@ -83,9 +84,10 @@ def phase_encode(model, bb, inp, bf16: bool) -> dict:
     with bc.timer(off):
         model.encode(texts, instruction=instr, batch_size=bs, bf16=bf16, show_progress_bar=False)
     model.prefix_cache.enabled = True
+    peak = bc.peak_rss_mib()
     return {"seconds": times, "median_s": med, "texts": len(texts), "texts_per_s": len(texts) / med,
             "flops_per_pass": flops, "flop_per_s": flops / med, "padded_tokens": rec.tokens(),
-            "real_tokens": real, "mean_tokens_per_text": real / len(texts),
+            "real_tokens": real, "mean_tokens_per_text": real / len(texts), "peak_rss_mib": peak,
             "head_cache_off_s": off[0], "texts_per_s_head_cache_off": len(texts) / off[0]}
 
 
@@ -162,15 +164,19 @@ def phase_decode(model, bb, inp, bf16: bool) -> dict:
     ctx = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.no_grad(), ctx:
         soft, _ = model(ids, mask)
-        greedy_from_embeddings(model.backbone, soft, max_new_tokens=2)  # warm-up
-    rec = bc.ShapeRecorder(bb.model.base_model)
-    times, steps = [], []
+        lm = model.runtime.lm if model.runtime is not None else None  # (--backend)
+        greedy_from_embeddings(model.backbone, soft, max_new_tokens=2, lm=lm)  # warm-up
+    times, steps, calls = [], [], [0]
+
+    def counted(**kw):  # one call per decoding step, on either backend
+        calls[0] += 1
+        return (lm or model.backbone.model)(**kw)
+
     for _ in range(cfg["repeats"]):
-        rec.clear()
+        calls[0] = 0
         with torch.no_grad(), ctx, bc.timer(times):
-            greedy_from_embeddings(model.backbone, soft, max_new_tokens=cfg["decode_tokens"])
-        steps.append(len(rec.calls))
-    rec.remove()
+            greedy_from_embeddings(model.backbone, soft, max_new_tokens=cfg["decode_tokens"], lm=counted)
+        steps.append(calls[0])
     med = bc.median(times)
     n_steps = bc.median(steps)
     return {"seconds": times, "median_s": med, "batch": len(texts), "steps": steps,
@@ -224,16 +230,18 @@ def phase_scale(model, bb, inp, n: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", help="the run's official-layout folder (default: a fresh genembed model)")
+    ap.add_argument("--backend", default="torch", help="genembed's inference backend (backends.py)")
     args, inp = bc.worker_setup(ap)
     import torch
     import transformers
 
     rss_start = bc.rss_mib()
     bb, model, load_s = build(inp, args.checkpoint)
+    model.set_backend(args.backend)  # (an onnx export is made once, before any timing)
     result = {"impl": "genembed", "load_s": load_s, "rss_after_load_mib": bc.rss_mib(),
               "rss_start_mib": rss_start, "threads": torch.get_num_threads(), "torch": torch.__version__,
               "transformers": transformers.__version__, "checkpoint": args.checkpoint,
-              "input_layout": model.config.input_layout, "phases": {}}
+              "input_layout": model.config.input_layout, "backend": args.backend, "phases": {}}
     bc.run_phases("genembed", args.phases, {
         "equality": lambda _: phase_equality(model, inp, args.out),
         "encode": lambda arg: phase_encode(model, bb, inp, arg == "bf16"),

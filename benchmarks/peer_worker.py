@@ -272,6 +272,7 @@ def phase_encode(peer: Peer, inp: dict, bf16: bool) -> dict:
     cfg = inp["config"]
     texts = inp["texts"][: cfg["texts"]]
     bs, instr = cfg["batch_size"], inp["instruction"]
+    bc.reset_peak_rss()
     for _ in range(cfg["warmup"]):
         peer.encode(texts[:bs], instr, bs, bf16)
     rec = bc.ShapeRecorder(peer.encoder_stack)
@@ -285,11 +286,12 @@ def phase_encode(peer: Peer, inp: dict, bf16: bool) -> dict:
     h, c, d = peer.config.hidden_size, cfg["num_compression_tokens"], cfg["embedding_dim"]
     flops = rec.flops(dims) + 2.0 * len(texts) * c * (h * h + h * d)
     med = bc.median(times)
+    peak = bc.peak_rss_mib()
     sentences = Peer.format(instr, texts)
     real = sum(int(peer.tokenize([s])[1].sum()) for s in sentences)
     return {"seconds": times, "median_s": med, "texts": len(texts), "texts_per_s": len(texts) / med,
             "flops_per_pass": flops, "flop_per_s": flops / med, "padded_tokens": rec.tokens(),
-            "real_tokens": real, "mean_tokens_per_text": real / len(texts)}
+            "real_tokens": real, "mean_tokens_per_text": real / len(texts), "peak_rss_mib": peak}
 
 
 def phase_train(peer: Peer, inp: dict, bf16: bool) -> dict:
