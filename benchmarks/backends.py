@@ -43,6 +43,9 @@ def parse_args(argv=None):
     ap.add_argument("--decode-tokens", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--official-dtypes", default="fp32,bf16",
+                    help="the official code's precisions to run (bf16 autocast is emulated, and slow, on a CPU "
+                         "without bf16 instructions)")
     return ap.parse_args(argv)
 
 
@@ -112,6 +115,8 @@ def main(argv=None) -> int:
     one = variant(base, raw / "one.json", batch_size=1, **common)
     rows = {}
     for impl, dtype, backend in RUNS:
+        if impl == "official" and dtype not in args.official_dtypes.split(","):
+            continue
         name = f"{impl} {backend or ''} {dtype}".replace("  ", " ")
         tag = f"{impl}-{backend or 'own'}-{dtype}"
         rows[name] = {

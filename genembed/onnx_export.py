@@ -10,8 +10,8 @@ checkpoint around the same backbone, and it is keyed by a digest of the backbone
                            keys/values of every layer → last-layer states and the new keys/values
         head.onnx(+.data)  the language-model head: last state → logits (decoding)
 
-Both in float32: 8-bit weights with onnxruntime's int8 compute changed most greedy decodes and
-8-bit weights with float32 compute ran slower than float32 (experiments/backend_screen.py).
+Both in float32: in a screen of onnxruntime's 8-bit weight variants (experiments/backend_screen.py,
+docs/backends.md), int8 compute changed greedy decodes and float32 compute on 8-bit weights was slower.
 
 A folder is written whole (atomic.write_folder) and read only after its manifest matches this
 backbone, this format and the installed onnxruntime, and every file matches its recorded size and
