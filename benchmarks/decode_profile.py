@@ -1,0 +1,103 @@
+"""Where the time of decoding one text goes, per backend: the forward itself against everything around it.
+
+    .venv/bin/python benchmarks/decode_profile.py [--model DIR] [--tokens 96] [--repeats 3]
+
+Decodes one text's soft prompt greedily (batch 1; both backends write the same tokens, so they run
+the same steps) and splits each step's wall time into the model
+call (for onnx: the body session and the head session apart) and the rest (the loop, embedding
+the last token, argmax, cache hand-over). Also the float32 weight bytes one step reads, and the
+memory bandwidth that would make the body session's time: how close a step is to reading its
+weights once. Prints a table; writes OUT.json if --out is given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import genembed  # noqa: E402
+from genembed.generate import greedy_from_embeddings  # noqa: E402
+
+
+def profile(model, soft, tokens: int, repeats: int) -> dict:
+    times = {"model call": 0.0}
+    runtime = model.runtime
+    if runtime is not None:  # time the two sessions inside the call
+        sessions = {"body session": runtime.session("body.onnx"), "head session": runtime.session("head.onnx")}
+        for name, session in sessions.items():
+            times[name] = 0.0
+            run = session.run
+
+            def timed(*a, _run=run, _name=name, **k):
+                t = time.perf_counter()
+                out = _run(*a, **k)
+                times[_name] += time.perf_counter() - t
+                return out
+
+            session.run = timed
+    lm = runtime.lm if runtime is not None else model.backbone.model
+    steps = [0]
+
+    def counted(**kw):
+        t = time.perf_counter()
+        out = lm(**kw)
+        times["model call"] += time.perf_counter() - t
+        steps[0] += 1
+        return out
+
+    try:
+        greedy_from_embeddings(model.backbone, soft, 2, lm=counted)  # warm
+        for k in times:
+            times[k] = 0.0
+        steps[0] = 0
+        start = time.perf_counter()
+        for _ in range(repeats):
+            greedy_from_embeddings(model.backbone, soft, tokens, lm=counted)
+        wall = time.perf_counter() - start
+    finally:
+        if runtime is not None:
+            for session in sessions.values():
+                del session.run
+    per = {k: 1000 * v / steps[0] for k, v in times.items()}
+    per["rest of the loop"] = 1000 * wall / steps[0] - per["model call"]
+    return {"steps": steps[0], "tokens_per_s": steps[0] / wall, "ms_per_step": per}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--tokens", type=int, default=96)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    model = genembed.load(args.model)
+    ids, mask = model.tokenize(["How do I boil an egg?"])
+    with torch.no_grad():
+        soft = model(ids, mask)[0]
+    lm = model.backbone.model
+    body_bytes = 4 * sum(p.numel() for n, p in lm.named_parameters() if "embed_tokens" not in n)
+    head_bytes = 4 * lm.get_output_embeddings().weight.numel()
+    result = {"threads": torch.get_num_threads(), "body_weight_mb": body_bytes / 1e6, "head_weight_mb": head_bytes / 1e6}
+    for backend in ("torch", "onnx"):
+        model.set_backend(backend)
+        result[backend] = profile(model, soft, args.tokens, args.repeats)
+    body_ms = result["onnx"]["ms_per_step"]["body session"]
+    result["onnx"]["body_gb_per_s_if_weights_read_once"] = body_bytes / 1e9 / (body_ms / 1000)
+    for backend in ("torch", "onnx"):
+        r = result[backend]
+        parts = ", ".join(f"{k} {v:.1f} ms" for k, v in r["ms_per_step"].items())
+        print(f"{backend}: {r['tokens_per_s']:.1f} tokens/s; per step: {parts}")
+    print(f"weights read per step: body {body_bytes / 1e6:.0f} MB, head {head_bytes / 1e6:.0f} MB; the body session "
+          f"runs at {result['onnx']['body_gb_per_s_if_weights_read_once']:.1f} GB/s of weights")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
