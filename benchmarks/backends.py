@@ -43,6 +43,7 @@ def parse_args(argv=None):
     ap.add_argument("--decode-tokens", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--resume", action="store_true", help="keep every measurement already in OUT/backends-raw")
     ap.add_argument("--official-dtypes", default="fp32,bf16",
                     help="the official code's precisions to run (bf16 autocast is emulated, and slow, on a CPU "
                          "without bf16 instructions)")
@@ -85,6 +86,9 @@ def worker(impl: str, backend: str | None, phases: str, inputs: Path, out: Path,
     if backend:
         cmd += ["--backend", backend]
     log = out.with_suffix(".log")
+    if args.resume and out.exists():
+        print(f"  {impl} {backend or ''} {phases} {inputs.name}: kept from {out.name}", flush=True)
+        return json.loads(out.read_text())["phases"]
     print(f"  {impl} {backend or ''} {phases} {inputs.name} ...", end="", flush=True)
     with open(log, "w") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=str(ROOT), env=bench.worker_env(args))

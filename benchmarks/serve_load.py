@@ -38,6 +38,7 @@ def parse_args(argv=None):
     ap.add_argument("--requests", type=int, default=1000, help="requests per run")
     ap.add_argument("--concurrency", type=int, default=16, help="clients sending at once (single run)")
     ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--backend", default="torch", help="the server's --backend (torch or onnx)")
     ap.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's batching wait (single run; 0: off)")
     ap.add_argument("--compare", action="store_true",
                     help="run 1 and 16 clients with batching on (--max-wait-ms) and off, and write the table")
@@ -72,13 +73,13 @@ def free_port() -> int:
 class Server:
     """`genembed serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, model, max_batch, max_wait_ms, startup_timeout):
+    def __init__(self, model, max_batch, max_wait_ms, startup_timeout, backend: str = "torch"):
         import httpx
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-c", "from genembed.cli import main; main()", "serve", "--port", str(self.port),
-               "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)]
+               "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--backend", backend]
         if model:
             cmd += ["--model", model]
         env = {k: v for k, v in os.environ.items() if k != "GENEMBED_API_KEY"}  # no key on loopback
@@ -155,7 +156,7 @@ def percentile(values, q):
 
 def run_one(model, args, concurrency, max_wait_ms, server=None) -> dict:
     own = server is None
-    server = server or Server(model, args.max_batch, max_wait_ms, args.startup_timeout)
+    server = server or Server(model, args.max_batch, max_wait_ms, args.startup_timeout, args.backend)
     try:
         # warm-up (connections, first passes), left out of the figures and of the batch count
         asyncio.run(load(server.url, 2 * concurrency, concurrency, args.timeout, args.max_seconds))
@@ -166,17 +167,18 @@ def run_one(model, args, concurrency, max_wait_ms, server=None) -> dict:
         if own:
             server.stop()
     lat = res.pop("latencies")
-    return {"batching": "on" if max_wait_ms > 0 else "off", "max_wait_ms": max_wait_ms, "clients": concurrency,
+    return {"backend": args.backend, "batching": "on" if max_wait_ms > 0 else "off", "max_wait_ms": max_wait_ms,
+            "clients": concurrency,
             **res, "p50_ms": percentile(lat, 50) * 1000, "p99_ms": percentile(lat, 99) * 1000,
             "requests_per_s": res["ok"] / res["seconds"] if res["seconds"] else float("nan"),
             "forward_batches": forward, "requests_per_forward_batch": res["sent"] / forward if forward else float("nan")}
 
 
 def table(rows) -> str:
-    lines = ["| batching | clients | requests | errors | p50 ms | p99 ms | requests/s | forward batches | requests / batch |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| backend | batching | clients | requests | errors | p50 ms | p99 ms | requests/s | forward batches | requests / batch |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['batching']} ({r['max_wait_ms']:g} ms) | {r['clients']} | {r['sent']} | {r['errors']} | "
+        lines.append(f"| {r.get('backend', 'torch')} | {r['batching']} ({r['max_wait_ms']:g} ms) | {r['clients']} | {r['sent']} | {r['errors']} | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_s']:.1f} | {r['forward_batches']:.0f} | "
                      f"{r['requests_per_forward_batch']:.2f} |")
     return "\n".join(lines)
@@ -196,7 +198,7 @@ def main(argv=None):
             return row
         rows = []
         for wait in (args.max_wait_ms or 5.0, 0.0):
-            server = Server(model, args.max_batch, wait, args.startup_timeout)
+            server = Server(model, args.max_batch, wait, args.startup_timeout, args.backend)
             try:
                 for clients in (1, 16):
                     rows.append(run_one(model, args, clients, wait, server=server))
