@@ -11,7 +11,7 @@ checkpoint around the same backbone, and it is keyed by a digest of the backbone
         head.onnx(+.data)  the language-model head: last state → logits (decoding)
 
 Both in float32: in a screen of onnxruntime's 8-bit weight variants (experiments/backend_screen.py,
-docs/backends.md), int8 compute changed greedy decodes and float32 compute on 8-bit weights was slower.
+docs/backends.md) every variant changed greedy decodes, and none was faster.
 
 A folder is written whole (atomic.write_folder) and read only after its manifest matches this
 backbone, this format and the installed onnxruntime, and every file matches its recorded size and
