@@ -43,7 +43,7 @@ def parse_args(argv=None):
     ap.add_argument("--decode-tokens", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--resume", action="store_true", help="keep every measurement already in OUT/backends-raw")
+    ap.add_argument("--resume", action="store_true", help="keep every measurement already in OUT/raw")
     ap.add_argument("--official-dtypes", default="fp32,bf16",
                     help="the official code's precisions to run (bf16 autocast is emulated, and slow, on a CPU "
                          "without bf16 instructions)")
@@ -78,24 +78,14 @@ def variant(base: dict, path: Path, **config) -> Path:
     return path
 
 
-def worker(impl: str, backend: str | None, phases: str, inputs: Path, out: Path, args) -> dict:
-    py, script = (bench.MAIN_PY, HERE / "genembed_worker.py") if impl == "genembed" else (bench.PEER_PY,
-                                                                                          HERE / "peer_worker.py")
-    cmd = [str(py), str(script), "--inputs", str(inputs), "--phases", phases, "--out", str(out),
-           "--checkpoint", str(bench.checkpoint_dir(out.parent.parent))]
-    if backend:
-        cmd += ["--backend", backend]
-    log = out.with_suffix(".log")
-    if args.resume and out.exists():
-        print(f"  {impl} {backend or ''} {phases} {inputs.name}: kept from {out.name}", flush=True)
-        return json.loads(out.read_text())["phases"]
-    print(f"  {impl} {backend or ''} {phases} {inputs.name} ...", end="", flush=True)
-    with open(log, "w") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=str(ROOT), env=bench.worker_env(args))
-    if proc.returncode != 0:
-        raise SystemExit(f"\n{impl} failed: see {log}")
-    print(" done", flush=True)
-    return json.loads(out.read_text())["phases"]
+def worker(impl: str, backend: str | None, phases: str, inputs: Path, out_dir: Path, args) -> dict:
+    """run.py's worker call on one input variant; the measurements of its one phase."""
+    tag = f"backends-{impl}-{backend or 'own'}-{phases.replace(':', '-')}-{inputs.stem}"
+    result = bench.run_worker(impl, [phases], inputs, out_dir, args, name=tag,
+                              extra=("--backend", backend) if backend else ())
+    if "error" in result:
+        raise SystemExit(f"{impl} {backend or ''} {phases} on {inputs.name} failed: see {result['log']}")
+    return result["phases"][phases]
 
 
 def main(argv=None) -> int:
@@ -103,13 +93,14 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     args.threads = args.threads or os.cpu_count()
+    args.peer_no_grad_ckpt = False  # (run_worker's option: the official default, gradient checkpointing, is untouched)
     out = Path(args.out).resolve()
     if not (out / "inputs.json").exists() or not (bench.checkpoint_dir(out) / "run_config.yml").exists():
         subprocess.run([str(bench.MAIN_PY), str(HERE / "run.py"), "--out", str(out), "--texts", str(args.texts),
                         "--batch-size", str(args.batch_size), "--scale", "",
                         "--skip", "equality,encode,train,decode,hyde,scale"], check=True, cwd=str(ROOT))
     base = json.loads((out / "inputs.json").read_text())
-    raw = out / "backends-raw"
+    raw = out / "backends-inputs"
     raw.mkdir(exist_ok=True)
     common = dict(repeats=args.repeats, warmup=1, decode_tokens=args.decode_tokens)
     short = variant(base, raw / "short.json", texts=args.texts, batch_size=args.batch_size,
@@ -121,12 +112,10 @@ def main(argv=None) -> int:
     for impl, dtype, backend in RUNS:
         if impl == "official" and dtype not in args.official_dtypes.split(","):
             continue
-        name = f"{impl} {backend or ''} {dtype}".replace("  ", " ")
-        tag = f"{impl}-{backend or 'own'}-{dtype}"
-        rows[name] = {
-            "short": worker(impl, backend, f"encode:{dtype}", short, raw / f"{tag}-short.json", args)[f"encode:{dtype}"],
-            "docs": worker(impl, backend, f"encode:{dtype}", docs, raw / f"{tag}-docs.json", args)[f"encode:{dtype}"],
-            "decode": worker(impl, backend, f"decode:{dtype}", one, raw / f"{tag}-one.json", args)[f"decode:{dtype}"],
+        rows[f"{impl} {backend or ''} {dtype}".replace("  ", " ")] = {
+            "short": worker(impl, backend, f"encode:{dtype}", short, out, args),
+            "docs": worker(impl, backend, f"encode:{dtype}", docs, out, args),
+            "decode": worker(impl, backend, f"decode:{dtype}", one, out, args),
         }
     (out / "backends.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     md = render(rows, args)

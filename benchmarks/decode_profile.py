@@ -29,7 +29,7 @@ def profile(model, soft, tokens: int, repeats: int) -> dict:
     times = {"model call": 0.0}
     runtime = model.runtime
     if runtime is not None:  # time the two sessions inside the call
-        sessions = {"body session": runtime.session("body.onnx"), "head session": runtime.session("head.onnx")}
+        sessions = {"body session": runtime.session("body.onnx")[0], "head session": runtime.session("head.onnx")[0]}
         for name, session in sessions.items():
             times[name] = 0.0
             run = session.run

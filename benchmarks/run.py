@@ -205,10 +205,13 @@ def worker_env(args) -> dict:
 
 
 # -- workers --------------------------------------------------------------------------------
-def run_worker(impl: str, phases: list[str], inputs: Path, out_dir: Path, args) -> dict:
-    tag = "_".join(p.replace(":", "-") for p in phases)
-    out = out_dir / "raw" / f"{impl}__{tag}.json"
-    log = out_dir / "logs" / f"{impl}__{tag}.log"
+def run_worker(impl: str, phases: list[str], inputs: Path, out_dir: Path, args, name: str | None = None,
+               extra: tuple[str, ...] = ()) -> dict:
+    """One worker process on `inputs` → its JSON (OUT/raw/NAME.json, log in OUT/logs; NAME defaults to
+    impl__phases). extra: more worker arguments (benchmarks/backends.py: --backend)."""
+    name = name or f"{impl}__" + "_".join(p.replace(":", "-") for p in phases)
+    out = out_dir / "raw" / f"{name}.json"
+    log = out_dir / "logs" / f"{name}.log"
     out.parent.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     py, script = (MAIN_PY, HERE / "genembed_worker.py") if impl == "genembed" else (PEER_PY, HERE / "peer_worker.py")
@@ -216,7 +219,7 @@ def run_worker(impl: str, phases: list[str], inputs: Path, out_dir: Path, args) 
         print(f"  {impl:9s} {','.join(phases)} ... kept from {out.name}", flush=True)
         return json.loads(out.read_text())
     cmd = [str(py), str(script), "--inputs", str(inputs), "--phases", ",".join(phases), "--out", str(out),
-           "--checkpoint", str(checkpoint_dir(out_dir))]
+           "--checkpoint", str(checkpoint_dir(out_dir)), *extra]
     if impl == "official" and args.peer_no_grad_ckpt:
         cmd.append("--no-grad-ckpt")
     env = worker_env(args)

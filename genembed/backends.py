@@ -12,6 +12,7 @@ and the same KV cache type, so the call sites only choose which one to call.
 """
 from __future__ import annotations
 
+import json
 import weakref
 from types import SimpleNamespace
 
@@ -59,28 +60,34 @@ def additive_mask(mask: torch.Tensor, new: int) -> np.ndarray:
 
 class OnnxBackbone:
     def __init__(self, backbone, folder):
-        import json
-
         from .onnx_export import require_onnx
 
         _, self.ort = require_onnx()
         self.folder, self.manifest = folder, json.loads((folder / "manifest.json").read_text())
         self.embed = backbone.model.get_input_embeddings()
         self.cache_kw = cache_keyword(backbone.model.base_model)
-        self._sessions: dict[str, object] = {}
+        self._sessions: dict[str, tuple] = {}
 
     def session(self, name: str):
-        """An onnxruntime session of one graph, made on first use (the head only if one decodes)."""
+        """(an onnxruntime session of one graph, its input names), made on first use (the head only
+        if one decodes)."""
         if name not in self._sessions:
             options = self.ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
-            self._sessions[name] = self.ort.InferenceSession(str(self.folder / name), options,
-                                                             providers=["CPUExecutionProvider"])
+            session = self.ort.InferenceSession(str(self.folder / name), options, providers=["CPUExecutionProvider"])
+            self._sessions[name] = session, [i.name for i in session.get_inputs()]
         return self._sessions[name]
 
-    def _body(self, graph: str, inputs_embeds, attention_mask, position_ids, past):
+    def _body(self, input_ids, inputs_embeds, attention_mask, position_ids, cache: dict):
+        """The body graph on one call's arguments → (last-layer states, the KV cache after them)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        past = cache.pop(self.cache_kw, None)
+        if cache:
+            raise TypeError(f"unexpected arguments {sorted(cache)}")
+        embeds = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
         m = self.manifest
-        batch, new = inputs_embeds.shape[:2]
+        batch, new = embeds.shape[:2]
         if past is None:
             empty = np.zeros((batch, m["kv_heads"], 0, m["head_dim"]), dtype=np.float32)
             past_arrays = [empty] * (2 * m["layers"])
@@ -91,25 +98,16 @@ class OnnxBackbone:
             attention_mask = torch.ones(batch, total, dtype=torch.long)
         if position_ids is None:
             position_ids = torch.arange(total - new, total).expand(batch, -1)
-        session = self.session(graph)
-        names = [i.name for i in session.get_inputs()]
-        feed = dict(zip(names, [inputs_embeds.detach().float().contiguous().numpy(), additive_mask(attention_mask, new),
+        session, names = self.session("body.onnx")
+        feed = dict(zip(names, [embeds.detach().float().contiguous().numpy(), additive_mask(attention_mask, new),
                                 position_ids.to(torch.long).contiguous().numpy(), *past_arrays]))
         hidden, *present = session.run(None, feed)
         return torch.from_numpy(hidden), kv_cache([torch.from_numpy(a) for a in present])
 
-    def _embeds(self, input_ids, inputs_embeds):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids and inputs_embeds")
-        return self.embed(input_ids) if inputs_embeds is None else inputs_embeds
-
     def base(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=False,
              **cache):
         """transformers' base-model call: → .last_hidden_state (and the KV cache under the cache keyword)."""
-        hidden, present = self._body("body.onnx", self._embeds(input_ids, inputs_embeds), attention_mask,
-                                     position_ids, cache.pop(self.cache_kw, None))
-        if cache:
-            raise TypeError(f"unexpected arguments {sorted(cache)}")
+        hidden, present = self._body(input_ids, inputs_embeds, attention_mask, position_ids, cache)
         return SimpleNamespace(last_hidden_state=hidden, **{self.cache_kw: present if use_cache else None})
 
     def lm(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=True,
@@ -118,9 +116,7 @@ class OnnxBackbone:
         and the KV cache."""
         if logits_to_keep != 1:
             raise ValueError("the onnx backend computes the logits of the last position only (logits_to_keep=1)")
-        hidden, present = self._body("body.onnx", self._embeds(input_ids, inputs_embeds), attention_mask,
-                                     position_ids, cache.pop(self.cache_kw, None))
-        if cache:
-            raise TypeError(f"unexpected arguments {sorted(cache)}")
-        logits = self.session("head.onnx").run(None, {"hidden": hidden[:, -1:].numpy()})[0]
+        hidden, present = self._body(input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        head, _ = self.session("head.onnx")
+        logits = head.run(None, {"hidden": hidden[:, -1:].numpy()})[0]
         return SimpleNamespace(logits=torch.from_numpy(logits), **{self.cache_kw: present if use_cache else None})

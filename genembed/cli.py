@@ -298,7 +298,7 @@ def serve(
     """Serve an OpenAI-compatible /v1/embeddings (plus /v1/decode, /health, /metrics) over HTTP."""
     from .serve import serve as run
 
-    run(load(model, backbone=backbone, backend=backend) if backbone else model, host=host, port=port, api_key=api_key,
+    run(load(model, backbone=backbone) if backbone else model, host=host, port=port, api_key=api_key,
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_texts=max_texts, max_chars=max_chars, backend=backend)
 
 

@@ -513,11 +513,12 @@ def _error_handlers(app):
 
 # -- running it ------------------------------------------------------------------------------
 def serve(model=None, *, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
-          model_name: Optional[str] = None, log_level: str = "info", backend: str = "torch", **options) -> None:
+          model_name: Optional[str] = None, log_level: str = "info", backend: Optional[str] = None,
+          **options) -> None:
     """Load `model` (a checkpoint folder, None for the bundled default, or a GenEmbed) once and
     serve it with uvicorn until interrupted. `options` go to create_app (max_batch, max_wait_ms,
-    max_texts, max_chars, ...). backend: how a model loaded here runs (backends.py). Binds loopback
-    unless `host` says otherwise."""
+    max_texts, max_chars, ...). backend: how the model runs (backends.py; None: "torch" for a model
+    loaded here, a given model's own). Binds loopback unless `host` says otherwise."""
     _require()
     import uvicorn
 
@@ -525,7 +526,9 @@ def serve(model=None, *, host: str = "127.0.0.1", port: int = 8000, api_key: Opt
         model_name = "genembed-default" if model is None else (
             Path(model).name if isinstance(model, (str, Path)) else "genembed")
     if isinstance(model, (str, Path)) or model is None:
-        model = load(model, backend=backend)
+        model = load(model, backend=backend or "torch")
+    elif backend is not None:
+        model.set_backend(backend)
     app = create_app(model, api_key=api_key, model_name=model_name, **options)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         log.warning("serving on %s without an API key: anyone who can reach it can use it", host)

@@ -166,12 +166,9 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
 
-    torch = offline_torch(args.threads)
-    import transformers
+    torch = offline_torch(args.threads)  # (transformers quiet too)
     from safetensors import safe_open
     from safetensors.torch import save_file
-
-    transformers.logging.set_verbosity_error()
     from llm2vec_gen.dataset.base_dataset import DataSample
     from llm2vec_gen.dataset.data_collator import CustomCollator
     from llm2vec_gen.models import LLM2VecGenModel

@@ -63,6 +63,7 @@ def test_one_export_serves_every_later_load(tiny_model, capsys):
     on(tiny_model, "onnx")
     folder = export_folder(tiny_model.backbone)
     stamp = (folder / "manifest.json").stat().st_mtime_ns
+    capsys.readouterr()  # what the first load printed (it exports when it runs first)
     backends._runtimes.clear()
     on(tiny_model, "onnx")
     assert (folder / "manifest.json").stat().st_mtime_ns == stamp
@@ -124,3 +125,16 @@ def test_the_commands_take_backend(tiny_model, tmp_path):
     assert decoded["onnx"] == decoded["torch"] and "decoded:" in decoded["torch"]
     result = runner.invoke(app, ["encode", "x", "--model", str(ckpt), "--backend", "fast"])
     assert result.exit_code != 0 and "unknown backend 'fast'" in str(result.exception)
+
+
+def test_serve_runs_a_given_model_on_the_backend_asked_for(tiny_model, monkeypatch):
+    pytest.importorskip("fastapi")
+    import uvicorn
+
+    from genembed.serve import serve
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)  # build the app, do not listen
+    serve(on(tiny_model, "torch"), backend="onnx")
+    assert tiny_model.backend == "onnx"
+    serve(tiny_model)  # no backend asked for: the model keeps its own
+    assert tiny_model.backend == "onnx"
