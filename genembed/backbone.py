@@ -256,3 +256,15 @@ def canonical_device(device: str) -> str:
 
 def default_device() -> str:
     return os.environ.get("GENEMBED_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_is_native(device: str | None = None) -> bool:
+    """Whether bf16 autocast runs on bf16 hardware here: any GPU; a CPU only with AVX-512 BF16 or AMX
+    (elsewhere torch emulates it, several times slower than float32)."""
+    if torch.device(device or default_device()).type != "cpu":
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

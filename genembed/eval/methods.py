@@ -2,8 +2,9 @@
 
 side: "query" or "document" for retrieval, "text" for classification / clustering. Only the
 methods that read instructions use them (the student; HyDE's generation prompt); input-centric
-baselines embed the text itself. Every method that runs the backbone runs it the same way:
-bf16 autocast, texts cut to the same number of tokens as the student's (MAX_TEXT_TOKENS).
+baselines embed the text itself. Every method that runs the backbone runs it the same way: in
+bf16 autocast or not (bf16=, the same for all of one evaluation), texts cut to the same number
+of tokens as the student's (MAX_TEXT_TOKENS).
 """
 from __future__ import annotations
 
@@ -25,14 +26,14 @@ MAX_TEXT_TOKENS = 128  # the default student's max_text_tokens
 class Student:
     """A genembed checkpoint: the embedding of the LLM's potential response."""
 
-    def __init__(self, model, name: str):
-        self.model, self.name = model, name
+    def __init__(self, model, name: str, bf16: bool = True):
+        self.model, self.name, self.bf16 = model, name, bf16
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
-        return self.model.encode(texts, instruction=instruction, batch_size=16, bf16=True)
+        return self.model.encode(texts, instruction=instruction, batch_size=16, bf16=self.bf16)
 
     def decoding(self, task) -> dict:
-        return score_student(self.model, task)
+        return score_student(self.model, task, bf16=self.bf16)
 
 
 class TeacherOnInput:
@@ -48,8 +49,8 @@ class TeacherOnInput:
 class BackboneMeanPool:
     """Mean-pooled last-layer states of the frozen backbone over the text (input-centric)."""
 
-    def __init__(self, backbone_name: str):
-        self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=True)
+    def __init__(self, backbone_name: str, bf16: bool = True):
+        self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=bf16)
         self.name = "backbone mean-pool"
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
@@ -62,20 +63,21 @@ class HyDE:
     it to some tasks: generating for every text costs far more than encoding on a CPU."""
 
     def __init__(self, backbone_name: str, teacher: SentenceTransformerTeacher, cache_dir: str | Path,
-                 max_new_tokens: int = 64, use_cache: bool = True, tasks: set[str] | None = None):
-        self.backbone, self.teacher, self.tasks = load_backbone(backbone_name), teacher, tasks
+                 max_new_tokens: int = 64, use_cache: bool = True, tasks: set[str] | None = None, bf16: bool = True):
+        self.backbone, self.teacher, self.tasks, self.bf16 = load_backbone(backbone_name), teacher, tasks, bf16
+        self.query_tasks_only = True  # the broad benchmark: it answers queries, so only query → document tasks
         self.cache_dir, self.max_new_tokens, self.use_cache = Path(cache_dir), max_new_tokens, use_cache
         self.name = "HyDE (backbone answers, teacher embeds)"
 
     def responses(self, prompts: list[str]) -> list[str]:
         ids = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
         unique = list(dict(zip(ids, prompts)).items())
-        path = self.cache_dir / f"hyde-{self.max_new_tokens}.jsonl"
+        path = self.cache_dir / f"hyde-{self.max_new_tokens}{'' if self.bf16 else '-fp32'}.jsonl"
         if not self.use_cache:
             path = self.cache_dir / f"hyde-uncached-{hashlib.sha1(''.join(ids).encode()).hexdigest()[:12]}.jsonl"
             path.unlink(missing_ok=True)
         rows = answer_queries(self.backbone, unique, path, max_new_tokens=self.max_new_tokens, batch_size=16,
-                              max_query_tokens=MAX_TEXT_TOKENS, bf16=True, show_progress_bar=len(unique) > 16)
+                              max_query_tokens=MAX_TEXT_TOKENS, bf16=self.bf16, show_progress_bar=len(unique) > 16)
         answer = {r["id"]: r["response"] for r in rows}
         if not self.use_cache:
             path.unlink(missing_ok=True)
@@ -83,7 +85,7 @@ class HyDE:
 
     def decoding(self, task) -> dict:
         """The decoding task's reference: the backbone reads the real query (see decoding.py)."""
-        return score_backbone_reference(self.backbone, self.teacher, task)
+        return score_backbone_reference(self.backbone, self.teacher, task, bf16=self.bf16)
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         if side == "document":
@@ -97,11 +99,11 @@ class RidgeOnMeanPool:
     targets), then applied to any text."""
 
     def __init__(self, backbone_name: str, teacher, responses: str | Path, cache_dir: str | Path,
-                 limit: int | None = None, shrinkage: float = 0.1):
+                 limit: int | None = None, shrinkage: float = 0.1, bf16: bool = True):
         rows = read_responses(responses)[:limit]  # the rows training uses, read by the same rule
         if not rows:
             raise ValueError(f"{responses} holds no (query, response) rows to fit the ridge baseline on")
-        self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=True)
+        self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=bf16)
         targets = cached_targets(teacher, [r["response"] for r in rows], cache_dir, show_progress_bar=False)
         features = cached_targets(self.pool, [r["query"] for r in rows], cache_dir)
         w, b, self.r2 = ridge_fit(torch.as_tensor(features), torch.as_tensor(targets), shrinkage)

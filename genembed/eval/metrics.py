@@ -1,10 +1,12 @@
-"""Scores computed from embeddings alone: retrieval ranks, a linear probe, k-means clusters."""
+"""Scores computed from embeddings alone: retrieval ranks, a linear probe, k-means clusters, pair
+cosines against human scores or labels, reranking."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, v_measure_score
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, v_measure_score
 
 from ..vectors import top_k, unit
 
@@ -58,3 +60,32 @@ def clustering_v_measure(embeddings: np.ndarray, labels: list[str], seeds: int =
     x = unit(embeddings)
     return float(np.mean([v_measure_score(labels, KMeans(n_clusters=k, n_init=1, random_state=s).fit_predict(x))
                           for s in range(seeds)]))
+
+
+def pair_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each row of a with the same row of b."""
+    return np.sum(unit(a) * unit(b), axis=1)
+
+
+def sts_spearman(a: np.ndarray, b: np.ndarray, scores) -> float:
+    """MTEB's STS score: Spearman correlation of the pairs' cosines with the human scores."""
+    return float(spearmanr(pair_cosines(a, b), scores).statistic)
+
+
+def pair_average_precision(a: np.ndarray, b: np.ndarray, labels) -> float:
+    """MTEB's pair-classification score (cosine): average precision of ranking the pairs by cosine
+    against their 0 / 1 labels."""
+    return float(average_precision_score(np.asarray(labels) > 0.5, pair_cosines(a, b)))
+
+
+def rerank_scores(queries: np.ndarray, candidates: list[np.ndarray], positives: list[list[int]]) -> dict:
+    """MTEB's reranking scores: each query's own candidates ranked by cosine; mean average
+    precision and MRR@10 over the queries."""
+    aps, rrs = [], []
+    for q, cands, pos in zip(unit(queries), candidates, positives):
+        order = np.argsort(-(unit(cands) @ q), kind="stable")
+        hits = np.isin(order, pos)
+        ranks = np.flatnonzero(hits) + 1
+        aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
+        rrs.append(1.0 / ranks[0] if ranks[0] <= 10 else 0.0)
+    return {"map": float(np.mean(aps)), "mrr@10": float(np.mean(rrs))}

@@ -29,16 +29,17 @@ def check_names(kind: str, names, allowed) -> list[str]:
 
 def build_methods(models: list, baselines=BASELINES, include_default: bool = True,
                   ridge_responses: str | Path | None = None, hyde_tasks: set[str] | None = None,
-                  cache_dir: str | Path = "runs/eval/cache") -> list:
+                  cache_dir: str | Path = "runs/eval/cache", bf16: bool = True) -> list:
     """The students (the bundled default first unless include_default=False; then `models`: checkpoint
-    folders or loaded models) and the baselines named, on the first student's backbone and teacher."""
+    folders or loaded models) and the baselines named, on the first student's backbone and teacher;
+    every one that runs the backbone in bf16 autocast or not (bf16)."""
     baselines = check_names("baseline", baselines, BASELINES)
     if "ridge" in baselines and ridge_responses is None:
         raise ValueError("the ridge baseline needs ridge_responses (--ridge-responses: the student's training "
                          "JSONL), or leave 'ridge' out of the baselines")
     paths = ([DEFAULT_CHECKPOINT] if include_default else []) + list(models)
     students = [p if not isinstance(p, (str, Path)) else load_model(p) for p in paths]
-    methods = [Student(m, "genembed default" if p is DEFAULT_CHECKPOINT else f"genembed {p}")
+    methods = [Student(m, "genembed default" if p is DEFAULT_CHECKPOINT else f"genembed {p}", bf16=bf16)
                for m, p in zip(students, paths)]
     reference = students[0].config if students else None
     backbone = reference.backbone if reference else "smollm2-135m-instruct"
@@ -47,11 +48,11 @@ def build_methods(models: list, baselines=BASELINES, include_default: bool = Tru
     if "teacher" in baselines:
         methods.append(TeacherOnInput(teacher))
     if "backbone" in baselines:
-        methods.append(BackboneMeanPool(backbone))
+        methods.append(BackboneMeanPool(backbone, bf16=bf16))
     if "ridge" in baselines:
-        methods.append(RidgeOnMeanPool(backbone, teacher, ridge_responses, cache_dir))
+        methods.append(RidgeOnMeanPool(backbone, teacher, ridge_responses, cache_dir, bf16=bf16))
     if "hyde" in baselines:
-        methods.append(HyDE(backbone, teacher, cache_dir, tasks=hyde_tasks))
+        methods.append(HyDE(backbone, teacher, cache_dir, tasks=hyde_tasks, bf16=bf16))
     if not methods:
         raise ValueError("nothing to evaluate: no model and no baseline")
     return methods

@@ -1,0 +1,236 @@
+"""The broad offline benchmark: 25 tasks of MTEB's six types, split once into a selection set
+(for choosing recipes) and a report set (for reporting the chosen one only).
+
+    genembed benchmark --set selection                  # the bundled default and the baselines
+    genembed benchmark --model runs/x/run/model --set selection --no-default --baselines ""
+
+Scores accumulate in OUT/results.json, one entry per (method, task): a rerun scores only what is
+missing, so a killed run loses at most the task in flight. Per set: every task's main score, the
+mean per task type, and the mean of those means (MTEB's way), as OUT/results.md and
+OUT/results.png. A task whose data package is missing is skipped with one line naming the package;
+a malformed data file stops that task (file and line named) and the command ends non-zero.
+
+The split is fixed here, before any recipe is compared (docs/benchmark.md: what each task is, why
+it sits in its set). Every data set sits in one set only; STS Benchmark's official dev split is
+in selection and its test split in report.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+import numpy as np
+
+from ..atomic import replace_file, write_text
+from . import benchmark_tasks as bt
+from . import metrics
+from .datasets import LabelledTask, RetrievalTask, rotten_tomatoes, sharegpt_qa, strongreject_clusters
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+SETS = ("selection", "report")
+TYPES = ("retrieval", "reranking", "sts", "pair classification", "classification", "clustering")
+MAIN = {"retrieval": "ndcg@10", "reranking": "map", "sts": "spearman", "pair classification": "ap",
+        "classification": "accuracy", "clustering": "v_measure"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    set: str
+    type: str
+    load: Callable
+
+
+TASKS = {
+    # selection: choose recipes on these
+    "sharegpt-qa": Spec("selection", "retrieval", sharegpt_qa),
+    "movie-replies": Spec("selection", "reranking", bt.movie_reply_reranking),
+    "stsb-dev": Spec("selection", "sts", partial(bt.sts_benchmark, "dev")),
+    "wordsim353": Spec("selection", "sts", partial(bt.word_similarity, "WordSim353")),
+    "kjv-asv": Spec("selection", "pair classification", bt.bible_verse_pairs),
+    "sms-spam": Spec("selection", "classification", bt.sms_spam),
+    "tweets": Spec("selection", "classification", partial(bt.hutto_sentiment, "HuttoTweetSentiment")),
+    "rotten-tomatoes": Spec("selection", "classification", rotten_tomatoes),
+    "chatterbot": Spec("selection", "clustering", bt.chatterbot_categories),
+    "strongreject": Spec("selection", "clustering", strongreject_clusters),
+    # report: only for reporting the chosen recipe
+    "humaneval": Spec("report", "retrieval", bt.humaneval_retrieval),
+    "aiabde-faq": Spec("report", "retrieval", bt.aiabde_retrieval),
+    "aiabde-answers": Spec("report", "reranking", bt.aiabde_reranking),
+    "stsb-test": Spec("report", "sts", partial(bt.sts_benchmark, "test")),
+    "lee50": Spec("report", "sts", bt.lee_documents),
+    "simlex999": Spec("report", "sts", partial(bt.word_similarity, "SimLex999")),
+    "aiabde-paraphrases": Spec("report", "pair classification", bt.aiabde_paraphrases),
+    "trec": Spec("report", "classification", bt.trec_coarse),
+    "nyt-editorials": Spec("report", "classification", partial(bt.hutto_sentiment, "HuttoNYTEditorialSentiment")),
+    "amazon-reviews": Spec("report", "classification", partial(bt.hutto_sentiment, "HuttoAmazonReviewSentiment")),
+    "debates": Spec("report", "classification", bt.debates_party),
+    "icd10": Spec("report", "clustering", bt.icd10_chapters),
+    "trec-fine": Spec("report", "clustering", bt.trec_fine),
+    "roget": Spec("report", "clustering", bt.roget_categories),
+}
+
+
+def task_names(sets=SETS, names=None) -> list[str]:
+    """The tasks of the given sets (or exactly `names`), in TASKS order."""
+    if names:
+        unknown = sorted(set(names) - set(TASKS))
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+        return [n for n in TASKS if n in names]
+    unknown = sorted(set(sets) - set(SETS))
+    if unknown:
+        raise ValueError(f"unknown set(s) {unknown}; choose from {list(SETS)}")
+    return [n for n, s in TASKS.items() if s.set in sets]
+
+
+def _encode(method, texts: list[str], instruction: str, side: str) -> np.ndarray:
+    """Embeddings of texts, each distinct text encoded once."""
+    unique = list(dict.fromkeys(texts))
+    where = {t: i for i, t in enumerate(unique)}
+    return np.asarray(method.encode(unique, instruction, side))[[where[t] for t in texts]]
+
+
+def score(method, task) -> dict:
+    """The task's scores for one method (its main score under MAIN[type])."""
+    if isinstance(task, bt.PairTask):
+        unique = list(dict.fromkeys(task.texts1 + task.texts2))  # one encode call: the pair's sides share texts
+        x = _encode(method, unique, task.instruction, "text")
+        where = {t: i for i, t in enumerate(unique)}
+        a, b = x[[where[t] for t in task.texts1]], x[[where[t] for t in task.texts2]]
+        if task.kind == "sts":
+            return {"spearman": metrics.sts_spearman(a, b, task.scores)}
+        return {"ap": metrics.pair_average_precision(a, b, task.scores)}
+    if isinstance(task, bt.RerankTask):
+        q = _encode(method, task.queries, task.query_instruction, "query")
+        flat = [c for cands in task.candidates for c in cands]
+        d = _encode(method, flat, task.document_instruction, "document")
+        bounds = np.cumsum([0] + [len(c) for c in task.candidates])
+        return metrics.rerank_scores(q, [d[s:e] for s, e in zip(bounds[:-1], bounds[1:])], task.positives)
+    if isinstance(task, RetrievalTask):
+        q = _encode(method, task.queries, task.query_instruction, "query")
+        d = _encode(method, task.corpus, task.document_instruction, "document")
+        ranked = metrics.rank_by_cosine(q, d, k=10)
+        return {"ndcg@10": metrics.ndcg_at_k(ranked, task.relevant, 10),
+                "recall@10": metrics.recall_at_k(ranked, task.relevant, 10)}
+    assert isinstance(task, LabelledTask)
+    x = _encode(method, task.texts, task.instruction, "text")
+    if task.kind == "classification":
+        return metrics.probe_scores(x, task.labels, task.pool_index, task.test_index, task.train_per_class)
+    return {"v_measure": metrics.clustering_v_measure(x, task.labels)}
+
+
+def applies(method, name: str) -> bool:
+    """HyDE answers queries: it runs on the query → document tasks only (retrieval, reranking)."""
+    return not getattr(method, "query_tasks_only", False) or TASKS[name].type in ("retrieval", "reranking")
+
+
+def run(methods: list, names: list[str], out_dir: str | Path, rescore: bool = False) -> dict:
+    """Score every method on every task named; results accumulate in OUT/results.json (a (method,
+    task) already there is kept unless rescore). Returns the results; results["stopped"] lists the
+    tasks a malformed data file stopped."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {"methods": {}}
+    results["stopped"] = {}
+    loaded: dict = {}
+    for method in methods:
+        row = results["methods"].setdefault(method.name, {})
+        for name in names:
+            if not applies(method, name) or (name in row and not rescore):
+                continue
+            if name not in loaded:
+                try:
+                    loaded[name] = TASKS[name].load()
+                except bt.DataFileError as e:
+                    loaded[name] = None
+                    results["stopped"][name] = str(e)
+                    print(f"{name}: stopped, malformed data: {e}", file=sys.stderr, flush=True)
+                except FileNotFoundError as e:  # a data package that is not installed (package_file names it)
+                    loaded[name] = None
+                    print(f"{name}: skipped: {e}", file=sys.stderr, flush=True)
+            if loaded[name] is None:
+                continue
+            start = time.perf_counter()
+            row[name] = {**score(method, loaded[name]), "seconds": round(time.perf_counter() - start, 1)}
+            main = row[name][MAIN[TASKS[name].type]]
+            print(f"{method.name:<40} {name:<20} {MAIN[TASKS[name].type]} {main:.3f}  ({row[name]['seconds']:.0f} s)",
+                  flush=True)
+            write_text(path, json.dumps(results, indent=1) + "\n")  # progress survives a kill
+    write_text(path, json.dumps(results, indent=1) + "\n")
+    write_text(out_dir / "results.md", markdown(results))
+    plot(results, out_dir / "results.png")
+    return results
+
+
+def summary(row: dict, set_name: str) -> dict:
+    """One method's means on one set: per task type (over the tasks it was scored on) and the mean
+    of those type means; `complete` says whether every task of the set was scored."""
+    by_type = {}
+    for t in TYPES:
+        scores = [row[n][MAIN[t]] for n, s in TASKS.items() if s.set == set_name and s.type == t and n in row]
+        if scores:
+            by_type[t] = float(np.mean(scores))
+    tasks = [n for n, s in TASKS.items() if s.set == set_name]
+    return {"types": by_type, "mean": float(np.mean(list(by_type.values()))) if by_type else None,
+            "complete": all(n in row for n in tasks)}
+
+
+def _cell(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for set_name in SETS:
+        names = [n for n, s in TASKS.items() if s.set == set_name]
+        rows = {m: r for m, r in results["methods"].items() if any(n in r for n in names)}
+        if not rows:
+            continue
+        lines += [f"## {set_name.capitalize()} set", "",
+                  "| method | " + " | ".join(TYPES) + " | mean of type means |", "|---" * (len(TYPES) + 2) + "|"]
+        for method, row in rows.items():
+            s = summary(row, set_name)
+            mean = _cell(s["mean"]) + ("" if s["complete"] else " (incomplete)")
+            lines.append(f"| {method} | " + " | ".join(_cell(s["types"].get(t)) for t in TYPES) + f" | {mean} |")
+        lines += ["", "Per task (" + ", ".join(f"{t}: {m}" for t, m in MAIN.items()) + "):", "",
+                  "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for method, row in rows.items():
+            lines.append(f"| {method} | " + " | ".join(
+                _cell(row[n][MAIN[TASKS[n].type]]) if n in row else "–" for n in names) + " |")
+        lines.append("")
+    if results.get("stopped"):
+        lines += ["Stopped by malformed data:", ""] + [f"- {n}: {e}" for n, e in results["stopped"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    """Per set, each method's mean per task type and mean of type means, as grouped bars."""
+    methods = list(results["methods"])
+    if not methods:
+        return
+    fig, axes = plt.subplots(1, len(SETS), figsize=(15, 4.5), sharey=True)
+    colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20").colors
+    width = 0.8 / len(methods)
+    columns = list(TYPES) + ["mean"]
+    for ax, set_name in zip(axes, SETS):
+        for i, method in enumerate(methods):
+            s = summary(results["methods"][method], set_name)
+            values = [s["types"].get(t, 0.0) for t in TYPES] + [s["mean"] or 0.0]
+            ax.bar(np.arange(len(columns)) + i * width, values, width, label=method, color=colours[i % len(colours)])
+        ax.set_xticks(np.arange(len(columns)) + width * (len(methods) - 1) / 2)
+        ax.set_xticklabels([c.replace(" ", "\n") for c in columns], fontsize=8)
+        ax.set_title(f"{set_name} set")
+        ax.set_ylim(0, 1)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    replace_file(path, lambda p: fig.savefig(p, dpi=120, format="png"))
+    plt.close(fig)

