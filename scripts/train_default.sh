@@ -12,17 +12,19 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 RUN=${RUN:-runs/default}
 STEPS=${STEPS:-}
+# bf16 autocast only where it is native (a GPU, a CPU with AVX-512 BF16 / AMX); emulated it is slower than float32
+export BF16=${BF16-$(.venv/bin/python -c "from genembed.backbone import bf16_is_native; print('--bf16' if bf16_is_native() else '')")}
 ge=.venv/bin/genembed
 mkdir -p "$RUN"
 start=$(date +%s)
 bash scripts/answer_queries.sh "$RUN" 2400
 resume=""
 if [ -e "$RUN/run/log.jsonl" ]; then resume="--resume"; fi  # a started run continues (from step 0 if nothing was saved)
-$ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} --bf16 --no-query-lens $resume
+$ge train --responses "$RUN/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} $BF16 --no-query-lens $resume
 # the query lens (the default decoder) holds every ShareGPT training-split query, answered or not:
 # more queries, nearer neighbours (2,400 -> 9,449: decoding gap 0.25 -> 0.32, docs/decoding.md)
 if [ ! -e "$RUN/run/model/query-lens.safetensors" ]; then  # (it keeps their ids, not their text)
-  $ge query-lens --model "$RUN/run/model" --sharegpt --bf16
+  $ge query-lens --model "$RUN/run/model" --sharegpt $BF16
 fi
 mkdir -p genembed/default
 cp "$RUN/run/model/config.json" "$RUN/run/model/model.safetensors" "$RUN/run/model/query-lens.safetensors" genembed/default/

@@ -1,4 +1,4 @@
-"""The broad offline benchmark: 25 tasks of MTEB's six types, split once into a selection set
+"""The broad offline benchmark: 24 tasks of MTEB's six types, split once into a selection set
 (for choosing recipes) and a report set (for reporting the chosen one only).
 
     genembed benchmark --set selection                  # the bundled default and the baselines
@@ -10,7 +10,7 @@ mean per task type, and the mean of those means (MTEB's way), as OUT/results.md 
 OUT/results.png. A task whose data package is missing is skipped with one line naming the package;
 a malformed data file stops that task (file and line named) and the command ends non-zero.
 
-The split is fixed here, before any recipe is compared (docs/benchmark.md: what each task is, why
+The split is fixed here, before any recipe is compared (docs/broad-benchmark.md: what each task is, why
 it sits in its set). Every data set sits in one set only; STS Benchmark's official dev split is
 in selection and its test split in report.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from ..atomic import replace_file, write_text
 from . import benchmark_tasks as bt
 from . import metrics
-from .datasets import LabelledTask, RetrievalTask, rotten_tomatoes, sharegpt_qa, strongreject_clusters
+from .datasets import LabelledTask, RetrievalTask, rotten_tomatoes, strongreject_clusters
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -50,7 +50,7 @@ class Spec:
 
 TASKS = {
     # selection: choose recipes on these
-    "sharegpt-qa": Spec("selection", "retrieval", sharegpt_qa),
+    "sharegpt-qa": Spec("selection", "retrieval", bt.sharegpt_answers),
     "movie-replies": Spec("selection", "reranking", bt.movie_reply_reranking),
     "stsb-dev": Spec("selection", "sts", partial(bt.sts_benchmark, "dev")),
     "wordsim353": Spec("selection", "sts", partial(bt.word_similarity, "WordSim353")),
@@ -92,10 +92,14 @@ def task_names(sets=SETS, names=None) -> list[str]:
 
 
 def _encode(method, texts: list[str], instruction: str, side: str) -> np.ndarray:
-    """Embeddings of texts, each distinct text encoded once."""
-    unique = list(dict.fromkeys(texts))
-    where = {t: i for i, t in enumerate(unique)}
-    return np.asarray(method.encode(unique, instruction, side))[[where[t] for t in texts]]
+    """Embeddings of texts, each distinct text encoded once per method, instruction and side in a
+    run (tasks from one source share texts: the FAQ answers of two tasks are encoded once)."""
+    memo = method.__dict__.setdefault("_benchmark_memo", {})
+    todo = [t for t in dict.fromkeys(texts) if (instruction, side, t) not in memo]
+    if todo:
+        for t, e in zip(todo, np.asarray(method.encode(todo, instruction, side))):
+            memo[instruction, side, t] = e
+    return np.stack([memo[instruction, side, t] for t in texts])
 
 
 def score(method, task) -> dict:

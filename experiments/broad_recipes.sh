@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Issue 27: the default recipe re-decided on the broad benchmark's SELECTION set only (the report set
+# is not touched here). Every variant trains on the same answered queries with scripts/train_default.sh's
+# settings except what its name says; each is scored by `genembed benchmark --set selection` into
+# runs/benchmark-selection (results.md / .json / .png). Resumable: a finished stage is skipped, a
+# started training run continues.
+#   usage: bash experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
+# Variants: align (today's default: alignment alone), both (both losses, --w-rec 1.0, the default before
+# issue 15), align-1200 (twice the steps), thought-10 (10 thought tokens before the 10 compression ones),
+# queries-4800 (twice the answered queries).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export BF16=${BF16-$(.venv/bin/python -c "from genembed.backbone import bf16_is_native; print('--bf16' if bf16_is_native() else '')")}
+ROOT=${ROOT:-runs/recipes}
+OUT=${OUT:-runs/benchmark-selection}
+ge=.venv/bin/genembed
+variants=("$@")
+[ ${#variants[@]} -gt 0 ] || variants=(align both)
+
+train() {  # train NAME DATA [extra genembed train arguments]
+  local name=$1 data=$2; shift 2
+  if [ -e "$ROOT/$name/model/model.safetensors" ]; then return; fi
+  local resume=""
+  if [ -e "$ROOT/$name/log.jsonl" ]; then resume="--resume"; fi
+  local start=$(date +%s)
+  $ge train --responses "$data/train.jsonl" --out "$ROOT/$name" $BF16 --no-query-lens $resume "$@"
+  echo "$name trained in $(( $(date +%s) - start )) s" | tee -a "$ROOT/times.txt"
+}
+
+mkdir -p "$ROOT"
+models=()
+for v in "${variants[@]}"; do
+  case $v in
+    align) bash scripts/answer_queries.sh "$ROOT/data" 2400; train align "$ROOT/data" ;;
+    both) bash scripts/answer_queries.sh "$ROOT/data" 2400; train both "$ROOT/data" --w-rec 1.0 ;;
+    align-1200) bash scripts/answer_queries.sh "$ROOT/data" 2400; train align-1200 "$ROOT/data" --steps 1200 --warmup-steps 60 ;;
+    thought-10) bash scripts/answer_queries.sh "$ROOT/data" 2400; train thought-10 "$ROOT/data" --thought-tokens 10 ;;
+    queries-4800) bash scripts/answer_queries.sh "$ROOT/data-4800" 4800; train queries-4800 "$ROOT/data-4800" ;;
+    *) echo "unknown variant $v" >&2; exit 2 ;;
+  esac
+  models+=(--model "$ROOT/$v/model")
+done
+$ge benchmark --set selection --no-default --baselines "" --backend onnx "${models[@]}" --out "$OUT"
