@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -69,6 +70,28 @@ def profile(model, soft, tokens: int, repeats: int) -> dict:
     return {"steps": steps[0], "tokens_per_s": steps[0] / wall, "ms_per_step": per}
 
 
+def bare_loop(runtime, start: int, tokens: int, repeats: int) -> float:
+    """ms per step of the body and head sessions alone, fed random embeddings and growing caches."""
+    body, names = runtime.session("body.onnx")
+    head, _ = runtime.session("head.onnx")
+    m = runtime.manifest
+    rng = np.random.default_rng(0)
+    steps, seconds = 0, 0.0
+    for repeat in range(repeats + 1):  # the first is the warm-up
+        past = [np.zeros((1, m["kv_heads"], start, m["head_dim"]), np.float32) for _ in range(2 * m["layers"])]
+        t = time.perf_counter()
+        for s in range(tokens):
+            total = start + s + 1
+            feed = dict(zip(names, [rng.standard_normal((1, 1, runtime.embed.weight.shape[1]), dtype=np.float32),
+                                    np.zeros((1, 1, 1, total), np.float32), np.array([[total - 1]], np.int64), *past]))
+            hidden, *past = body.run(None, feed)
+            head.run(None, {"hidden": hidden})
+        if repeat:
+            seconds += time.perf_counter() - t
+            steps += tokens
+    return 1000 * seconds / steps
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None)
@@ -87,12 +110,15 @@ def main() -> None:
     for backend in ("torch", "onnx"):
         model.set_backend(backend)
         result[backend] = profile(model, soft, args.tokens, args.repeats)
+    result["onnx"]["bare_session_loop_ms_per_step"] = bare_loop(model.runtime, soft.shape[0], args.tokens, args.repeats)
     body_ms = result["onnx"]["ms_per_step"]["body session"]
     result["onnx"]["body_gb_per_s_if_weights_read_once"] = body_bytes / 1e9 / (body_ms / 1000)
     for backend in ("torch", "onnx"):
         r = result[backend]
         parts = ", ".join(f"{k} {v:.1f} ms" for k, v in r["ms_per_step"].items())
         print(f"{backend}: {r['tokens_per_s']:.1f} tokens/s; per step: {parts}")
+    print(f"onnx sessions alone in a bare loop (synthetic inputs): {result['onnx']['bare_session_loop_ms_per_step']:.1f} ms "
+          "per step")
     print(f"weights read per step: body {body_bytes / 1e6:.0f} MB, head {head_bytes / 1e6:.0f} MB; the body session "
           f"runs at {result['onnx']['body_gb_per_s_if_weights_read_once']:.1f} GB/s of weights")
     if args.out:

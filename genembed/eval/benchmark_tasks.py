@@ -19,7 +19,7 @@ import json
 import re
 import sqlite3
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
