@@ -154,3 +154,25 @@ def test_every_real_task_loads_from_its_package():
                 assert task.test_index and task.pool_index
     first = bt.movie_reply_reranking()
     assert first == bt.movie_reply_reranking()  # fixed seeds: the same candidates every run
+
+
+def test_bf16_counts_as_native_only_on_bf16_hardware(monkeypatch):
+    """The benchmark and the scripts use bf16 autocast only where it is native: emulated on an AVX2
+    CPU it is several times slower than float32."""
+    from pathlib import Path
+
+    from genembed import backbone
+
+    real = Path.read_text
+    flags = {"now": "flags : fpu sse avx2 fma"}
+
+    def read_text(self, *a, **k):
+        return flags["now"] if str(self) == "/proc/cpuinfo" else real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert not backbone.bf16_is_native("cpu")
+    flags["now"] = "flags : fpu avx2 avx512f avx512_bf16"
+    assert backbone.bf16_is_native("cpu")
+    flags["now"] = "flags : fpu avx2 amx_bf16 amx_tile"
+    assert backbone.bf16_is_native("cpu")
+    assert backbone.bf16_is_native("cuda")  # any GPU (nothing is allocated on it)

@@ -78,3 +78,23 @@ def test_decode_and_logit_lens_refuse_bad_input_like_encode(tiny_model):
     lens = logit_lens(tiny_model, ["paris", "an egg"], top_k=2)
     assert len(lens) == 2 and len(lens[0]) == tiny_model.config.num_compression_tokens and len(lens[0][0]) == 2
     assert logit_lens(tiny_model, "paris", top_k=2) == lens[0]
+
+
+def test_benchmark_command_scores_a_checkpoint_and_resumes(tiny_model, tmp_path):
+    """`genembed benchmark` on one real task (WordSim353, from the installed gensim package): a score,
+    the table and the plot; a second call with another task keeps the first score."""
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    out = tmp_path / "bench"
+    args = ["benchmark", "--model", str(ckpt), "--no-default", "--baselines", "", "--out", str(out)]
+    result = runner.invoke(app, args + ["--tasks", "wordsim353"])
+    assert result.exit_code == 0, result.output
+    first = json.loads((out / "results.json").read_text())["methods"]
+    (name,) = first
+    assert -1 <= first[name]["wordsim353"]["spearman"] <= 1
+    assert "## Selection set" in (out / "results.md").read_text() and (out / "results.png").exists()
+    result = runner.invoke(app, args + ["--tasks", "wordsim353,simlex999"])
+    assert result.exit_code == 0, result.output
+    second = json.loads((out / "results.json").read_text())["methods"][name]
+    assert second["wordsim353"] == first[name]["wordsim353"] and "simlex999" in second
+    result = runner.invoke(app, args + ["--set", "test"])
+    assert result.exit_code != 0 and "unknown set" in str(result.exception)
