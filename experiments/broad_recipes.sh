@@ -6,8 +6,10 @@
 # started training run continues.
 #   usage: bash experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
 # Variants: align (today's default: alignment alone), both (both losses, --w-rec 1.0, the default before
-# issue 15), align-1200 (twice the steps), thought-10 (10 thought tokens before the 10 compression ones),
-# queries-4800 (twice the answered queries).
+# issue 15), both-300 (both losses at half the steps: a step with the reconstruction loss costs about 3x
+# one without, and the default pipeline must stay within 2 h on a 2-core CPU), align-1200 (twice the
+# steps), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
+# queries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -34,6 +36,7 @@ for v in "${variants[@]}"; do
   case $v in
     align) bash scripts/answer_queries.sh "$ROOT/data" 2400; train align "$ROOT/data" ;;
     both) bash scripts/answer_queries.sh "$ROOT/data" 2400; train both "$ROOT/data" --w-rec 1.0 ;;
+    both-300) bash scripts/answer_queries.sh "$ROOT/data" 2400; train both-300 "$ROOT/data" --w-rec 1.0 --steps 300 --warmup-steps 15 ;;
     align-1200) bash scripts/answer_queries.sh "$ROOT/data" 2400; train align-1200 "$ROOT/data" --steps 1200 --warmup-steps 60 ;;
     thought-10) bash scripts/answer_queries.sh "$ROOT/data" 2400; train thought-10 "$ROOT/data" --thought-tokens 10 ;;
     queries-4800) bash scripts/answer_queries.sh "$ROOT/data-4800" 4800; train queries-4800 "$ROOT/data-4800" ;;
