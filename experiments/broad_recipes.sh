@@ -6,8 +6,8 @@
 # started training run continues.
 #   usage: bash experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
 # Variants: align (today's default: alignment alone), both (both losses, --w-rec 1.0, the default before
-# issue 15), both-300 (both losses at half the steps: a step with the reconstruction loss costs about 3x
-# one without, and the default pipeline must stay within 2 h on a 2-core CPU), align-1200 (twice the
+# issue 15), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
+# so 600 of them would push the default pipeline past its 2 h on a 2-core CPU), align-1200 (twice the
 # steps), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
 # queries).
 set -euo pipefail
