@@ -33,15 +33,18 @@ train() {  # train NAME DATA [extra genembed train arguments]
 mkdir -p "$ROOT"
 models=()
 for v in "${variants[@]}"; do
-  case $v in
-    align) bash scripts/answer_queries.sh "$ROOT/data" 2400; train align "$ROOT/data" ;;
-    both) bash scripts/answer_queries.sh "$ROOT/data" 2400; train both "$ROOT/data" --w-rec 1.0 ;;
-    both-300) bash scripts/answer_queries.sh "$ROOT/data" 2400; train both-300 "$ROOT/data" --w-rec 1.0 --steps 300 --warmup-steps 15 ;;
-    align-1200) bash scripts/answer_queries.sh "$ROOT/data" 2400; train align-1200 "$ROOT/data" --steps 1200 --warmup-steps 60 ;;
-    thought-10) bash scripts/answer_queries.sh "$ROOT/data" 2400; train thought-10 "$ROOT/data" --thought-tokens 10 ;;
-    queries-4800) bash scripts/answer_queries.sh "$ROOT/data-4800" 4800; train queries-4800 "$ROOT/data-4800" ;;
+  data=$ROOT/data; n=2400
+  if [ "$v" = queries-4800 ]; then data=$ROOT/data-4800; n=4800; fi
+  case $v in  # what each variant changes in `genembed train`
+    align|queries-4800) args=() ;;
+    both) args=(--w-rec 1.0) ;;
+    both-300) args=(--w-rec 1.0 --steps 300 --warmup-steps 15) ;;
+    align-1200) args=(--steps 1200 --warmup-steps 60) ;;
+    thought-10) args=(--thought-tokens 10) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
+  bash scripts/answer_queries.sh "$data" "$n"
+  train "$v" "$data" ${args[@]+"${args[@]}"}
   models+=(--model "$ROOT/$v/model")
 done
 $ge benchmark --set selection --no-default --baselines "" --backend onnx "${models[@]}" --out "$OUT"

@@ -347,7 +347,7 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, hub ids, or a bundled name (default, self-supervised)."),
+    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, or hub ids; the bundled default is included unless --no-default."),
     sets: str = typer.Option("selection,report", "--set", help="Comma-separated: selection (choose recipes on it), report (report the chosen one only)."),
     tasks: str = typer.Option("", help="Comma-separated task names instead of whole sets (see genembed/eval/benchmark.py)."),
     baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (on the query → document tasks), or '' for none."),

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import matplotlib
@@ -30,7 +31,8 @@ import numpy as np
 from ..atomic import replace_file, write_text
 from . import benchmark_tasks as bt
 from . import metrics
-from .datasets import LabelledTask, RetrievalTask, rotten_tomatoes, strongreject_clusters
+from .datasets import rotten_tomatoes, strongreject_clusters
+from .run import score_task
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -105,10 +107,8 @@ def _encode(method, texts: list[str], instruction: str, side: str) -> np.ndarray
 def score(method, task) -> dict:
     """The task's scores for one method (its main score under MAIN[type])."""
     if isinstance(task, bt.PairTask):
-        unique = list(dict.fromkeys(task.texts1 + task.texts2))  # one encode call: the pair's sides share texts
-        x = _encode(method, unique, task.instruction, "text")
-        where = {t: i for i, t in enumerate(unique)}
-        a, b = x[[where[t] for t in task.texts1]], x[[where[t] for t in task.texts2]]
+        x = _encode(method, task.texts1 + task.texts2, task.instruction, "text")  # one call: the sides share texts
+        a, b = x[:len(task.texts1)], x[len(task.texts1):]
         if task.kind == "sts":
             return {"spearman": metrics.sts_spearman(a, b, task.scores)}
         return {"ap": metrics.pair_average_precision(a, b, task.scores)}
@@ -118,17 +118,8 @@ def score(method, task) -> dict:
         d = _encode(method, flat, task.document_instruction, "document")
         bounds = np.cumsum([0] + [len(c) for c in task.candidates])
         return metrics.rerank_scores(q, [d[s:e] for s, e in zip(bounds[:-1], bounds[1:])], task.positives)
-    if isinstance(task, RetrievalTask):
-        q = _encode(method, task.queries, task.query_instruction, "query")
-        d = _encode(method, task.corpus, task.document_instruction, "document")
-        ranked = metrics.rank_by_cosine(q, d, k=10)
-        return {"ndcg@10": metrics.ndcg_at_k(ranked, task.relevant, 10),
-                "recall@10": metrics.recall_at_k(ranked, task.relevant, 10)}
-    assert isinstance(task, LabelledTask)
-    x = _encode(method, task.texts, task.instruction, "text")
-    if task.kind == "classification":
-        return metrics.probe_scores(x, task.labels, task.pool_index, task.test_index, task.train_per_class)
-    return {"v_measure": metrics.clustering_v_measure(x, task.labels)}
+    # retrieval, classification, clustering: scored as `genembed eval` scores them, through the memo
+    return score_task(SimpleNamespace(encode=partial(_encode, method)), task)
 
 
 def applies(method, name: str) -> bool:

@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from ..data import load_sharegpt, package_file
-from .datasets import DOCUMENT_INSTRUCTION, LabelledTask, RetrievalTask
+from .datasets import DOCUMENT_INSTRUCTION, LabelledTask, RetrievalTask, labelled_task
 
 MAX_CHARS = 2000  # every text is cut here (the student reads 128 tokens of it anyway)
 
@@ -109,28 +109,6 @@ def _clean(text: str) -> str:
 def _sample(items: list, n: int, seed: int) -> list:
     """n items (all if fewer) in a fixed random order."""
     return [items[i] for i in np.random.default_rng(seed).permutation(len(items))[:n]]
-
-
-def labelled_task(name: str, by_label: dict[str, list[str]], instruction: str, kind: str, test_per_class: int = 0,
-                  pool_per_class: int = 0, per_class: int | None = None, train_per_class: int = 16,
-                  seed: int = 0) -> LabelledTask:
-    """A LabelledTask from each label's texts (sorted, deduplicated by the caller's rule).
-    classification: test_per_class fixed test texts and pool_per_class texts to draw probe training
-    sets from, per label; clustering: per_class texts per label (all if None)."""
-    rng = np.random.default_rng(seed)
-    texts, labels, test, pool = [], [], [], []
-    for label, members in by_label.items():
-        members = sorted(members)
-        take = test_per_class + pool_per_class if kind == "classification" else (per_class or len(members))
-        chosen = [members[i] for i in rng.permutation(len(members))[:take]]
-        for j, text in enumerate(chosen):
-            (test if j < test_per_class else pool).append(len(texts))
-            texts.append(text)
-            labels.append(label)
-    if kind == "classification":
-        return LabelledTask(name, texts, labels, instruction, kind, train_per_class=train_per_class,
-                            test_index=test, pool_index=pool)
-    return LabelledTask(name, texts, labels, instruction, kind)
 
 
 def _unambiguous(pairs) -> dict[str, list[str]]:

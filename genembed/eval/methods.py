@@ -62,10 +62,11 @@ class HyDE:
     embedded by the teacher directly. Generations are cached on disk (resumable). `tasks` limits
     it to some tasks: generating for every text costs far more than encoding on a CPU."""
 
+    query_tasks_only = True  # the broad benchmark: it answers queries, so only query → document tasks
+
     def __init__(self, backbone_name: str, teacher: SentenceTransformerTeacher, cache_dir: str | Path,
                  max_new_tokens: int = 64, use_cache: bool = True, tasks: set[str] | None = None, bf16: bool = True):
         self.backbone, self.teacher, self.tasks, self.bf16 = load_backbone(backbone_name), teacher, tasks, bf16
-        self.query_tasks_only = True  # the broad benchmark: it answers queries, so only query → document tasks
         self.cache_dir, self.max_new_tokens, self.use_cache = Path(cache_dir), max_new_tokens, use_cache
         self.name = "HyDE (backbone answers, teacher embeds)"
 
