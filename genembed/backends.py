@@ -74,6 +74,10 @@ class OnnxBackbone:
         if name not in self._sessions:
             options = self.ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
+            # no spin-waiting between calls: decoding alternates the body and head sessions, each with its own
+            # thread pool, and a pool left spinning takes a core from the other (a decode step 83 -> 44 ms on
+            # 2 cores; benchmarks/decode_profile.py)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = self.ort.InferenceSession(str(self.folder / name), options, providers=["CPUExecutionProvider"])
             self._sessions[name] = session, [i.name for i in session.get_inputs()]
         return self._sessions[name]
