@@ -21,8 +21,8 @@ from .jsonl import JsonlError, read_rows
 from .reader import TextFile, chunked
 from .recipe import TrainConfig
 
-MODEL_HELP = ("The model: a genembed checkpoint folder, an official llm2vec-gen folder, or a hub id of either "
-              "(default: the bundled one).")
+MODEL_HELP = ("The model: a genembed checkpoint folder, an official llm2vec-gen folder, a hub id of either, or a "
+              "bundled one by name: 'default' (the default) or 'self-supervised'.")
 BACKEND_HELP = "How inference runs: 'torch' (the reference) or 'onnx' (onnxruntime, CPU; pip install 'genembed[onnx]')."
 BACKBONE_HELP = "A local copy of the model's backbone (a folder or .gguf) instead of the one it records."
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -324,7 +324,7 @@ def export(
 
 @app.command("eval")
 def evaluate(
-    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, or hub ids; the bundled default is always included."),
+    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, hub ids, or 'self-supervised'; the bundled default is always included."),
     tasks: str = typer.Option("qa,safety,classification,clustering,decoding", help="Comma-separated: qa, safety, classification, clustering, decoding."),
     baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde (or '' for none)."),
     ridge_responses: Optional[Path] = typer.Option(None, help="Training rows (JSONL) the ridge baseline is fitted on: the student's own."),
@@ -347,7 +347,7 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, or hub ids; the bundled default is included unless --no-default."),
+    model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, hub ids, or 'self-supervised'; the bundled default is included unless --no-default."),
     sets: str = typer.Option("selection,report", "--set", help="Comma-separated: selection (choose recipes on it), report (report the chosen one only)."),
     tasks: str = typer.Option("", help="Comma-separated task names instead of whole sets (see genembed/eval/benchmark.py)."),
     baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (on the query → document tasks), or '' for none."),
