@@ -102,15 +102,14 @@ def model_fingerprint(model) -> str:
 
 def _resolve_model(model, backend: str | None = None):
     """(GenEmbed, what the manifest records): a path → that checkpoint, None → the bundled default
-    ("default"), a loaded model → itself (recorded as null: search then needs it passed again).
+    ("default"; a bundled checkpoint is recorded by its name), a loaded model → itself (recorded as null: search then needs it passed again).
     backend: the one to run it on (backends.py; None: "torch" for a path, a loaded model's own)."""
     if model is None or isinstance(model, (str, Path)):
-        from .checkpoint import DEFAULT_CHECKPOINT  # here, not above: importing genembed.index stays torch-free
+        from .checkpoint import bundled_name  # here, not above: importing genembed.index stays torch-free
         from .loading import load_model, resolve
 
         folder = resolve(model)  # (a hub id: its downloaded folder)
-        return (load_model(folder, backend=backend or "torch"),
-                "default" if folder == DEFAULT_CHECKPOINT else str(folder.resolve()))
+        return load_model(folder, backend=backend or "torch"), bundled_name(folder) or str(folder.resolve())
     return (model if backend is None else model.set_backend(backend)), None
 
 
@@ -385,7 +384,7 @@ class Index:
             if ref is None:
                 raise ValueError(f"the index in {self.folder} was built from a model in memory, not a "
                                  f"checkpoint folder: pass the model (Index.open(..., model=...) or --model)")
-            self._model = self._check_model(*_resolve_model(None if ref == "default" else ref, self._backend))
+            self._model = self._check_model(*_resolve_model(ref, self._backend))
         return self._model
 
     def _check_model(self, model, ref):

@@ -1,6 +1,7 @@
 """A name → a ready model: what `genembed.load` and every command's --model take.
 
-* None or "default": the bundled default checkpoint;
+* None or "default": the bundled default checkpoint (alignment to MiniLM); "self-supervised": the
+  bundled checkpoint whose teacher is the backbone itself (no labelled data anywhere);
 * a genembed checkpoint folder (config.json + model.safetensors);
 * an official llm2vec-gen folder (run_config.yml + encoder/; official.py), e.g. a published
   McGill-NLP/LLM2Vec-Gen-* model downloaded once;
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .checkpoint import CONFIG_NAME, DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
+from .checkpoint import BUNDLED, CONFIG_NAME, CheckpointError, load_checkpoint
 from .official import is_official, read_official
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -19,8 +20,12 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 def resolve(name) -> Path:
     """The local folder a model name stands for (a hub id is downloaded)."""
-    if name is None or str(name) == "default":
-        return DEFAULT_CHECKPOINT
+    if name is None or str(name) in BUNDLED:
+        folder, script = BUNDLED[str(name or "default")]
+        if not (folder / CONFIG_NAME).exists():
+            raise CheckpointError(f"the bundled '{name}' checkpoint is not in this installation ({folder} has no "
+                                  f"{CONFIG_NAME}); `bash {script}` builds it from a clone of the repository")
+        return folder
     path = Path(name).expanduser()
     if path.exists() or not HUB_ID.fullmatch(str(name)):
         return path

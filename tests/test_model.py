@@ -225,3 +225,21 @@ def test_special_tokens_start_at_the_mean_token_embedding(tiny_backbone):
     assert gap.max() < 2.5 and len(set(m.special_tokens.sum(1).tolist())) == 7
     torch.testing.assert_close(m.recon.weight, torch.eye(table.shape[1]))
 
+
+
+def test_bundled_names_open_their_folders_and_a_missing_one_names_its_script(tiny_model, tmp_path, monkeypatch):
+    """genembed.load("self-supervised") opens the second bundled checkpoint as load() opens the default;
+    an installation without it says which script builds it (rather than looking for a folder or hub id)."""
+    from genembed import checkpoint
+    from genembed.loading import load_model, resolve
+
+    folder = tmp_path / "self-supervised"
+    monkeypatch.setitem(checkpoint.BUNDLED, "self-supervised", (folder, "scripts/train_self_supervised.sh"))
+    with pytest.raises(CheckpointError, match="train_self_supervised.sh"):
+        resolve("self-supervised")
+    save_checkpoint(tiny_model, folder)
+    assert resolve("self-supervised") == folder and checkpoint.bundled_name(folder) == "self-supervised"
+    assert resolve(None) == resolve("default") == checkpoint.DEFAULT_CHECKPOINT
+    assert checkpoint.bundled_name(tmp_path) is None
+    loaded = load_model("self-supervised", backbone=tiny_model.backbone)
+    np.testing.assert_allclose(loaded.encode(["paris"]), tiny_model.encode(["paris"]), atol=1e-6)
