@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import genembed  # noqa: E402
-from genembed.onnx_export import ensure_export  # noqa: E402
 
 
 def feeds(manifest: dict, hidden: int, past: int) -> dict:
@@ -62,8 +61,8 @@ def main() -> None:
     import onnxruntime as ort
     import openvino as ov
 
-    model = genembed.load()
-    folder = ensure_export(model.backbone)
+    model = genembed.load(backend="onnx")
+    folder = model.runtime.folder
     manifest = json.loads((folder / "manifest.json").read_text())
     inputs = feeds(manifest, model.backbone.hidden_size, args.past)
     threads = torch.get_num_threads()
@@ -71,10 +70,7 @@ def main() -> None:
     results = {"threads": threads, "past": args.past, "openvino": ov.__version__, "nncf": nncf.__version__,
                "onnxruntime": ort.__version__, "ms": {}}
     for graph in ("body.onnx", "head.onnx"):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(folder / graph), options, providers=["CPUExecutionProvider"])
+        session, _ = model.runtime.session(graph)  # made exactly as backend="onnx" makes it
         row = {"onnxruntime float32": median_ms(lambda f: session.run(None, f), inputs[graph], args.repeats)}
         for name, mode in (("openvino float32", None), ("openvino int8 weights (asym)", nncf.CompressWeightsMode.INT8_ASYM),
                            ("openvino int8 weights (sym)", nncf.CompressWeightsMode.INT8_SYM)):

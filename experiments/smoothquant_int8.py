@@ -144,7 +144,6 @@ def main(argv=None) -> None:
     calibration = [c.query for c in load_sharegpt("train")][: args.calibration]
     model = genembed.load(None)
     lm = model.backbone.model
-    original = copy.deepcopy(lm.state_dict())
     ref, ref_speed = encode(model, texts)
     out = {"command": "python experiments/smoothquant_int8.py " + " ".join(argv or sys.argv[1:]), "texts": len(texts),
            "threads": torch.get_num_threads(), "float32": {"texts_per_s": ref_speed}}
@@ -154,8 +153,7 @@ def main(argv=None) -> None:
     keep = tuple(k for k in args.keep.split(",") if k)
     out["per-token variants keep float32"] = list(keep)
     for scheme, alpha in [(q, a) for q in ("per-tensor int8", "per-token int8 (simulated)") for a in alphas]:
-        lm.model.layers = copy.deepcopy(layers)
-        lm.load_state_dict(original)
+        lm.model.layers = copy.deepcopy(layers)  # (smoothing and int8 touch nothing outside the layers)
         if alpha is not None:
             smooth(lm, ranges, alpha)
         int8(lm.model) if scheme == "per-tensor int8" else per_token(lm.model.layers, keep)

@@ -22,6 +22,8 @@ from .recipe import removed_setting_error
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
+# config fields of checkpoints written before issue 24, whose one remaining value (recipe.REMOVED) they may hold
+REMOVED_CONFIG = ("recon_form", "prompt_frame")
 # the checkpoints that ship inside the package, by the name `load` takes, and the script that builds each
 BUNDLED = {"default": (DEFAULT_CHECKPOINT, "scripts/train_default.sh"),
            "self-supervised": (Path(__file__).parent / "self-supervised", "scripts/train_self_supervised.sh")}
@@ -30,8 +32,6 @@ BUNDLED = {"default": (DEFAULT_CHECKPOINT, "scripts/train_default.sh"),
 def bundled_name(folder: Path) -> str | None:
     """The name a bundled checkpoint folder goes by ("default", "self-supervised"), or None."""
     return next((name for name, (path, _) in BUNDLED.items() if Path(folder) == path), None)
-# config fields of checkpoints written before issue 24, whose one remaining value (recipe.REMOVED) they may hold
-REMOVED_CONFIG = ("recon_form", "prompt_frame")
 
 
 class CheckpointError(ValueError):

@@ -102,7 +102,8 @@ def model_fingerprint(model) -> str:
 
 def _resolve_model(model, backend: str | None = None):
     """(GenEmbed, what the manifest records): a path → that checkpoint, None → the bundled default
-    ("default"; a bundled checkpoint is recorded by its name), a loaded model → itself (recorded as null: search then needs it passed again).
+    ("default"; a bundled checkpoint is recorded by its name), a loaded model → itself (recorded as
+    null: search then needs it passed again).
     backend: the one to run it on (backends.py; None: "torch" for a path, a loaded model's own)."""
     if model is None or isinstance(model, (str, Path)):
         from .checkpoint import bundled_name  # here, not above: importing genembed.index stays torch-free

@@ -21,9 +21,10 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 def resolve(name) -> Path:
     """The local folder a model name stands for (a hub id is downloaded)."""
     if name is None or str(name) in BUNDLED:
-        folder, script = BUNDLED[str(name or "default")]
+        key = str(name or "default")
+        folder, script = BUNDLED[key]
         if not (folder / CONFIG_NAME).exists():
-            raise CheckpointError(f"the bundled '{name}' checkpoint is not in this installation ({folder} has no "
+            raise CheckpointError(f"the bundled '{key}' checkpoint is not in this installation ({folder} has no "
                                   f"{CONFIG_NAME}); `bash {script}` builds it from a clone of the repository")
         return folder
     path = Path(name).expanduser()

@@ -226,7 +226,6 @@ def test_special_tokens_start_at_the_mean_token_embedding(tiny_backbone):
     torch.testing.assert_close(m.recon.weight, torch.eye(table.shape[1]))
 
 
-
 def test_bundled_names_open_their_folders_and_a_missing_one_names_its_script(tiny_model, tmp_path, monkeypatch):
     """genembed.load("self-supervised") opens the second bundled checkpoint as load() opens the default;
     an installation without it says which script builds it (rather than looking for a folder or hub id)."""
