@@ -136,3 +136,18 @@ def test_hnsw_recall_against_exact_search_on_real_answers():
     _, approx = make_faiss_index(corpus, "hnsw").search(queries, k)
     recall = np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)])
     assert len(task.corpus) > 1000 and recall >= 0.98, recall
+
+
+def test_bundled_self_supervised_checkpoint_opens_by_name_and_ranks():
+    """Issue 27.3: the second bundled checkpoint (scripts/train_self_supervised.sh): its teacher is the
+    backbone itself, so its embeddings have the backbone's width; it opens by name and ranks an answer first."""
+    import genembed
+
+    model = genembed.load("self-supervised")
+    assert model.config.backbone == SMOLLM and model.config.teacher == "self"
+    q = model.encode_query(["How do I boil an egg?", "What is the capital of France?"], normalize=True)
+    d = model.encode_document(["Boil the egg for nine minutes, then cool it in cold water.",
+                               "Paris is the capital and largest city of France."], normalize=True)
+    assert q.shape == (2, 576)
+    sims = q @ d.T
+    assert sims[0, 0] > sims[0, 1] and sims[1, 1] > sims[1, 0], sims
