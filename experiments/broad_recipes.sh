@@ -9,7 +9,9 @@
 # issue 15), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
 # so 600 of them would push the default pipeline past its 2 h on a 2-core CPU), align-1200 (twice the
 # steps), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
-# queries).
+# queries), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
+# paper's recipe against the bundled self-supervised checkpoint's alignment alone; score it beside
+# `--model self-supervised`, whose recorded scores can seed OUT/results.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -41,6 +43,7 @@ for v in "${variants[@]}"; do
     both-300) args=(--w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     align-1200) args=(--steps 1200 --warmup-steps 60) ;;
     thought-10) args=(--thought-tokens 10) ;;
+    self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   bash scripts/answer_queries.sh "$data" "$n"
