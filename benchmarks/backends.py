@@ -9,7 +9,9 @@ them when OUT has none. Then, each in its own process, with the same threads:
 
 * official, float32 and bf16 autocast (its `run_config` loads bf16 weights; on a CPU without bf16
   instructions autocast is its fastest bf16 path);
-* genembed, backend torch (float32) and backend onnx (float32).
+* genembed, backend torch (float32) and backend onnx (float32); and backend torch with bf16
+  autocast where bf16 is native (`genembed.backbone.bf16_is_native`: a CPU with AVX-512 BF16 / AMX),
+  the counterpart of the official code's bf16 there.
 
 Each measures encode of the short texts (batch --batch-size), encode of --doc-texts documents of
 exactly 256 tokens (ShareGPT answers cut to 256 tokens), the peak RSS of encode, and decoding one
@@ -31,7 +33,7 @@ sys.path.insert(1, str(ROOT))
 import run as bench  # noqa: E402
 
 RUNS = [("official", "fp32", None), ("official", "bf16", None), ("genembed", "fp32", "torch"),
-        ("genembed", "fp32", "onnx")]
+        ("genembed", "fp32", "onnx"), ("genembed", "bf16", "torch")]
 
 
 def parse_args(argv=None):
@@ -108,10 +110,14 @@ def main(argv=None) -> int:
     docs = variant(base, raw / "docs.json", texts=args.doc_texts, batch_size=args.batch_size,
                    texts_list=documents(args.doc_texts), max_text_tokens=512, **common)
     one = variant(base, raw / "one.json", batch_size=1, **common)
+    from genembed.backbone import bf16_is_native
+
     rows = {}
     for impl, dtype, backend in RUNS:
         if impl == "official" and dtype not in args.official_dtypes.split(","):
             continue
+        if impl == "genembed" and dtype == "bf16" and not bf16_is_native():
+            continue  # emulated bf16 is slower than float32: not a path anyone would pick
         rows[f"{impl} {backend or ''} {dtype}".replace("  ", " ")] = {
             "short": worker(impl, backend, f"encode:{dtype}", short, out, args),
             "docs": worker(impl, backend, f"encode:{dtype}", docs, out, args),
