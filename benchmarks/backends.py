@@ -9,9 +9,10 @@ them when OUT has none. Then, each in its own process, with the same threads:
 
 * official, float32 and bf16 autocast (its `run_config` loads bf16 weights; on a CPU without bf16
   instructions autocast is its fastest bf16 path);
-* genembed, backend torch (float32) and backend onnx (float32); and backend torch with bf16
+* genembed, backends torch, onnx and openvino in float32; and backends torch and openvino with bf16
   autocast where bf16 is native (`genembed.backbone.bf16_is_native`: a CPU with AVX-512 BF16 / AMX),
-  the counterpart of the official code's bf16 there.
+  the counterparts of the official code's bf16 there. The openvino rows are skipped, with one line,
+  where openvino is not installed (pip install 'genembed[openvino]').
 
 Each measures encode of the short texts (batch --batch-size), encode of --doc-texts documents of
 exactly 256 tokens (ShareGPT answers cut to 256 tokens), the peak RSS of encode, and decoding one
@@ -20,6 +21,7 @@ text (batch 1, --decode-tokens new tokens: tokens/s). Writes OUT/backends.{json,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -33,7 +35,8 @@ sys.path.insert(1, str(ROOT))
 import run as bench  # noqa: E402
 
 RUNS = [("official", "fp32", None), ("official", "bf16", None), ("genembed", "fp32", "torch"),
-        ("genembed", "fp32", "onnx"), ("genembed", "bf16", "torch")]
+        ("genembed", "fp32", "onnx"), ("genembed", "fp32", "openvino"), ("genembed", "bf16", "torch"),
+        ("genembed", "bf16", "openvino")]
 
 
 def parse_args(argv=None):
@@ -118,6 +121,9 @@ def main(argv=None) -> int:
             continue
         if impl == "genembed" and dtype == "bf16" and not bf16_is_native():
             continue  # emulated bf16 is slower than float32: not a path anyone would pick
+        if backend == "openvino" and importlib.util.find_spec("openvino") is None:
+            print(f"skipping genembed openvino {dtype}: openvino is not installed (pip install 'genembed[openvino]')")
+            continue
         rows[f"{impl} {backend or ''} {dtype}".replace("  ", " ")] = {
             "short": worker(impl, backend, f"encode:{dtype}", short, out, args),
             "docs": worker(impl, backend, f"encode:{dtype}", docs, out, args),

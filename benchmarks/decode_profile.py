@@ -30,7 +30,7 @@ def profile(model, soft, tokens: int, repeats: int) -> dict:
     times = {"model call": 0.0}
     runtime = model.runtime
     if runtime is not None:  # time the two sessions inside the call
-        sessions = {"body session": runtime.session("body.onnx")[0], "head session": runtime.session("head.onnx")[0]}
+        sessions = {"body session": runtime.session("decode")[0], "head session": runtime.session("head")[0]}
         for name, session in sessions.items():
             times[name] = 0.0
             run = session.run
@@ -72,8 +72,8 @@ def profile(model, soft, tokens: int, repeats: int) -> dict:
 
 def bare_loop(runtime, start: int, tokens: int, repeats: int) -> float:
     """ms per step of the body and head sessions alone, fed random embeddings and growing caches."""
-    body, names = runtime.session("body.onnx")
-    head, _ = runtime.session("head.onnx")
+    body, names = runtime.session("decode")
+    head, _ = runtime.session("head")
     m = runtime.manifest
     rng = np.random.default_rng(0)
     steps, seconds = 0, 0.0

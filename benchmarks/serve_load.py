@@ -38,7 +38,8 @@ def parse_args(argv=None):
     ap.add_argument("--requests", type=int, default=1000, help="requests per run")
     ap.add_argument("--concurrency", type=int, default=16, help="clients sending at once (single run)")
     ap.add_argument("--max-batch", type=int, default=32)
-    ap.add_argument("--backend", default="torch", help="the server's --backend (torch or onnx)")
+    ap.add_argument("--backend", default="torch", help="the server's --backend (torch, onnx or openvino)")
+    ap.add_argument("--bf16", action="store_true", help="the server's --bf16 (embed under bf16 autocast)")
     ap.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's batching wait (single run; 0: off)")
     ap.add_argument("--compare", action="store_true",
                     help="run 1 and 16 clients with batching on (--max-wait-ms) and off, and write the table")
@@ -73,13 +74,13 @@ def free_port() -> int:
 class Server:
     """`genembed serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, model, max_batch, max_wait_ms, startup_timeout, backend: str = "torch"):
+    def __init__(self, model, max_batch, max_wait_ms, startup_timeout, backend: str = "torch", bf16: bool = False):
         import httpx
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-c", "from genembed.cli import main; main()", "serve", "--port", str(self.port),
-               "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--backend", backend]
+               "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--backend", backend] + (["--bf16"] if bf16 else [])
         if model:
             cmd += ["--model", model]
         env = {k: v for k, v in os.environ.items() if k != "GENEMBED_API_KEY"}  # no key on loopback
@@ -156,7 +157,7 @@ def percentile(values, q):
 
 def run_one(model, args, concurrency, max_wait_ms, server=None) -> dict:
     own = server is None
-    server = server or Server(model, args.max_batch, max_wait_ms, args.startup_timeout, args.backend)
+    server = server or Server(model, args.max_batch, max_wait_ms, args.startup_timeout, args.backend, args.bf16)
     try:
         # warm-up (connections, first passes), left out of the figures and of the batch count
         asyncio.run(load(server.url, 2 * concurrency, concurrency, args.timeout, args.max_seconds))
@@ -167,7 +168,7 @@ def run_one(model, args, concurrency, max_wait_ms, server=None) -> dict:
         if own:
             server.stop()
     lat = res.pop("latencies")
-    return {"backend": args.backend, "batching": "on" if max_wait_ms > 0 else "off", "max_wait_ms": max_wait_ms,
+    return {"backend": args.backend + (" bf16" if args.bf16 else ""), "batching": "on" if max_wait_ms > 0 else "off", "max_wait_ms": max_wait_ms,
             "clients": concurrency,
             **res, "p50_ms": percentile(lat, 50) * 1000, "p99_ms": percentile(lat, 99) * 1000,
             "requests_per_s": res["ok"] / res["seconds"] if res["seconds"] else float("nan"),
@@ -198,7 +199,7 @@ def main(argv=None):
             return row
         rows = []
         for wait in (args.max_wait_ms or 5.0, 0.0):
-            server = Server(model, args.max_batch, wait, args.startup_timeout, args.backend)
+            server = Server(model, args.max_batch, wait, args.startup_timeout, args.backend, args.bf16)
             try:
                 for clients in (1, 16):
                     rows.append(run_one(model, args, clients, wait, server=server))

@@ -4,9 +4,12 @@
 * "onnx": the backbone through onnxruntime, in float32 (onnx_export.py makes the export once per
   backbone). Only the backbone's forward moves: the special tokens, `recon`, `align`, the
   shared-prefix cache and the decoding loop stay genembed's, so every feature works unchanged on
-  either backend.
+  every backend.
+* "openvino": the same export run by OpenVINO, in float32, or in bf16 under bf16 autocast
+  (`encode(..., bf16=True)`, `--bf16`) on a CPU with native bf16 (AVX-512 BF16 / AMX): the precision
+  follows the same switch as on torch. There it is the fast path for encoding (docs/backends.md).
 
-An OnnxBackbone answers the two calls genembed makes of a transformers model at inference —
+An OnnxBackbone (or OpenVinoBackbone) answers the two calls genembed makes of a transformers model at inference —
 `base(...)` (encode, the prefix cache) and `lm(...)` (greedy decoding) — with the same keywords
 and the same KV cache type, so the call sites only choose which one to call.
 """
@@ -21,7 +24,7 @@ import torch
 
 from .backbone import cache_keyword, kv_cache, kv_tensors
 
-NAMES = ("torch", "onnx")
+NAMES = ("torch", "onnx", "openvino")
 _runtimes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per loaded backbone model
 
 
@@ -33,16 +36,20 @@ def check_name(name: str) -> None:
 def attach(model, name: str) -> None:
     """Run `model`'s inference on backend `name` (the export is built first if needed)."""
     check_name(name)
-    if name == "onnx":
+    if name != "torch":
         backbone = model.backbone
         if backbone.device.type != "cpu":
-            raise ValueError(f"the onnx backend runs on the CPU; this model is on {backbone.device} "
+            raise ValueError(f"the {name} backend runs on the CPU; this model is on {backbone.device} "
                              "(there, backend='torch' is the fast path)")
-        if backbone.model not in _runtimes:
+        runtimes = _runtimes.setdefault(backbone.model, {})
+        if name not in runtimes:
             from .onnx_export import ensure_export
 
-            _runtimes[backbone.model] = OnnxBackbone(backbone, ensure_export(backbone))
-        model.runtime = _runtimes[backbone.model]
+            kind = OnnxBackbone if name == "onnx" else OpenVinoBackbone
+            if kind is OpenVinoBackbone:
+                require_openvino()  # before an export is made for nothing
+            runtimes[name] = kind(backbone, ensure_export(backbone))
+        model.runtime = runtimes[name]
     else:
         model.runtime = None
     model.backend = name
@@ -59,6 +66,11 @@ def additive_mask(mask: torch.Tensor, new: int) -> np.ndarray:
 
 
 class OnnxBackbone:
+    """The export run by onnxruntime. Graphs are asked for by role: "encode" (the body, for encoding and
+    the prefix cache), "decode" (the body, for the steps of greedy decoding) and "head" (the LM head)."""
+    NAME = "onnx"
+    GRAPHS = {"encode": "body.onnx", "decode": "body.onnx", "head": "head.onnx"}
+
     def __init__(self, backbone, folder):
         from .onnx_export import require_onnx
 
@@ -68,9 +80,10 @@ class OnnxBackbone:
         self.cache_kw = cache_keyword(backbone.model.base_model)
         self._sessions: dict[str, tuple] = {}
 
-    def session(self, name: str):
-        """(an onnxruntime session of one graph, its input names), made on first use (the head only
+    def session(self, role: str):
+        """(a session of the graph that does `role`, its input names), made on first use (the head only
         if one decodes)."""
+        name = self.GRAPHS[role]
         if name not in self._sessions:
             options = self.ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
@@ -82,7 +95,7 @@ class OnnxBackbone:
             self._sessions[name] = session, [i.name for i in session.get_inputs()]
         return self._sessions[name]
 
-    def _body(self, input_ids, inputs_embeds, attention_mask, position_ids, cache: dict):
+    def _body(self, role: str, input_ids, inputs_embeds, attention_mask, position_ids, cache: dict):
         """The body graph on one call's arguments → (last-layer states, the KV cache after them)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
@@ -102,7 +115,7 @@ class OnnxBackbone:
             attention_mask = torch.ones(batch, total, dtype=torch.long)
         if position_ids is None:
             position_ids = torch.arange(total - new, total).expand(batch, -1)
-        session, names = self.session("body.onnx")
+        session, names = self.session(role)
         feed = dict(zip(names, [embeds.detach().float().contiguous().numpy(), additive_mask(attention_mask, new),
                                 position_ids.to(torch.long).contiguous().numpy(), *past_arrays]))
         hidden, *present = session.run(None, feed)
@@ -111,7 +124,7 @@ class OnnxBackbone:
     def base(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=False,
              **cache):
         """transformers' base-model call: → .last_hidden_state (and the KV cache under the cache keyword)."""
-        hidden, present = self._body(input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        hidden, present = self._body("encode", input_ids, inputs_embeds, attention_mask, position_ids, cache)
         return SimpleNamespace(last_hidden_state=hidden, **{self.cache_kw: present if use_cache else None})
 
     def lm(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=True,
@@ -119,8 +132,60 @@ class OnnxBackbone:
         """transformers' causal-LM call for greedy decoding: → .logits [B, 1, vocab] of the last position
         and the KV cache."""
         if logits_to_keep != 1:
-            raise ValueError("the onnx backend computes the logits of the last position only (logits_to_keep=1)")
-        hidden, present = self._body(input_ids, inputs_embeds, attention_mask, position_ids, cache)
-        head, _ = self.session("head.onnx")
+            raise ValueError(f"the {self.NAME} backend computes the logits of the last position only (logits_to_keep=1)")
+        hidden, present = self._body("decode", input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        head, _ = self.session("head")
         logits = head.run(None, {"hidden": hidden[:, -1:].numpy()})[0]
         return SimpleNamespace(logits=torch.from_numpy(logits), **{self.cache_kw: present if use_cache else None})
+
+
+OPENVINO_EXTRA = "the openvino backend needs openvino, and onnx and onnxruntime for its export: pip install 'genembed[openvino]'"
+
+
+def require_openvino():
+    try:
+        import openvino
+    except ImportError as e:
+        raise ImportError(f"{OPENVINO_EXTRA} ({e})") from None
+    return openvino
+
+
+def autocast_precision() -> str:
+    """OpenVINO's inference precision for a call made now: bf16 under bf16 autocast on a CPU with native
+    bf16, else float32 (OpenVINO has no emulated bf16 path, and an emulated one would be slower)."""
+    from .backbone import bf16_is_native
+
+    bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return "bf16" if bf16 and bf16_is_native() else "f32"
+
+
+class _OpenVinoSession:
+    """One compiled graph with onnxruntime's `run(None, feed) -> [outputs]` (the model is owned by one
+    thread, serve.py, so one infer request serves every call)."""
+
+    def __init__(self, compiled):
+        self.compiled, self.request = compiled, compiled.create_infer_request()
+
+    def run(self, _outputs, feed: dict) -> list[np.ndarray]:
+        results = self.request.infer(feed)
+        return [results[o] for o in self.compiled.outputs]  # (infer's arrays are copies, safe to keep)
+
+
+class OpenVinoBackbone(OnnxBackbone):
+    """The same export run by OpenVINO; a graph is compiled once per precision, on first use."""
+    NAME = "openvino"
+
+    def __init__(self, backbone, folder):
+        super().__init__(backbone, folder)
+        self.ov = require_openvino()
+        self.core = self.ov.Core()
+
+    def session(self, role: str):
+        name, precision = self.GRAPHS[role], autocast_precision()
+        key = f"{name}@{precision}"
+        if key not in self._sessions:
+            compiled = self.core.compile_model(str(self.folder / name), "CPU", {
+                "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                "PERFORMANCE_HINT": "LATENCY"})
+            self._sessions[key] = _OpenVinoSession(compiled), [i.get_any_name() for i in compiled.inputs]
+        return self._sessions[key]

@@ -88,8 +88,8 @@ class ModelWorker:
     max_wait_ms = 0 turns batching off: each request is its own model call (the baseline)."""
 
     def __init__(self, model, *, max_batch: int = 32, max_wait_ms: float = 5.0, max_queue: int = 1024,
-                 on_batch=None):
-        self.model = model
+                 on_batch=None, bf16: bool = False):
+        self.model, self.bf16 = model, bf16
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.on_batch = on_batch or (lambda **kw: None)
@@ -203,7 +203,7 @@ class ModelWorker:
             return (m.decode(texts, max_new_tokens=job.max_new_tokens, instruction=job.instruction,
                              batch_size=self.max_batch, show_progress_bar=False, via=job.via),)
         vectors = m.encode(texts, instruction=job.instruction, normalize=job.normalize,
-                           batch_size=self.max_batch, show_progress_bar=False)
+                           batch_size=self.max_batch, show_progress_bar=False, bf16=self.bf16)
         # usage: the text's own tokens as the model reads them (cut to max_text_tokens), without
         # the chat template and instruction around it; counted here, where the tokenizer is safe
         tokens = [len(ids) for ids in plain_ids(m.backbone.tokenizer, texts, max_length=m.config.max_text_tokens)]
@@ -350,7 +350,8 @@ def _metrics(registry):
 
 def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genembed", max_batch: int = 32,
                max_wait_ms: float = 5.0, max_texts: int = 2048, max_chars: int = 16384,
-               max_body_bytes: int = 16 * 2**20, max_new_tokens: int = 256, max_queue: int = 1024):
+               max_body_bytes: int = 16 * 2**20, max_new_tokens: int = 256, max_queue: int = 1024,
+               bf16: bool = False):
     """A FastAPI app serving `model` (a GenEmbed; this app's worker thread is then its only user).
 
     POST /v1/embeddings returns exactly `model.encode(texts)`: the checkpoint's default
@@ -363,7 +364,8 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
     max_wait_ms after its first request, whichever comes first (0: no batching, the baseline).
     max_texts / max_chars / max_body_bytes: larger requests get a 413, before any model work.
     max_new_tokens: the most tokens /v1/decode writes per text. max_queue: requests that may wait
-    for the model; beyond that a 503.
+    for the model; beyond that a 503. bf16: embed under bf16 autocast (`model.encode(bf16=True)`;
+    decoding stays float32).
     """
     _require()
     from fastapi import FastAPI
@@ -380,7 +382,8 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
 
     registry = CollectorRegistry()  # per app: two apps in one process keep separate counts
     metrics, on_batch = _metrics(registry)
-    worker = ModelWorker(model, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, on_batch=on_batch)
+    worker = ModelWorker(model, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, on_batch=on_batch,
+                         bf16=bf16)
 
     from contextlib import asynccontextmanager
 

@@ -1,7 +1,8 @@
-"""The onnx backend (backends.py, onnx_export.py) on the tiny llama: the same embeddings and the same
-greedy decodes as torch, one export reused, bad exports rebuilt with the reason, clear refusals."""
+"""The onnx and openvino backends (backends.py, onnx_export.py) on the tiny llama: the same embeddings and
+the same greedy decodes as torch, one export reused, bad exports rebuilt with the reason, clear refusals."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import warnings
@@ -35,10 +36,15 @@ def on(model, name):
     return model.set_backend(name)
 
 
-def test_the_onnx_backend_embeds_as_torch_does(tiny_model):
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+FAST = ["onnx", pytest.param("openvino", marks=pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed"))]
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_the_fast_backends_embed_as_torch_does(tiny_model, name):
     reference = on(tiny_model, "torch").encode(TEXTS, batch_size=3)
-    fast = on(tiny_model, "onnx").encode(TEXTS, batch_size=3)
-    assert tiny_model.backend == "onnx" and tiny_model.runtime is not None
+    fast = on(tiny_model, name).encode(TEXTS, batch_size=3)
+    assert tiny_model.backend == name and tiny_model.runtime is not None
     np.testing.assert_allclose(fast, reference, atol=2e-5, rtol=0)
     one = tiny_model.encode(TEXTS[2])  # a batch of one: no shared prompt head
     np.testing.assert_allclose(one, reference[2], atol=2e-5, rtol=0)
@@ -48,13 +54,14 @@ def test_the_onnx_backend_embeds_as_torch_does(tiny_model):
     assert emb.requires_grad
 
 
-def test_greedy_decodes_are_the_same_on_both_backends(tiny_model):
+@pytest.mark.parametrize("name", FAST)
+def test_greedy_decodes_are_the_same_on_every_backend(tiny_model, name):
     ids, mask = tiny_model.tokenize(TEXTS)
     with torch.no_grad():
         soft = tiny_model(ids, mask)[0]
     prompts = [tiny_model.backbone.tokenizer(t)["input_ids"] for t in TEXTS]  # token ids of unequal lengths
     reference = [generate(on(tiny_model, "torch"), p, 12, batch_size=4) for p in (soft, prompts)]
-    fast = [generate(on(tiny_model, "onnx"), p, 12, batch_size=4) for p in (soft, prompts)]
+    fast = [generate(on(tiny_model, name), p, 12, batch_size=4) for p in (soft, prompts)]
     assert fast == reference
     assert any(reference[1])  # something was written
 
@@ -63,8 +70,8 @@ def test_the_sessions_do_not_spin_wait_between_calls(tiny_model):
     """Decoding alternates two sessions with a thread pool each: a pool left spinning after its call takes a
     core from the other one (on 2 cores a decode step took 83 ms instead of 44)."""
     on(tiny_model, "onnx")
-    for name in ("body.onnx", "head.onnx"):
-        session, _ = tiny_model.runtime.session(name)
+    for role in ("encode", "decode", "head"):
+        session, _ = tiny_model.runtime.session(role)
         assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
@@ -107,10 +114,31 @@ def test_a_bad_export_is_rebuilt_saying_why(tiny_model, damage, reason):
         on(tiny_model, "onnx")
 
 
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed")
+def test_openvino_runs_in_bf16_under_bf16_autocast_where_bf16_is_native(tiny_model):
+    from genembed.backbone import bf16_is_native
+
+    reference = on(tiny_model, "openvino").encode(TEXTS, batch_size=3)
+    assert tiny_model.runtime.session("encode")[0].compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
+    low = tiny_model.encode(TEXTS, batch_size=3, bf16=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        compiled = tiny_model.runtime.session("encode")[0].compiled
+    want = "bf16" if bf16_is_native() else "f32"  # no emulated bf16: float32 is the faster path there
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == want
+    cosine = (low * reference).sum(1) / np.linalg.norm(low, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cosine.min() > 0.99
+    if want == "bf16":
+        assert np.abs(low - reference).max() > 1e-6  # it really ran in another precision
+    np.testing.assert_array_equal(tiny_model.encode(TEXTS, batch_size=3), reference)  # float32 again after it
+
+
 def test_unknown_backends_and_missing_packages_are_named(tiny_model, monkeypatch):
-    with pytest.raises(ValueError, match="unknown backend 'tensorrt': choose one of torch, onnx"):
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt': choose one of torch, onnx, openvino"):
         genembed.load("no/such-model-is-loaded-first", backend="tensorrt")
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'genembed\[openvino\]'"):
+        on(tiny_model, "openvino")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ImportError, match=r"pip install 'genembed\[onnx\]'"):
         on(tiny_model, "onnx")
     assert tiny_model.backend == "torch"  # a refused switch leaves the model as it was
@@ -132,6 +160,12 @@ def test_the_commands_take_backend(tiny_model, tmp_path):
                                          "--max-new-tokens", "5", "--backend", name]).output
                for name in ("torch", "onnx")}
     assert decoded["onnx"] == decoded["torch"] and "decoded:" in decoded["torch"]
+    if HAS_OPENVINO:  # the fast path as a user asks for it
+        result = runner.invoke(app, ["encode", *TEXTS, "--model", str(ckpt), "--out", str(tmp_path / "ov.npy"),
+                                     "--backend", "openvino", "--bf16"])
+        assert result.exit_code == 0, result.output
+        low, ref = np.load(tmp_path / "ov.npy"), np.load(outs["torch"])
+        assert ((low * ref).sum(1) / np.linalg.norm(low, axis=1) / np.linalg.norm(ref, axis=1)).min() > 0.99
     result = runner.invoke(app, ["encode", "x", "--model", str(ckpt), "--backend", "fast"])
     assert result.exit_code != 0 and "unknown backend 'fast'" in str(result.exception)
 

@@ -257,6 +257,14 @@ def test_a_model_error_is_a_500_and_the_server_goes_on(ckpt, ref):
         assert httpx.get(f"{s.url}/health").status_code == 200  # no key set: all open
 
 
+def test_a_bf16_server_answers_what_encode_gives_under_bf16(ckpt, ref):
+    app = create_app(genembed.load(ckpt), max_wait_ms=0, bf16=True)
+    with BackgroundServer(app) as s:
+        got = np.array([d["embedding"] for d in post(s, "/v1/embeddings", {"input": TEXTS}, headers={}).json()["data"]])
+    np.testing.assert_allclose(got, ref.encode(TEXTS, bf16=True), atol=1e-6)
+    assert np.abs(got - ref.encode(TEXTS)).max() > 1e-6  # it is not the float32 answer
+
+
 def test_bad_settings_are_refused(ref):
     with pytest.raises(ValueError, match="max_batch"):
         create_app(ref, max_batch=0)
@@ -277,7 +285,11 @@ def test_cli_serve_is_a_thin_call(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     (args, kw), = calls
     assert args == (str(tmp_path),) and kw["host"] == "127.0.0.1" and kw["port"] == 9001
-    assert kw["api_key"] == "from-env" and kw["max_wait_ms"] == 0
+    assert kw["api_key"] == "from-env" and kw["max_wait_ms"] == 0 and kw["bf16"] is False
+    calls.clear()
+    result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), "--backend", "openvino", "--bf16"])
+    assert result.exit_code == 0, result.output
+    assert calls[0][1]["backend"] == "openvino" and calls[0][1]["bf16"] is True
 
 
 def test_missing_extras_name_the_install_and_import_stays_light(monkeypatch, tmp_path):
