@@ -124,3 +124,33 @@ def test_the_cli_ends_in_rows_or_one_error_line_never_a_traceback(tiny_model, tm
     if done.value.code == 0 and suffix == ".txt":  # one row per line, the blank ones included
         lines = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
         assert np.load(folder / "v.npy").shape[0] == len(lines)
+
+
+def brute_force_cost(lengths, batch_size, call_cost):
+    """The cheapest way to cut sorted rows into consecutive batches, by trying every way (small inputs)."""
+    if not lengths:
+        return 0
+    return min(size * lengths[0] + call_cost + brute_force_cost(lengths[size:], batch_size, call_cost)
+               for size in range(1, min(batch_size, len(lengths)) + 1))
+
+
+@FAST
+@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=9), batch_size=st.integers(1, 5),
+       call_cost=st.integers(0, 600))
+def test_the_batch_plan_is_the_cheapest_and_covers_every_row_once(lengths, batch_size, call_cost):
+    from genembed.batching import plan_batches
+
+    lengths = sorted(lengths, reverse=True)
+    starts = plan_batches(lengths, batch_size, call_cost)
+    ends = starts[1:] + [len(lengths)]
+    assert starts[0] == 0 and all(0 < e - s <= batch_size for s, e in zip(starts, ends))
+    cost = sum((e - s) * lengths[s] + call_cost for s, e in zip(starts, ends))
+    assert cost == brute_force_cost(lengths, batch_size, call_cost)
+
+
+def test_one_long_text_no_longer_pads_a_batch_of_short_ones():
+    from genembed.batching import CALL_COST, plan_batches
+
+    assert plan_batches([266] + [20] * 31, 32) == [0, 1]  # 266 + 31 x 20 positions, not 32 x 266
+    assert plan_batches([20] * 100, 32) == [0, 32, 64, 96]  # equal lengths: full batches, as before
+    assert plan_batches([266] + [20] * 31, 32, call_cost=100 * CALL_COST) == [0]
