@@ -12,6 +12,7 @@ weights once. Prints a table; writes OUT.json if --out is given.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -107,20 +108,23 @@ def main() -> None:
     body_bytes = 4 * sum(p.numel() for n, p in lm.named_parameters() if "embed_tokens" not in n)
     head_bytes = 4 * lm.get_output_embeddings().weight.numel()
     result = {"threads": torch.get_num_threads(), "body_weight_mb": body_bytes / 1e6, "head_weight_mb": head_bytes / 1e6}
-    for backend in ("torch", "onnx"):
+    backends = ("torch", "onnx") + (("openvino",) if importlib.util.find_spec("openvino") else ())
+    for backend in backends:
         model.set_backend(backend)
         result[backend] = profile(model, soft, args.tokens, args.repeats)
-    result["onnx"]["bare_session_loop_ms_per_step"] = bare_loop(model.runtime, soft.shape[0], args.tokens, args.repeats)
-    body_ms = result["onnx"]["ms_per_step"]["body session"]
-    result["onnx"]["body_gb_per_s_if_weights_read_once"] = body_bytes / 1e9 / (body_ms / 1000)
-    for backend in ("torch", "onnx"):
+        if backend != "torch":
+            result[backend]["bare_session_loop_ms_per_step"] = bare_loop(model.runtime, soft.shape[0], args.tokens,
+                                                                         args.repeats)
+            body_ms = result[backend]["ms_per_step"]["body session"]
+            result[backend]["body_gb_per_s_if_weights_read_once"] = body_bytes / 1e9 / (body_ms / 1000)
+    print(f"weights read per step: body {body_bytes / 1e6:.0f} MB, head {head_bytes / 1e6:.0f} MB (float32)")
+    for backend in backends:
         r = result[backend]
         parts = ", ".join(f"{k} {v:.1f} ms" for k, v in r["ms_per_step"].items())
         print(f"{backend}: {r['tokens_per_s']:.1f} tokens/s; per step: {parts}")
-    print(f"onnx sessions alone in a bare loop (synthetic inputs): {result['onnx']['bare_session_loop_ms_per_step']:.1f} ms "
-          "per step")
-    print(f"weights read per step: body {body_bytes / 1e6:.0f} MB, head {head_bytes / 1e6:.0f} MB; the body session "
-          f"runs at {result['onnx']['body_gb_per_s_if_weights_read_once']:.1f} GB/s of weights")
+        if backend != "torch":
+            print(f"  its sessions alone in a bare loop (synthetic inputs): {r['bare_session_loop_ms_per_step']:.1f} ms "
+                  f"per step; the body session runs at {r['body_gb_per_s_if_weights_read_once']:.1f} GB/s of weights")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
 
