@@ -11,13 +11,14 @@ On the bundled default (needs openvino; meaningful where bf16 is native):
    positions; plus the head) and one encode-size call (32 rows x 100 new positions after 20 cached),
    with the GFLOP/s that call reaches (2 x the body's matrix parameters per position);
 4. greedy decodes (the default decoder, 48 tokens) of --decode-texts queries on openvino against
-   float32: all in bf16 (bf16 autocast around model.decode), and a bf16 soft prompt followed by float32
-   steps.
+   float32: every graph in bf16 (the soft prompt, the steps and the head), and a bf16 soft prompt
+   followed by float32 steps.
 Writes experiments/results/openvino_bf16_probe.json.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -112,11 +113,27 @@ def engines(model) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def patched(owner, name, value):
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)
+
+
 def decodes(model, texts) -> dict:
+    from genembed import backends
+
     model.set_backend("openvino")
     reference = model.decode(texts, max_new_tokens=48)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    # every graph in bf16, steps and head included (encode and generate switch autocast off inside, so an
+    # autocast around model.decode would not reach them)
+    model.prefix_cache.clear()
+    with patched(backends, "autocast_precision", lambda: "bf16"):
         all_bf16 = model.decode(texts, max_new_tokens=48)
+    model.prefix_cache.clear()
     runtime = model.runtime
     plain = runtime.base
 
