@@ -93,7 +93,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         return self.special_tokens.device
 
     def set_backend(self, name: str) -> "GenEmbed":
-        """Run inference on backend `name`: "torch" (the default) or "onnx" (backends.py). Training and
+        """Run inference on backend `name`: "torch" (the default), "onnx" or "openvino" (backends.py). Training and
         anything with gradients always runs in torch."""
         from .backends import attach
 
