@@ -18,6 +18,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export BF16=${BF16-$(.venv/bin/python -c "from genembed.backbone import bf16_is_native; print('--bf16' if bf16_is_native() else '')")}
 ROOT=${ROOT:-runs/recipes}
 OUT=${OUT:-runs/benchmark-selection}
+BACKEND=${BACKEND:-onnx}  # the students' backend for scoring (openvino: bf16 where native, twice as fast there)
 ge=.venv/bin/genembed
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(align both)
@@ -50,4 +51,4 @@ for v in "${variants[@]}"; do
   train "$v" "$data" ${args[@]+"${args[@]}"}
   models+=(--model "$ROOT/$v/model")
 done
-$ge benchmark --set selection --no-default --baselines "" --backend onnx "${models[@]}" --out "$OUT"
+$ge benchmark --set selection --no-default --baselines "" --backend "$BACKEND" "${models[@]}" --out "$OUT"
