@@ -35,15 +35,14 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import genembed  # noqa: E402
 from genembed import batching  # noqa: E402
 from genembed.data import load_sharegpt  # noqa: E402
+from batch_plan import padded_positions  # noqa: E402
 from openvino_weights import feeds, median_ms  # noqa: E402
 
 
 def padding(model, texts) -> dict:
-    lengths = sorted((len(r) for r in model.token_rows(texts, model.resolve_instruction(None))), reverse=True)
-    old = sum(lengths[s] * len(lengths[s:s + 32]) for s in range(0, len(lengths), 32))
-    cuts = batching.plan_batches(lengths, 32, batching.CALL_COST)
-    new = sum((e - s) * lengths[s] for s, e in zip(cuts, cuts[1:] + [len(lengths)]))
-    return {"tokens": sum(lengths), "positions_full_batches": old, "positions_cost_cut": new, "batches": len(cuts)}
+    lengths = [len(r) for r in model.token_rows(texts, model.resolve_instruction(None))]
+    return {"tokens": sum(lengths), "positions_full_batches": padded_positions(lengths, "full"),
+            "positions_cost_cut": padded_positions(lengths, str(batching.CALL_COST))}
 
 
 def body_share(model, texts) -> dict:
