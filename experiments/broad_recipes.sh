@@ -47,6 +47,9 @@ for v in "${variants[@]}"; do
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
+  if [ "$v" = queries-4800 ] && [ ! -e "$data/responses.jsonl" ] && [ -e "$ROOT/data/responses.jsonl" ]; then
+    mkdir -p "$data"; cp "$ROOT/data/responses.jsonl" "$data/"  # its first 2,400 are the other variants' rows
+  fi
   bash scripts/answer_queries.sh "$data" "$n"
   train "$v" "$data" ${args[@]+"${args[@]}"}
   models+=(--model "$ROOT/$v/model")

@@ -95,8 +95,9 @@ class OnnxBackbone:
             self._sessions[name] = session, [i.name for i in session.get_inputs()]
         return self._sessions[name]
 
-    def _body(self, role: str, input_ids, inputs_embeds, attention_mask, position_ids, cache: dict):
-        """The body graph on one call's arguments → (last-layer states, the KV cache after them)."""
+    def _body(self, role: str, input_ids, inputs_embeds, attention_mask, position_ids, cache: dict, want_cache: bool):
+        """The body graph on one call's arguments → (last-layer states, the KV cache after them, or None
+        without want_cache)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         past = cache.pop(self.cache_kw, None)
@@ -118,14 +119,16 @@ class OnnxBackbone:
         session, names = self.session(role)
         feed = dict(zip(names, [embeds.detach().float().contiguous().numpy(), additive_mask(attention_mask, new),
                                 position_ids.to(torch.long).contiguous().numpy(), *past_arrays]))
+        if not want_cache:  # the new keys/values are not copied out: a batch of 32 rows holds ~5 MB of them per position
+            return torch.from_numpy(session.run(["hidden"], feed)[0]), None
         hidden, *present = session.run(None, feed)
         return torch.from_numpy(hidden), kv_cache([torch.from_numpy(a) for a in present])
 
     def base(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=False,
              **cache):
         """transformers' base-model call: → .last_hidden_state (and the KV cache under the cache keyword)."""
-        hidden, present = self._body("encode", input_ids, inputs_embeds, attention_mask, position_ids, cache)
-        return SimpleNamespace(last_hidden_state=hidden, **{self.cache_kw: present if use_cache else None})
+        hidden, present = self._body("encode", input_ids, inputs_embeds, attention_mask, position_ids, cache, use_cache)
+        return SimpleNamespace(last_hidden_state=hidden, **{self.cache_kw: present})
 
     def lm(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, use_cache=True,
            logits_to_keep=1, **cache):
@@ -133,10 +136,10 @@ class OnnxBackbone:
         and the KV cache."""
         if logits_to_keep != 1:
             raise ValueError(f"the {self.NAME} backend computes the logits of the last position only (logits_to_keep=1)")
-        hidden, present = self._body("decode", input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        hidden, present = self._body("decode", input_ids, inputs_embeds, attention_mask, position_ids, cache, use_cache)
         head, _ = self.session("head")
         logits = head.run(None, {"hidden": hidden[:, -1:].numpy()})[0]
-        return SimpleNamespace(logits=torch.from_numpy(logits), **{self.cache_kw: present if use_cache else None})
+        return SimpleNamespace(logits=torch.from_numpy(logits), **{self.cache_kw: present})
 
 
 OPENVINO_EXTRA = "the openvino backend needs openvino, and onnx and onnxruntime for its export: pip install 'genembed[openvino]'"
@@ -166,9 +169,12 @@ class _OpenVinoSession:
     def __init__(self, compiled):
         self.compiled, self.request = compiled, compiled.create_infer_request()
 
-    def run(self, _outputs, feed: dict) -> list[np.ndarray]:
-        results = self.request.infer(feed)
-        return [results[o] for o in self.compiled.outputs]  # (infer's arrays are copies, safe to keep)
+    def run(self, names: list[str] | None, feed: dict) -> list[np.ndarray]:
+        """The outputs called `names` (None: all), as copies: the request's own buffers are reused by the next
+        call, and only what is asked for is copied out of them."""
+        results = self.request.infer(feed, share_inputs=True, share_outputs=True)
+        wanted = self.compiled.outputs if names is None else [self.compiled.output(n) for n in names]
+        return [results[o].copy() for o in wanted]
 
 
 class OpenVinoBackbone(OnnxBackbone):

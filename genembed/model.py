@@ -123,7 +123,8 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         split = torch.is_grad_enabled() if split_prefix is None else split_prefix
         base = self.backbone.model.base_model
         cache_kw = cache_keyword(base)
-        if self.runtime is not None and not torch.is_grad_enabled():
+        on_runtime = self.runtime is not None and not torch.is_grad_enabled()
+        if on_runtime:
             base = self.runtime.base  # the same call, run by another engine (backends.py)
         ids, text_mask = input_ids.to(self.device), attention_mask.to(self.device)
         head, head_kv = self.prefix_cache.find(base, ids, text_mask, cache_kw)
@@ -137,7 +138,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         past = {cache_kw: head_kv} if head else {}
         if not split:
             hidden = base(inputs_embeds=torch.cat([text, special], dim=1), attention_mask=mask,
-                          position_ids=pos, use_cache=bool(head), **past).last_hidden_state
+                          position_ids=pos, use_cache=bool(head) and not on_runtime, **past).last_hidden_state
         else:
             width = head + text.shape[1]
             with torch.no_grad():
