@@ -119,7 +119,7 @@ class OnnxBackbone:
         session, names = self.session(role)
         feed = dict(zip(names, [embeds.detach().float().contiguous().numpy(), additive_mask(attention_mask, new),
                                 position_ids.to(torch.long).contiguous().numpy(), *past_arrays]))
-        if not want_cache:  # the new keys/values are not copied out: a batch of 32 rows holds ~5 MB of them per position
+        if not want_cache:  # the new keys/values stay in the session (SmolLM2: 1.4 MiB a position in 32 rows)
             return torch.from_numpy(session.run(["hidden"], feed)[0]), None
         hidden, *present = session.run(None, feed)
         return torch.from_numpy(hidden), kv_cache([torch.from_numpy(a) for a in present])
