@@ -21,12 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "experiments" / "results" / "openvino_memory"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_common import _status_kb  # noqa: E402  (the benchmarks' /proc/self/status reader)
 
 
 def status() -> dict:
-    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
-    return {line.split(":")[0]: int(line.split()[1]) // 1024 for line in open("/proc/self/status")
-            if line.startswith(keys)}
+    return {key: _status_kb(key) // 1024 for key in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
 
 
 def child(backend: str, bf16: bool, batch_size: int, texts: int) -> dict:
