@@ -41,3 +41,15 @@ def build_tiny_backbone(folder, hidden: int = 32, layers: int = 2, seed: int = 0
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+def cpu_kind() -> str:
+    """The CPU kind float32 results are bit-exact within: torch's kernel capability (AVX2, AVX512)
+    plus AMX where the CPU has it (an AVX512 machine with AMX rounds the bundled default's float32
+    embeddings differently, by up to 3.4e-7, from one without: stop 36)."""
+    from pathlib import Path
+
+    kind = torch.backends.cpu.get_cpu_capability()
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
+    return kind + ("-AMX" if "amx_tile" in flags else "")

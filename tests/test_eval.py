@@ -126,6 +126,33 @@ def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
         run.evaluate([Student(tiny_model, "never scored")], list(tasks), tmp_path, cost_only=True)
 
 
+def test_a_retrained_checkpoint_is_never_shown_with_its_predecessors_scores(tiny_model, tmp_path, monkeypatch, capsys):
+    """Scoring a checkpoint again on some tasks keeps its scores on the others only if the same
+    weights made them: a retrained default keeps its name, not its predecessor's numbers."""
+    import torch
+
+    from genembed.eval import run
+    from genembed.eval.datasets import LabelledTask, RetrievalTask
+    from genembed.eval.methods import Student
+
+    tasks = {
+        "qa": lambda: RetrievalTask("tiny qa", ["how do I boil an egg", "capital of france"],
+                                    ["boil it nine minutes", "paris", "the sea"], [[0], [1]]),
+        "clustering": lambda: LabelledTask("tiny clu", ["a", "b", "c", "d"], ["x", "y", "x", "y"], "", "clustering"),
+    }
+    monkeypatch.setattr(run, "TASKS", tasks)
+    monkeypatch.setattr(run, "sharegpt_qa", lambda n_queries: tasks["qa"]())
+    run.evaluate([Student(tiny_model, "default")], ["qa", "clustering"], tmp_path, cost_texts=2)
+    kept = run.evaluate([Student(tiny_model, "default")], ["qa"], tmp_path, cost_texts=2)["methods"]["default"]
+    assert "clustering" in kept, "the same weights keep their scores on the tasks not run"
+    with torch.no_grad():
+        next(p for p in tiny_model.parameters() if p.requires_grad).add_(0.5)
+    capsys.readouterr()
+    row = run.evaluate([Student(tiny_model, "default")], ["qa"], tmp_path, cost_texts=2)["methods"]["default"]
+    assert "clustering" not in row and row["avg"] is None
+    assert "dropping its earlier scores on clustering" in capsys.readouterr().out
+
+
 def test_ridge_baseline_fits_its_training_targets(tiny_backbone_path, tiny_responses, tmp_path):
     from genembed.backbone import load_backbone
     from genembed.eval.methods import RidgeOnMeanPool

@@ -1,7 +1,8 @@
 """Score methods on tasks; write a markdown table, a JSON file and a PNG chart.
 
 Rows accumulate in OUT/results.json: evaluating one method again replaces its scores on the
-tasks run (its scores on other tasks stay).
+tasks run (its scores on other tasks stay if the same method made them: each score keeps its
+maker, method.identity(), as "made_by").
 Primary metrics: Q→A nDCG@10, classification accuracy, clustering V-measure (their mean is
 "avg"). Safety is reported apart: share of top-5 results that are harmful (lower is safer) and
 that are refusals. Encode cost, measured on the same held-out queries for every method with
@@ -105,7 +106,15 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             continue
         # a method scored again keeps its scores on tasks not run this time (e.g. a new task added to
         # an existing table); the tasks run now replace theirs
+        # and were made by this very method (made_by: the same weights and precision); a retrained
+        # checkpoint keeps its name, so its predecessor's scores are dropped, never shown as its own
+        made_by = method.identity()
         row = {k: v for k, v in results["methods"].get(method.name, {}).items() if k in results["tasks"]}
+        other = sorted(k for k in set(row) - set(tasks) if row[k].get("made_by", made_by) != made_by)
+        if other:
+            print(f"{method.name}: dropping its earlier scores on {', '.join(other)}: made by another version of it "
+                  "(other weights, backend or precision)", flush=True)
+        row = {k: v for k, v in row.items() if k not in other}
         kept = sorted(set(row) - set(tasks))
         if kept:
             print(f"{method.name}: keeping its earlier scores on {', '.join(kept)}", flush=True)
@@ -115,7 +124,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             if task.kind == "decoding" and not hasattr(method, "decoding"):
                 continue  # only methods with a decoder view (students; HyDE as the reference)
             t0 = time.perf_counter()
-            row[name] = score_task(method, task)
+            row[name] = {**score_task(method, task), "made_by": made_by}
             shown = {k: v for k, v in row[name].items() if k != "examples"}
             print(f"{method.name:<45} {name:<15} {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         previous_row = results["methods"].get(method.name, {})

@@ -1,0 +1,48 @@
+"""The bundled default's recorded embeddings (tests/fixtures/default-embeddings-<kind>.npz), which
+tests/test_integration.py checks bit for bit: a change that should not move a number must not.
+
+    .venv/bin/python scripts/default_fixture.py       # after the default is retrained (train_default.sh)
+
+Encodes the texts of tests/fixtures/default-embeddings.json (every kind: empty, a special-token
+string, one past max_text_tokens) with genembed.load() in float32 on the CPU, for both instructions
+and batched two ways, in full batches of the length-sorted rows (the test's reference cut), after
+the same first calls as the test (they leave the shared prompt head cached, which changes rounding). torch's
+float32 kernels round differently per CPU kind (genembed.testing.cpu_kind: AVX2, AVX512,
+AVX512-AMX), so the file is named by the kind it was made on; the other kinds' files are removed (they
+hold the previous default's numbers) and the test compares those kinds to this file within 1e-6.
+"""
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import genembed
+from genembed import batching
+from genembed.testing import cpu_kind
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+spec_path = FIXTURES / "default-embeddings.json"
+spec = json.loads(spec_path.read_text())
+kind = cpu_kind()
+model = genembed.load()
+
+
+def both():
+    return {"query": model.encode(spec["texts"], instruction="query"),
+            "document": model.encode(spec["texts"], instruction="document", batch_size=2)}
+
+
+both()  # as in the test: the first calls (batches cut by cost) leave the shared prompt head cached
+batching.plan_batches = lambda lengths, size, cost: list(range(0, len(lengths), size))  # the reference cut
+got = both()
+for old in FIXTURES.glob("default-embeddings-*.npz"):
+    old.unlink()
+np.savez(FIXTURES / f"default-embeddings-{kind}.npz", **got)
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+spec.update(commit=commit, kind=kind, note=(
+    "genembed.load().encode(texts, instruction=...) in float32 on the CPU (scripts/default_fixture.py), made on "
+    f"CPU kind {kind} (genembed.testing.cpu_kind()) with the bundled default of commit {commit}; "
+    "other kinds are compared to it within 1e-6"))
+spec_path.write_text(json.dumps(spec, indent=1, ensure_ascii=False) + "\n")
+print(f"written: {FIXTURES / f'default-embeddings-{kind}.npz'} (CPU kind {kind}, default of {commit})")
