@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Issue 27: the default recipe re-decided on the broad benchmark's SELECTION set only (the report set
-# is not touched here). Every variant trains on the same answered queries with scripts/train_default.sh's
-# settings except what its name says; each is scored by `genembed benchmark --set selection` into
+# is not touched here). Every variant trains on the same answered queries with `genembed train`'s defaults
+# (600 steps) except what its name says; each is scored by `genembed benchmark --set selection` into
 # runs/benchmark-selection (results.md / .json / .png). Resumable: a finished stage is skipped, a
 # started training run continues.
 #   usage: bash experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
-# Variants: align (today's default: alignment alone), both (both losses, --w-rec 1.0, the default before
+# Variants: align (alignment alone: the default's recipe until stop 36), both (both losses, --w-rec 1.0, the default before
 # issue 15), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
 # so 600 of them would push the default pipeline past its 2 h on a 2-core CPU), align-1200 (twice the
-# steps), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
+# steps: the default's recipe since stop 36, scripts/train_default.sh), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
 # queries), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
 # paper's recipe against the bundled self-supervised checkpoint's alignment alone; score it beside
-# `--model self-supervised`, whose recorded scores can seed OUT/results.json).
+# `--model self-supervised`, whose recorded scores can seed OUT/results.json), self-align (the bundled
+# self-supervised checkpoint's recipe, --teacher self, alignment alone, 600 steps: the control for a
+# machine whose precision differs from the bundled run's), self-1200 (that recipe at twice the steps).
+# The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -45,8 +48,13 @@ for v in "${variants[@]}"; do
     align-1200) args=(--steps 1200 --warmup-steps 60) ;;
     thought-10) args=(--thought-tokens 10) ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
+    self-align) args=(--teacher self) ;;
+    self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
+  if [ ! -e "$ROOT/data/responses.jsonl" ] && [ -e runs/default/responses.jsonl ]; then
+    mkdir -p "$ROOT/data"; cp runs/default/responses.jsonl "$ROOT/data/"  # the same 2,400 rows, same command
+  fi
   if [ "$v" = queries-4800 ] && [ ! -e "$data/responses.jsonl" ] && [ -e "$ROOT/data/responses.jsonl" ]; then
     mkdir -p "$data"; cp "$ROOT/data/responses.jsonl" "$data/"  # its first 2,400 are the other variants' rows
   fi
