@@ -12,12 +12,12 @@ AVX512-AMX), so the file is named by the kind it was made on; the other kinds' f
 hold the previous default's numbers) and the test compares those kinds to this file within 1e-6.
 """
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import genembed
 from genembed import batching
+from genembed.atomic import file_digest
 from genembed.testing import cpu_kind
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -39,10 +39,11 @@ got = both()
 for old in FIXTURES.glob("default-embeddings-*.npz"):
     old.unlink()
 np.savez(FIXTURES / f"default-embeddings-{kind}.npz", **got)
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-spec.update(commit=commit, kind=kind, note=(
+weights = file_digest(Path(genembed.__file__).parent / "default" / "model.safetensors")
+spec.pop("commit", None)
+spec.update(kind=kind, default_sha256=weights, note=(
     "genembed.load().encode(texts, instruction=...) in float32 on the CPU (scripts/default_fixture.py), made on "
-    f"CPU kind {kind} (genembed.testing.cpu_kind()) with the bundled default of commit {commit}; "
-    "other kinds are compared to it within 1e-6"))
+    f"CPU kind {kind} (genembed.testing.cpu_kind()) with the bundled default whose model.safetensors has the "
+    "SHA-256 default_sha256; other kinds are compared to it within 1e-6"))
 spec_path.write_text(json.dumps(spec, indent=1, ensure_ascii=False) + "\n")
-print(f"written: {FIXTURES / f'default-embeddings-{kind}.npz'} (CPU kind {kind}, default of {commit})")
+print(f"written: {FIXTURES / f'default-embeddings-{kind}.npz'} (CPU kind {kind}, default {weights[:12]})")
