@@ -44,9 +44,10 @@ def build_tiny_backbone(folder, hidden: int = 32, layers: int = 2, seed: int = 0
 
 
 def cpu_kind() -> str:
-    """The CPU kind float32 results are bit-exact within: torch's kernel capability (AVX2, AVX512)
-    plus AMX where the CPU has it (an AVX512 machine with AMX rounds the bundled default's float32
-    embeddings differently, by up to 3.4e-7, from one without: stop 36)."""
+    """The CPU kind float32 results are expected bit-exact within: torch's kernel capability (AVX2,
+    AVX512) plus AMX where the CPU has it. An AVX512 machine with AMX rounded the bundled default's
+    float32 embeddings differently, by up to 3.4e-7, from the AVX512 machine that had made the
+    fixture (stop 36), so the two are told apart."""
     from pathlib import Path
 
     kind = torch.backends.cpu.get_cpu_capability()

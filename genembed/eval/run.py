@@ -125,7 +125,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
                 continue  # only methods with a decoder view (students; HyDE as the reference)
             t0 = time.perf_counter()
             row[name] = {**score_task(method, task), "made_by": made_by}
-            shown = {k: v for k, v in row[name].items() if k != "examples"}
+            shown = {k: v for k, v in row[name].items() if k not in ("examples", "made_by")}
             print(f"{method.name:<45} {name:<15} {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         previous_row = results["methods"].get(method.name, {})
         if skip_cost and "seconds_per_1k" in previous_row:
