@@ -105,9 +105,9 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
             continue
         # a method scored again keeps its scores on tasks not run this time (e.g. a new task added to
-        # an existing table); the tasks run now replace theirs
-        # and were made by this very method (made_by: the same weights and precision); a retrained
-        # checkpoint keeps its name, so its predecessor's scores are dropped, never shown as its own
+        # an existing table) if this very method made them (made_by: the same weights, backend and
+        # precision): a retrained checkpoint keeps its name, so its predecessor's scores are dropped,
+        # never shown as its own; the tasks run now replace theirs
         made_by = method.identity()
         row = {k: v for k, v in results["methods"].get(method.name, {}).items() if k in results["tasks"]}
         other = sorted(k for k in set(row) - set(tasks) if row[k].get("made_by", made_by) != made_by)
