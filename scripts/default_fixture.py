@@ -18,6 +18,7 @@ import numpy as np
 import genembed
 from genembed import batching
 from genembed.atomic import file_digest
+from genembed.checkpoint import DEFAULT_CHECKPOINT
 from genembed.testing import cpu_kind
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -39,7 +40,7 @@ got = both()
 for old in FIXTURES.glob("default-embeddings-*.npz"):
     old.unlink()
 np.savez(FIXTURES / f"default-embeddings-{kind}.npz", **got)
-weights = file_digest(Path(genembed.__file__).parent / "default" / "model.safetensors")
+weights = file_digest(DEFAULT_CHECKPOINT / "model.safetensors")
 spec.pop("commit", None)
 spec.update(kind=kind, default_sha256=weights, note=(
     "genembed.load().encode(texts, instruction=...) in float32 on the CPU (scripts/default_fixture.py), made on "

@@ -84,14 +84,14 @@ def test_the_bundled_default_embeds_bit_for_bit_as_recorded(monkeypatch):
 
     import genembed
     from genembed import batching
+    from genembed.atomic import file_digest
+    from genembed.checkpoint import DEFAULT_CHECKPOINT
     from genembed.testing import cpu_kind
 
     fixtures = Path(__file__).parent / "fixtures"
     spec = json.loads((fixtures / "default-embeddings.json").read_text())
     texts = spec["texts"]
-    from genembed.atomic import file_digest
-
-    assert file_digest(Path(genembed.__file__).parent / "default" / "model.safetensors") == spec["default_sha256"], \
+    assert file_digest(DEFAULT_CHECKPOINT / "model.safetensors") == spec["default_sha256"], \
         "the fixture was made for another bundled default: rerun scripts/default_fixture.py after retraining it"
     kind = cpu_kind()
     own = (fixtures / f"default-embeddings-{kind}.npz").exists()

@@ -126,11 +126,11 @@ class RidgeOnMeanPool:
         w, b, self.r2 = ridge_fit(torch.as_tensor(features), torch.as_tensor(targets), shrinkage)
         self.w, self.b = w.float().numpy(), b.float().numpy()
         self.name = f"ridge: mean-pool → teacher(response), {len(rows)} train queries"
-        self.made_of = {"backbone": backbone_name, "teacher": teacher.name, "fit": hashlib.sha1(self.w.tobytes()).hexdigest(),
-                        "bf16": bf16}
+        self.backbone_name, self.teacher_name, self.bf16 = backbone_name, teacher.name, bf16
 
     def identity(self) -> dict:
-        return self.made_of
+        return {"backbone": self.backbone_name, "teacher": self.teacher_name,
+                "fit": hashlib.sha1(self.w.tobytes()).hexdigest(), "bf16": self.bf16}
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.pool.embed(texts) @ self.w + self.b
