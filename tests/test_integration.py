@@ -76,8 +76,9 @@ def test_the_bundled_default_embeds_bit_for_bit_as_recorded(monkeypatch):
     default's float32 embeddings (scripts/default_fixture.py, rerun whenever the default is retrained)
     for both instructions, texts of every kind (empty, a special-token string, one past
     max_text_tokens), batched two ways. torch's float32 kernels round differently per CPU kind (AVX2,
-    AVX512, AVX512 with AMX: by up to 3.4e-7; genembed.testing.cpu_kind), so the fixture is bit-exact on the kind it was made on and the reference
-    within 1e-6 on the others. The batches are cut as the fixture was (full batches of the
+    AVX512, AVX512 with AMX: by up to 3.4e-7; genembed.testing.cpu_kind), so the check is bit-exact on
+    each kind that has its own file (the reference kind's, and those added by `default_fixture.py --add`)
+    and within 1e-6 of the reference on the others. The batches are cut as the fixture was (full batches of the
     length-sorted rows): the same batches must give the same bits. Batches cut by cost
     (batching.plan_batches, stop 34) round differently, within 1e-6 (checked after)."""
     from pathlib import Path
