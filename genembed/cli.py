@@ -332,7 +332,7 @@ def export(
 def evaluate(
     model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, hub ids, or 'self-supervised'; the bundled default is always included."),
     tasks: str = typer.Option("qa,safety,classification,clustering,decoding", help="Comma-separated: qa, safety, classification, clustering, decoding."),
-    baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde (or '' for none)."),
+    baselines: str = typer.Option("teacher,backbone,ridge,hyde", help="Comma-separated: teacher, backbone, ridge, hyde, fused (each model averaged with its own teacher's embedding of the input), or '' for none."),
     ridge_responses: Optional[Path] = typer.Option(None, help="Training rows (JSONL) the ridge baseline is fitted on: the student's own."),
     hyde_tasks: str = typer.Option("qa,decoding", help="Tasks HyDE runs on (generation is slow on CPU); 'all' for every task. On 'decoding' it is the reference: the backbone reading the real query."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
@@ -356,7 +356,7 @@ def benchmark(
     model: list[str] = typer.Option(None, "--model", "-m", help="Model(s): genembed or official llm2vec-gen folders, hub ids, or 'self-supervised'; the bundled default is included unless --no-default."),
     sets: str = typer.Option("selection,report", "--set", help="Comma-separated: selection (choose recipes on it), report (report the chosen one only)."),
     tasks: str = typer.Option("", help="Comma-separated task names instead of whole sets (see genembed/eval/benchmark.py)."),
-    baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (on the query → document tasks), or '' for none."),
+    baselines: str = typer.Option("teacher,backbone,hyde", help="Comma-separated: teacher, backbone, hyde (on the query → document tasks), fused (each model averaged with its own teacher's embedding of the input), or '' for none."),
     out: Path = typer.Option(Path("runs/benchmark"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
     rescore: bool = typer.Option(False, help="Score again what --out already holds."),

@@ -224,3 +224,44 @@ def test_bf16_counts_as_native_only_on_bf16_hardware(monkeypatch):
     flags["now"] = "flags : fpu avx2 amx_bf16 amx_tile"
     assert backbone.bf16_is_native("cpu")
     assert backbone.bf16_is_native("cuda")  # any GPU (nothing is allocated on it)
+
+
+def test_fused_is_the_mean_of_unit_vectors_and_reuses_its_parts_embeddings():
+    from genembed.eval.methods import FusedWithInput
+
+    student, teacher = HashMethod("student"), HashMethod("teacher", salt="t")
+    task = bt.PairTask("t", ["a", "b"], ["c", "d"], [1.0, 2.0], "", "sts")
+    bench.score(student, task), bench.score(teacher, task)
+    fused = FusedWithInput(student, teacher)
+    got = bench.memo_encode(fused, ["a", "c"], "", "text")
+    assert student.calls == [4] and teacher.calls == [4], "the parts' embeddings from the run are reused"
+    a, b = student.encode(["a", "c"], "", "text"), teacher.encode(["a", "c"], "", "text")
+    a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    want = (a + b) / np.linalg.norm(a + b, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert fused.name == "student + teacher" and fused.identity() == {"student": {"salt": ""}, "input": {"salt": "t"}}
+
+
+def test_fused_refuses_parts_in_different_spaces():
+    from genembed.eval.methods import FusedWithInput
+
+    class Wide(HashMethod):
+        def encode(self, texts, instruction, side):
+            return np.ones((len(texts), 8), dtype=np.float32)
+
+    with pytest.raises(ValueError, match="16 dimensions and wide in 8"):
+        FusedWithInput(HashMethod("narrow"), Wide("wide")).encode(["a"], "", "text")
+
+
+def test_fused_pairs_a_self_student_with_the_backbones_mean_pool(tiny_model):
+    from genembed.eval.methods import BackboneMeanPool, FusedWithInput
+    from genembed.eval.suite import build_methods
+
+    methods = build_methods([tiny_model], ["backbone", "fused"], include_default=False, bf16=False)
+    fused = methods[-1]
+    assert isinstance(fused, FusedWithInput) and fused.on_input is methods[1]
+    assert isinstance(fused.on_input, BackboneMeanPool) and fused.student is methods[0]
+    x = fused.encode(["how do I boil an egg", "the sea"], "", "text")
+    assert x.shape == (2, tiny_model.config.embedding_dim) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    alone = build_methods([tiny_model], ["fused"], include_default=False, bf16=False)
+    assert isinstance(alone[-1].on_input, BackboneMeanPool), "built for it when not asked for as a baseline"

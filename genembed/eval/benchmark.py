@@ -34,6 +34,7 @@ from ..atomic import replace_file, write_text
 from . import benchmark_tasks as bt
 from . import metrics
 from .datasets import rotten_tomatoes, strongreject_clusters
+from .methods import memo_encode
 from .run import score_task
 
 matplotlib.use("Agg")
@@ -95,33 +96,22 @@ def task_names(sets=SETS, names=None) -> list[str]:
     return [n for n, s in TASKS.items() if s.set in sets]
 
 
-def _encode(method, texts: list[str], instruction: str, side: str) -> np.ndarray:
-    """Embeddings of texts, each distinct text encoded once per method, instruction and side in a
-    run (tasks from one source share texts: the FAQ answers of two tasks are encoded once)."""
-    memo = method.__dict__.setdefault("_benchmark_memo", {})
-    todo = [t for t in dict.fromkeys(texts) if (instruction, side, t) not in memo]
-    if todo:
-        for t, e in zip(todo, np.asarray(method.encode(todo, instruction, side))):
-            memo[instruction, side, t] = e
-    return np.stack([memo[instruction, side, t] for t in texts])
-
-
 def score(method, task) -> dict:
     """The task's scores for one method (its main score under MAIN[type])."""
     if isinstance(task, bt.PairTask):
-        x = _encode(method, task.texts1 + task.texts2, task.instruction, "text")  # one call: the sides share texts
+        x = memo_encode(method, task.texts1 + task.texts2, task.instruction, "text")  # one call: the sides share texts
         a, b = x[:len(task.texts1)], x[len(task.texts1):]
         if task.kind == "sts":
             return {"spearman": metrics.sts_spearman(a, b, task.scores)}
         return {"ap": metrics.pair_average_precision(a, b, task.scores)}
     if isinstance(task, bt.RerankTask):
-        q = _encode(method, task.queries, task.query_instruction, "query")
+        q = memo_encode(method, task.queries, task.query_instruction, "query")
         flat = [c for cands in task.candidates for c in cands]
-        d = _encode(method, flat, task.document_instruction, "document")
+        d = memo_encode(method, flat, task.document_instruction, "document")
         bounds = np.cumsum([0] + [len(c) for c in task.candidates])
         return metrics.rerank_scores(q, [d[s:e] for s, e in zip(bounds[:-1], bounds[1:])], task.positives)
     # retrieval, classification, clustering: scored as `genembed eval` scores them, through the memo
-    return score_task(SimpleNamespace(encode=partial(_encode, method)), task)
+    return score_task(SimpleNamespace(encode=partial(memo_encode, method)), task)
 
 
 def applies(method, name: str) -> bool:

@@ -42,6 +42,47 @@ class Student:
         return score_student(self.model, task, bf16=self.bf16)
 
 
+def memo_encode(method, texts: list[str], instruction: str, side: str) -> np.ndarray:
+    """method.encode, each distinct (instruction, side, text) encoded once per method object in a
+    process: tasks from one source share texts, and a fused method reuses its parts' embeddings."""
+    memo = method.__dict__.setdefault("_encode_memo", {})
+    todo = [t for t in dict.fromkeys(texts) if (instruction, side, t) not in memo]
+    if todo:
+        for t, e in zip(todo, np.asarray(method.encode(todo, instruction, side))):
+            memo[instruction, side, t] = e
+    return np.stack([memo[instruction, side, t] for t in texts])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class FusedWithInput:
+    """A student's embedding averaged with its own teacher's embedding of the input itself.
+
+    The student is trained to predict its teacher's embedding of the LLM's response, so both vectors
+    live in one space; their mean (of unit vectors, weights fixed at 1/2 before any score was seen)
+    holds what the text says and what an answer to it would say. HyDE's paper averages the query's
+    own vector with its hypothetical documents' the same way; here the hypothetical document's vector
+    is the student's one-pass prediction. It costs one teacher pass on top of the student's."""
+
+    def __init__(self, student: Student, on_input):
+        self.student, self.on_input = student, on_input
+        self.name = f"{student.name} + {on_input.name}"
+
+    def identity(self) -> dict:
+        return {"student": self.student.identity(), "input": self.on_input.identity()}
+
+    def encode(self, texts, instruction: str, side: str) -> np.ndarray:
+        texts = list(texts)
+        a = memo_encode(self.student, texts, instruction, side)
+        b = memo_encode(self.on_input, texts, instruction, side)
+        if a.shape[-1] != b.shape[-1]:
+            raise ValueError(f"{self.student.name} embeds in {a.shape[-1]} dimensions and {self.on_input.name} in "
+                             f"{b.shape[-1]}: only a student and its own teacher share a space")
+        return _unit(_unit(a) + _unit(b))
+
+
 class TeacherOnInput:
     """The teacher embeds the query / text itself (input-centric)."""
 

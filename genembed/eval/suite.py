@@ -12,10 +12,10 @@ from pathlib import Path
 from ..checkpoint import DEFAULT_CHECKPOINT
 from ..loading import load_model
 from ..teachers import SentenceTransformerTeacher
-from .methods import BackboneMeanPool, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
+from .methods import BackboneMeanPool, FusedWithInput, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
 from .run import TASKS, evaluate
 
-BASELINES = ("teacher", "backbone", "ridge", "hyde")
+BASELINES = ("teacher", "backbone", "ridge", "hyde", "fused")
 DEFAULT_TASKS = ("qa", "safety", "classification", "clustering", "decoding")
 
 
@@ -53,6 +53,17 @@ def build_methods(models: list, baselines=BASELINES, include_default: bool = Tru
         methods.append(RidgeOnMeanPool(backbone, teacher, ridge_responses, cache_dir, bf16=bf16))
     if "hyde" in baselines:
         methods.append(HyDE(backbone, teacher, cache_dir, tasks=hyde_tasks, bf16=bf16))
+    if "fused" in baselines:  # each student beside its embedding averaged with its own teacher's of the input
+        on_input = {type(m).__name__: m for m in methods if isinstance(m, (TeacherOnInput, BackboneMeanPool))}
+        for student, model in zip(methods[:len(students)], students):
+            if model.config.teacher == "self":  # its teacher: the backbone's mean-pooled states
+                part = on_input.get("BackboneMeanPool") if model.config.backbone == backbone else None
+                part = part or BackboneMeanPool(model.config.backbone, bf16=bf16)
+            elif model.config.teacher == teacher_name and "TeacherOnInput" in on_input:
+                part = on_input["TeacherOnInput"]
+            else:
+                part = TeacherOnInput(SentenceTransformerTeacher(model.config.teacher))
+            methods.append(FusedWithInput(student, part))
     if not methods:
         raise ValueError("nothing to evaluate: no model and no baseline")
     return methods
