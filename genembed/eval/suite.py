@@ -16,6 +16,7 @@ from .methods import BackboneMeanPool, FusedWithInput, HyDE, RidgeOnMeanPool, St
 from .run import TASKS, evaluate
 
 BASELINES = ("teacher", "backbone", "ridge", "hyde", "fused")
+DEFAULT_BASELINES = BASELINES[:4]  # fused is asked for by name
 DEFAULT_TASKS = ("qa", "safety", "classification", "clustering", "decoding")
 
 
@@ -27,7 +28,7 @@ def check_names(kind: str, names, allowed) -> list[str]:
     return names
 
 
-def build_methods(models: list, baselines=BASELINES, include_default: bool = True,
+def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bool = True,
                   ridge_responses: str | Path | None = None, hyde_tasks: set[str] | None = None,
                   cache_dir: str | Path = "runs/eval/cache", bf16: bool = True) -> list:
     """The students (the bundled default first unless include_default=False; then `models`: checkpoint
@@ -69,7 +70,7 @@ def build_methods(models: list, baselines=BASELINES, include_default: bool = Tru
     return methods
 
 
-def evaluate_models(models: list = (), tasks=DEFAULT_TASKS, baselines=BASELINES, out_dir: str | Path = "runs/eval",
+def evaluate_models(models: list = (), tasks=DEFAULT_TASKS, baselines=DEFAULT_BASELINES, out_dir: str | Path = "runs/eval",
                     include_default: bool = True, ridge_responses: str | Path | None = None,
                     hyde_tasks: set[str] | None = {"qa", "decoding"}, cost_texts: int = 32,
                     cost_only: bool = False, skip_cost: bool = False) -> dict:
