@@ -18,6 +18,7 @@ from ..backbone import load_backbone
 from ..generate import answer_queries, read_responses
 from ..ridge import ridge_fit
 from ..teachers import SelfTeacher, SentenceTransformerTeacher, cached_targets
+from ..vectors import unit
 from .decoding import score_backbone_reference, score_student
 
 MAX_TEXT_TOKENS = 128  # the default student's max_text_tokens
@@ -53,10 +54,6 @@ def memo_encode(method, texts: list[str], instruction: str, side: str) -> np.nda
     return np.stack([memo[instruction, side, t] for t in texts])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 class FusedWithInput:
     """A student's embedding averaged with its own teacher's embedding of the input itself.
 
@@ -80,7 +77,7 @@ class FusedWithInput:
         if a.shape[-1] != b.shape[-1]:
             raise ValueError(f"{self.student.name} embeds in {a.shape[-1]} dimensions and {self.on_input.name} in "
                              f"{b.shape[-1]}: only a student and its own teacher share a space")
-        return _unit(_unit(a) + _unit(b))
+        return unit(unit(a) + unit(b))
 
 
 class TeacherOnInput:

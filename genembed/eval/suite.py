@@ -55,16 +55,16 @@ def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bo
     if "hyde" in baselines:
         methods.append(HyDE(backbone, teacher, cache_dir, tasks=hyde_tasks, bf16=bf16))
     if "fused" in baselines:  # each student beside its embedding averaged with its own teacher's of the input
-        on_input = {type(m).__name__: m for m in methods if isinstance(m, (TeacherOnInput, BackboneMeanPool))}
+        # one input-side method per teacher, shared with the baselines above (its embeddings are reused)
+        on_input = {("self", m.backbone_name) if isinstance(m, BackboneMeanPool) else m.teacher.name: m
+                    for m in methods if isinstance(m, (TeacherOnInput, BackboneMeanPool))}
         for student, model in zip(methods[:len(students)], students):
-            if model.config.teacher == "self":  # its teacher: the backbone's mean-pooled states
-                part = on_input.get("BackboneMeanPool") if model.config.backbone == backbone else None
-                part = part or BackboneMeanPool(model.config.backbone, bf16=bf16)
-            elif model.config.teacher == teacher_name and "TeacherOnInput" in on_input:
-                part = on_input["TeacherOnInput"]
-            else:
-                part = TeacherOnInput(SentenceTransformerTeacher(model.config.teacher))
-            methods.append(FusedWithInput(student, part))
+            config = model.config
+            key = ("self", config.backbone) if config.teacher == "self" else config.teacher
+            if key not in on_input:
+                on_input[key] = (BackboneMeanPool(config.backbone, bf16=bf16) if config.teacher == "self"
+                                 else TeacherOnInput(SentenceTransformerTeacher(config.teacher)))
+            methods.append(FusedWithInput(student, on_input[key]))
     if not methods:
         raise ValueError("nothing to evaluate: no model and no baseline")
     return methods
