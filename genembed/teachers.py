@@ -5,7 +5,8 @@
 * `self`: mean-pooled last-layer states of the frozen backbone reading the response — no
   labelled data anywhere (the paper's self-supervised setting).
 Targets are unit-normalised and cached on disk, keyed by teacher and texts, so they are
-computed once per response file. Training aligns to teacher(response), the paper's target.
+computed once per response file. Training aligns to teacher(response), the paper's target, or (`--target
+query+response`) to the unit mean of teacher(query) and teacher(response).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .arrays import cached_array
 from .backbone import Backbone
+from .vectors import unit
 from .data import package_file
 from .inputs import pad, plain_ids
 
@@ -85,3 +87,15 @@ def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progre
     return cached_array(cache_dir, f"targets-{teacher.name}", [key, *texts],
                         lambda: teacher.embed(texts, show_progress_bar=show_progress_bar),
                         shape=(len(texts), teacher.dim))
+
+
+def alignment_targets(teacher, queries: list[str], responses: list[str], kind: str, cache_dir: str | Path,
+                      show_progress_bar: bool = True) -> np.ndarray:
+    """What training aligns the embedding to (TrainConfig.target): "response", the teacher's embedding of
+    each response; "query+response", the unit mean of its unit embeddings of the query and of the response."""
+    targets = cached_targets(teacher, responses, cache_dir, show_progress_bar)
+    if kind == "response":
+        return targets
+    if kind != "query+response":
+        raise ValueError(f"target must be 'response' or 'query+response', got {kind!r}")
+    return unit(unit(targets) + unit(cached_targets(teacher, queries, cache_dir, show_progress_bar)))

@@ -33,7 +33,7 @@ from .model import GenEmbed
 from .query_lens import QueryLens
 from .recipe import REMOVED, RESULT_NEUTRAL, TrainConfig, removed_setting_error
 from .ridge import ridge_fit
-from .teachers import cached_targets, load_teacher
+from .teachers import alignment_targets, load_teacher
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -214,7 +214,8 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     backbone = load_backbone(cfg.backbone, dtype=cfg.dtype, device=procs.device)
     teacher = load_teacher(cfg.teacher, backbone)
     with procs.main_first():  # the main process fills the targets cache; the others read it
-        targets = cached_targets(teacher, [r["response"] for r in rows], out / "cache", show_progress_bar)
+        targets = alignment_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], cfg.target,
+                                    out / "cache", show_progress_bar)
 
     # -- the student: fresh (align warm-started by least squares), or resumed ---------------
     model, state = student(cfg, backbone, teacher, resume_dir, has_state, responses_sha1)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -155,3 +156,44 @@ def test_the_alignment_loss_keeps_the_rounding_of_every_earlier_run():
     assert torch.equal(alignment_loss(e, t), torch.nn.functional.mse_loss(e, t))
     torch.testing.assert_close(alignment_loss(e[:4], t[:4], rows_total=8) + alignment_loss(e[4:], t[4:], rows_total=8),
                                alignment_loss(e, t))  # a process's share of the batch: the parts add up
+
+
+class CountingTeacher:
+    """A teacher whose vectors are known: one fixed direction per text, at a length that is not 1."""
+    name, dim = "counting", 3
+
+    def __init__(self):
+        self.calls = 0
+
+    def embed(self, texts, show_progress_bar=False):
+        self.calls += 1
+        table = {"q1": [2.0, 0, 0], "q2": [0, 3.0, 0], "r1": [0, 0.5, 0], "r2": [0, 4.0, 0]}
+        return np.array([table[t] for t in texts], dtype=np.float32)
+
+
+def test_the_mixed_target_is_the_unit_mean_of_the_query_and_response_directions(tmp_path):
+    from genembed.teachers import alignment_targets
+
+    teacher = CountingTeacher()
+    mixed = alignment_targets(teacher, ["q1", "q2"], ["r1", "r2"], "query+response", tmp_path)
+    # q1 and r1 are orthogonal: the unit mean lies halfway, whatever their lengths; q2 and r2 agree
+    np.testing.assert_allclose(mixed, [[2 ** -0.5, 2 ** -0.5, 0], [0, 1, 0]], atol=1e-6)
+    np.testing.assert_array_equal(alignment_targets(teacher, ["q1", "q2"], ["r1", "r2"], "response", tmp_path),
+                                  teacher.embed(["r1", "r2"]))
+    assert teacher.calls == 3  # both sides cached on disk: the second call embedded nothing again (+1 just above)
+    with pytest.raises(ValueError, match="target must be"):
+        alignment_targets(teacher, ["q1"], ["r1"], "query", tmp_path)
+    with pytest.raises(ValueError, match="target must be one of"):
+        TrainConfig(responses="r", out_dir="o", target="query")
+
+
+def test_the_mixed_target_trains_and_a_run_cannot_resume_under_the_other_target(tiny_backbone_path, tiny_responses,
+                                                                                 tmp_path):
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3, target="query+response"),
+          show_progress_bar=False)
+    mixed_first = read_rows(tmp_path / "run" / "log.jsonl")[0]["align"]
+    train(config(tiny_backbone_path, tiny_responses, tmp_path / "plain", steps=3), show_progress_bar=False)
+    assert read_rows(tmp_path / "plain" / "log.jsonl")[0]["align"] != mixed_first  # another target, another loss
+    with pytest.raises(ValueError, match="other settings.*target"):
+        train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3), show_progress_bar=False,
+              resume=True)
