@@ -9,7 +9,8 @@
 # issue 15), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
 # so 600 of them would push the default pipeline past its 2 h on a 2-core CPU), align-1200 (twice the
 # steps: the default's recipe since stop 36, scripts/train_default.sh), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
-# queries), mixed (the alignment target normalise(t(query) + t(response)), --target query+response), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
+# queries), mixed (the alignment target normalise(t(query) + t(response)), --target query+response), mixed-1200
+# (that target at the default's 1,200 steps), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
 # paper's recipe against the bundled self-supervised checkpoint's alignment alone; score it beside
 # `--model self-supervised`, whose recorded scores can seed OUT/results.json), self-align (the bundled
 # self-supervised checkpoint's recipe, --teacher self, alignment alone, 600 steps: the control for a
@@ -48,6 +49,7 @@ for v in "${variants[@]}"; do
     align-1200) args=(--steps 1200 --warmup-steps 60) ;;
     thought-10) args=(--thought-tokens 10) ;;
     mixed) args=(--target query+response) ;;
+    mixed-1200) args=(--target query+response --steps 1200 --warmup-steps 60) ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
