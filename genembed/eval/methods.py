@@ -18,7 +18,7 @@ from ..backbone import load_backbone
 from ..generate import answer_queries, read_responses
 from ..ridge import ridge_fit
 from ..teachers import SelfTeacher, SentenceTransformerTeacher, cached_targets
-from ..vectors import unit
+from ..vectors import unit_mean
 from .decoding import score_backbone_reference, score_student
 
 MAX_TEXT_TOKENS = 128  # the default student's max_text_tokens
@@ -77,7 +77,7 @@ class FusedWithInput:
         if a.shape[-1] != b.shape[-1]:
             raise ValueError(f"{self.student.name} embeds in {a.shape[-1]} dimensions and {self.on_input.name} in "
                              f"{b.shape[-1]}: only a student and its own teacher share a space")
-        return unit(unit(a) + unit(b))
+        return unit_mean(a, b)
 
 
 class TeacherOnInput:
