@@ -8,9 +8,9 @@
 # Variants: align (alignment alone: the default's recipe until stop 36), both (both losses, --w-rec 1.0, the default before
 # issue 15), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
 # so 600 of them would push the default pipeline past its 2 h on a 2-core CPU), align-1200 (twice the
-# steps: the default's recipe since stop 36, scripts/train_default.sh), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
+# steps: the default's recipe in stops 36-40), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
 # queries), mixed (the alignment target normalise(t(query) + t(response)), --target query+response), mixed-1200
-# (that target at the default's 1,200 steps), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
+# (that target at 1,200 steps: the default's recipe since stop 41, scripts/train_default.sh), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
 # paper's recipe against the bundled self-supervised checkpoint's alignment alone; score it beside
 # `--model self-supervised`, whose recorded scores can seed OUT/results.json), self-align (the bundled
 # self-supervised checkpoint's recipe, --teacher self, alignment alone, 600 steps: the control for a

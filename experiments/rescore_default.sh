@@ -10,29 +10,35 @@
 #   index      HNSW against exact search (experiments/index_recall.py -> docs/index-recall.md; 3 min)
 #   examples   decoded examples (experiments/decoded_examples.py -> docs/decoded-examples.md; 1 min)
 #   fixture    the bit-for-bit fixture of tests/test_integration.py (scripts/default_fixture.py)
-# The previous default's rows are kept as "genembed default before stop 36 (600 steps)". A stage whose
-# folder under runs/ exists resumes (the scores it holds record what made them).
+# The recorded default's rows are kept under the name PREVIOUS (older previous defaults' rows stay as they
+# are). A stage whose folder under runs/ exists resumes (the scores it holds record what made them).
+# REUSE="FILE|METHOD" seeds the new default's benchmark row with METHOD's scores in FILE (a results.json of
+# experiments/broad_recipes.sh that scored the run the default was copied from): the benchmark checks
+# each score's made_by against the default's weights and scores again any made by others.
 #   usage: bash experiments/rescore_default.sh [STAGE ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-PREVIOUS="genembed default before stop 36 (600 steps)"
+PREVIOUS=${PREVIOUS:-"genembed default before stop 41 (alignment to the response, 1,200 steps)"}
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(fixture benchmark eval index examples)
 
 seed() {  # seed RECORDED OUT/results.json: the recorded rows, the default's renamed as the previous one's
   [ -e "$2" ] && return
   mkdir -p "$(dirname "$2")"
-  .venv/bin/python - "$1" "$2" "$PREVIOUS" "${3:-}" <<'PY'
+  .venv/bin/python - "$1" "$2" "$PREVIOUS" "${3:-}" "${4:-}" <<'PY'
 import json, sys
-recorded, out, previous, keep_cost = sys.argv[1:]
+recorded, out, previous, keep_cost, reuse = sys.argv[1:]
 results = json.load(open(recorded))
 old = results["methods"]
-if previous not in old:
+if previous not in old:  # the recorded default becomes the previous one
     old = {(previous if k == "genembed default" else k): v for k, v in old.items()}
 results["methods"] = {k: v for k, v in old.items() if k != "genembed default"}
 if keep_cost:
     results["methods"]["genembed default"] = {k: old[previous][k] for k in ("seconds_per_1k", "ms_per_query_alone")}
+if reuse:
+    file, method = reuse.split("|", 1)
+    results["methods"]["genembed default"] = json.load(open(file))["methods"][method]
 json.dump(results, open(out, "w"), indent=1)
 PY
 }
@@ -41,7 +47,7 @@ for stage in "${stages[@]}"; do
   start=$(date +%s)
   case $stage in
     benchmark)
-      seed experiments/results/benchmark.json runs/benchmark-default/results.json
+      seed experiments/results/benchmark.json runs/benchmark-default/results.json "" "${REUSE:-}"
       .venv/bin/genembed benchmark --baselines "" --backend onnx --no-bf16 --out runs/benchmark-default
       for ext in md json png; do cp "runs/benchmark-default/results.$ext" "experiments/results/benchmark.$ext"; done ;;
     eval)
