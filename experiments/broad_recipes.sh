@@ -14,7 +14,9 @@
 # paper's recipe against the bundled self-supervised checkpoint's alignment alone; score it beside
 # `--model self-supervised`, whose recorded scores can seed OUT/results.json), self-align (the bundled
 # self-supervised checkpoint's recipe, --teacher self, alignment alone, 600 steps: the control for a
-# machine whose precision differs from the bundled run's), self-1200 (that recipe at twice the steps).
+# machine whose precision differs from the bundled run's), self-1200 (that recipe at twice the steps), self-mixed
+# (the self-supervised setting toward the default's mixed target, --teacher self --target query+response).
+# mixed-1200 and self-align take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ ROOT=${ROOT:-runs/recipes}
 OUT=${OUT:-runs/benchmark-selection}
 BACKEND=${BACKEND:-onnx}  # the students' backend for scoring (openvino: bf16 where native, twice as fast there)
 ge=.venv/bin/genembed
+source scripts/recipes.sh  # the bundled checkpoints' recipes
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(align both)
 
@@ -49,10 +52,11 @@ for v in "${variants[@]}"; do
     align-1200) args=(--steps 1200 --warmup-steps 60) ;;
     thought-10) args=(--thought-tokens 10) ;;
     mixed) args=(--target query+response) ;;
-    mixed-1200) args=(--target query+response --steps 1200 --warmup-steps 60) ;;
+    mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
-    self-align) args=(--teacher self) ;;
+    self-align) self_supervised_recipe; args=("${RECIPE[@]}") ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
+    self-mixed) args=(--teacher self --target query+response) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   if [ ! -e "$ROOT/data/responses.jsonl" ] && [ -e runs/default/responses.jsonl ]; then
