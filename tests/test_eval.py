@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -172,3 +173,47 @@ def test_ridge_baseline_fits_its_training_targets(tiny_backbone_path, tiny_respo
         empty = tmp_path / "empty.jsonl"
         empty.write_text("")
         RidgeOnMeanPool(tiny_backbone_path, teacher, empty, tmp_path)
+
+
+def test_a_stopped_eval_resumes_without_scoring_its_finished_tasks_again(tiny_model, tmp_path, monkeypatch, capsys):
+    """A task's score is written as soon as it is made: a run killed in its third task of an hour each
+    loses one task, not three. Resumed, it scores only the tasks it had not finished."""
+    from genembed.eval import run
+    from genembed.eval.datasets import LabelledTask, RetrievalTask
+    from genembed.eval.methods import Student
+
+    tasks = {
+        "qa": lambda: RetrievalTask("tiny qa", ["how do I boil an egg", "capital of france"],
+                                    ["boil it nine minutes", "paris", "the sea"], [[0], [1]]),
+        "clustering": lambda: LabelledTask("tiny clu", ["a", "b", "c", "d"], ["x", "y", "x", "y"], "", "clustering"),
+    }
+    monkeypatch.setattr(run, "TASKS", tasks)
+    monkeypatch.setattr(run, "sharegpt_qa", lambda n_queries: tasks["qa"]())
+    seen = []
+
+    class Stopped(Student):
+        def encode(self, texts, instruction, side):
+            seen.append(texts[0])
+            if texts[0] == "a":  # the clustering task: the machine goes down
+                raise KeyboardInterrupt
+            return super().encode(texts, instruction, side)
+
+    with pytest.raises(KeyboardInterrupt):
+        run.evaluate([Stopped(tiny_model, "default")], list(tasks), tmp_path, cost_texts=2)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert "default" not in saved["methods"] and list(saved["unfinished"]["default"]) == ["qa"]
+    qa_score = saved["unfinished"]["default"]["qa"]["ndcg@10"]
+
+    class Counted(Student):
+        def encode(self, texts, instruction, side):
+            seen.append(texts[0])
+            return super().encode(texts, instruction, side)
+
+    seen.clear()
+    capsys.readouterr()
+    results = run.evaluate([Counted(tiny_model, "default")], list(tasks), tmp_path, cost_texts=2)
+    assert "resuming, its scores on qa" in capsys.readouterr().out
+    assert "how do I boil an egg" not in seen[:1] and seen[0] == "a", "qa is not encoded again, clustering is"
+    row = results["methods"]["default"]
+    assert row["qa"]["ndcg@10"] == qa_score and "clustering" in row and row["avg"] is not None
+    assert "unfinished" not in json.loads((tmp_path / "results.json").read_text())

@@ -118,15 +118,26 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
         kept = sorted(set(row) - set(tasks))
         if kept:
             print(f"{method.name}: keeping its earlier scores on {', '.join(kept)}", flush=True)
+        # a run that was stopped resumes: the tasks it finished for this very method (same made_by) are
+        # kept in results["unfinished"] until its row is complete, and not scored again
+        unfinished = results.setdefault("unfinished", {})
+        done = {k: v for k, v in unfinished.get(method.name, {}).items() if k in tasks and v.get("made_by") == made_by}
+        if done:
+            print(f"{method.name}: resuming, its scores on {', '.join(sorted(done))} from the stopped run", flush=True)
         for name, task in tasks.items():
             if getattr(method, "tasks", None) is not None and name not in method.tasks:
                 continue  # e.g. HyDE, whose generation is too slow on CPU for every task
             if task.kind == "decoding" and not hasattr(method, "decoding"):
                 continue  # only methods with a decoder view (students; HyDE as the reference)
+            if name in done:
+                row[name] = done[name]
+                continue
             t0 = time.perf_counter()
             row[name] = {**score_task(method, task), "made_by": made_by}
             shown = {k: v for k, v in row[name].items() if k not in ("examples", "made_by")}
             print(f"{method.name:<45} {name:<15} {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+            unfinished[method.name] = {k: row[k] for k in tasks if k in row}
+            write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")  # a task's score survives a kill
         previous_row = results["methods"].get(method.name, {})
         if skip_cost and "seconds_per_1k" in previous_row:
             row.update({k: previous_row[k] for k in ("seconds_per_1k", "ms_per_query_alone") if k in previous_row})
@@ -135,6 +146,9 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
         primaries = [row[t][PRIMARY[t]] for t in PRIMARY if t in row]
         row["avg"] = float(np.mean(primaries)) if all(t in row for t in PRIMARY if t in results["tasks"]) else None
         results["methods"][method.name] = row
+        unfinished.pop(method.name, None)
+        if not unfinished:
+            results.pop("unfinished")
         write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")  # progress survives
     write_text(out_dir / "results.md", markdown_table(results))
     plot(results, out_dir / "results.png")
