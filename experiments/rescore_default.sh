@@ -52,7 +52,7 @@ for stage in "${stages[@]}"; do
       for ext in md json png; do cp "runs/benchmark-default/results.$ext" "experiments/results/benchmark.$ext"; done ;;
     eval)
       seed docs/eval-default.json runs/eval-default/results.json keep-cost
-      .venv/bin/genembed eval --baselines "" --skip-cost --out runs/eval-default
+      .venv/bin/genembed eval --baselines "" --skip-cost --bf16 --out runs/eval-default  # (the recorded rows' precision)
       for ext in md json png; do cp "runs/eval-default/results.$ext" "docs/eval-default.$ext"; done ;;
     index) .venv/bin/python experiments/index_recall.py ;;
     examples) .venv/bin/python experiments/decoded_examples.py ;;

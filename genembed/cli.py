@@ -340,13 +340,19 @@ def evaluate(
     cost_only: bool = typer.Option(False, "--cost-only", help="Keep the scores in --out; measure only the encode cost again (run it on an idle machine)."),
     cost_texts: int = typer.Option(32, help="Queries the encode cost is measured on."),
     skip_cost: bool = typer.Option(False, "--skip-cost", help="Keep the encode cost rows in --out already have (measured on an idle machine)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast for every method that runs the backbone (default: only where bf16 is native: a GPU, a CPU with AVX-512 BF16 / AMX; emulated it is several times slower)."),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP + " (the students)"),
 ):
     """Score genembed checkpoints and the baselines on real offline tasks, in one table."""
+    from .backbone import bf16_is_native
+    from .backends import check_name
     from .eval.suite import evaluate_models
 
+    check_name(backend)  # before anything loads
     evaluate_models(list(model or []), tasks.split(","), baselines.split(","), out, include_default=not no_default,
                     ridge_responses=ridge_responses, hyde_tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(",")),
-                    cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost)
+                    cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost,
+                    bf16=bf16_is_native() if bf16 is None else bf16, backend=backend)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
 

@@ -98,3 +98,33 @@ def test_benchmark_command_scores_a_checkpoint_and_resumes(tiny_model, tmp_path)
     assert second["wordsim353"] == first[name]["wordsim353"] and "simlex999" in second
     result = runner.invoke(app, args + ["--set", "test"])
     assert result.exit_code != 0 and "unknown set" in str(result.exception)
+
+
+def test_eval_runs_bf16_only_where_native_and_on_the_backend_asked(monkeypatch, tmp_path):
+    """`genembed eval` once ran every method in bf16 autocast on any machine: emulated on an AVX2 CPU,
+    the default's Q→A task took 43 min. It takes --bf16/--no-bf16 and --backend as `genembed benchmark` does."""
+    import genembed.backbone
+    import genembed.eval.suite as suite
+    from genembed.eval.methods import Student
+
+    monkeypatch.setattr(genembed.backbone, "bf16_is_native", lambda: False)
+    seen = []
+
+    class Model:
+        def set_backend(self, name):
+            seen.append(("backend", name))
+
+    def build_methods(models, baselines, include_default, ridge_responses, hyde_tasks, cache_dir, bf16):
+        seen.append(("bf16", bf16))
+        return [Student(Model(), "tiny", bf16=bf16)]
+
+    monkeypatch.setattr(suite, "build_methods", build_methods)
+    monkeypatch.setattr(suite, "evaluate", lambda methods, tasks, out_dir, **kw: (out_dir / "results.md").write_text("table"))
+    for args, expected in [([], [("bf16", False), ("backend", "torch")]),
+                           (["--bf16", "--backend", "onnx"], [("bf16", True), ("backend", "onnx")])]:
+        seen.clear()
+        result = runner.invoke(app, ["eval", "--baselines", "", "--out", str(tmp_path), *args])
+        assert result.exit_code == 0, result.output
+        assert seen == expected
+    result = runner.invoke(app, ["eval", "--backend", "tensorrt", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "unknown backend 'tensorrt'" in str(result.exception)

@@ -73,10 +73,15 @@ def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bo
 def evaluate_models(models: list = (), tasks=DEFAULT_TASKS, baselines=DEFAULT_BASELINES, out_dir: str | Path = "runs/eval",
                     include_default: bool = True, ridge_responses: str | Path | None = None,
                     hyde_tasks: set[str] | None = {"qa", "decoding"}, cost_texts: int = 32,
-                    cost_only: bool = False, skip_cost: bool = False) -> dict:
+                    cost_only: bool = False, skip_cost: bool = False, bf16: bool = True,
+                    backend: str = "torch") -> dict:
     """Score the models and baselines on the tasks; results accumulate in OUT_DIR/results.{json,md,png}
-    (run.evaluate). hyde_tasks None: HyDE on every task (its generation is slow on a CPU)."""
+    (run.evaluate). hyde_tasks None: HyDE on every task (its generation is slow on a CPU). bf16: autocast
+    for every method that runs the backbone; backend: how the students run (genembed.backends)."""
     tasks = check_names("task", tasks, TASKS)
     methods = build_methods(list(models), baselines, include_default, ridge_responses, hyde_tasks,
-                            Path(out_dir) / "cache")
+                            Path(out_dir) / "cache", bf16=bf16)
+    for method in methods:
+        if isinstance(method, Student):
+            method.model.set_backend(backend)
     return evaluate(methods, tasks, out_dir, cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost)
