@@ -7,6 +7,24 @@ import pytest
 from genembed.eval import metrics
 
 
+
+def use_tiny_tasks(monkeypatch, *names):
+    """genembed eval's task table replaced by tiny in-memory tasks (NAMES of them); returns it."""
+    from genembed.eval import run
+    from genembed.eval.datasets import LabelledTask, RetrievalTask
+
+    every = {
+        "qa": lambda: RetrievalTask("tiny qa", ["how do I boil an egg", "capital of france"],
+                                    ["boil it nine minutes", "paris", "the sea"], [[0], [1]]),
+        "classification": lambda: LabelledTask("tiny cls", ["a", "b", "c", "d", "e", "f"], ["x", "y"] * 3, "", "classification",
+                                               train_per_class=1, test_index=[4, 5], pool_index=[0, 1, 2, 3]),
+        "clustering": lambda: LabelledTask("tiny clu", ["a", "b", "c", "d"], ["x", "y", "x", "y"], "", "clustering"),
+    }
+    tasks = {name: every[name] for name in names}
+    monkeypatch.setattr(run, "TASKS", tasks)
+    monkeypatch.setattr(run, "sharegpt_qa", lambda n_queries: every["qa"]())
+    return tasks
+
 def test_ndcg_and_recall_by_hand():
     ranked = np.array([[3, 1, 2], [0, 2, 1], [2, 0, 1]])
     relevant = [[1], [0], [5]]
@@ -82,18 +100,9 @@ def test_real_task_loaders():
 
 def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
     from genembed.eval import run
-    from genembed.eval.datasets import LabelledTask, RetrievalTask
     from genembed.eval.methods import Student
 
-    tasks = {
-        "qa": lambda: RetrievalTask("tiny qa", ["how do I boil an egg", "capital of france"],
-                                    ["boil it nine minutes", "paris", "the sea"], [[0], [1]]),
-        "classification": lambda: LabelledTask("tiny cls", ["a", "b", "c", "d", "e", "f"], ["x", "y"] * 3, "", "classification",
-                                               train_per_class=1, test_index=[4, 5], pool_index=[0, 1, 2, 3]),
-        "clustering": lambda: LabelledTask("tiny clu", ["a", "b", "c", "d"], ["x", "y", "x", "y"], "", "clustering"),
-    }
-    monkeypatch.setattr(run, "TASKS", tasks)
-    monkeypatch.setattr(run, "sharegpt_qa", lambda n_queries: tasks["qa"]())
+    tasks = use_tiny_tasks(monkeypatch, "qa", "classification", "clustering")
     results = run.evaluate([Student(tiny_model, "tiny")], list(tasks), tmp_path)
     row = results["methods"]["tiny"]
     assert 0 <= row["qa"]["ndcg@10"] <= 1 and row["seconds_per_1k"] > 0 and row["ms_per_query_alone"] > 0
@@ -133,16 +142,9 @@ def test_a_retrained_checkpoint_is_never_shown_with_its_predecessors_scores(tiny
     import torch
 
     from genembed.eval import run
-    from genembed.eval.datasets import LabelledTask, RetrievalTask
     from genembed.eval.methods import Student
 
-    tasks = {
-        "qa": lambda: RetrievalTask("tiny qa", ["how do I boil an egg", "capital of france"],
-                                    ["boil it nine minutes", "paris", "the sea"], [[0], [1]]),
-        "clustering": lambda: LabelledTask("tiny clu", ["a", "b", "c", "d"], ["x", "y", "x", "y"], "", "clustering"),
-    }
-    monkeypatch.setattr(run, "TASKS", tasks)
-    monkeypatch.setattr(run, "sharegpt_qa", lambda n_queries: tasks["qa"]())
+    tasks = use_tiny_tasks(monkeypatch, "qa", "clustering")
     run.evaluate([Student(tiny_model, "default")], ["qa", "clustering"], tmp_path, cost_texts=2)
     kept = run.evaluate([Student(tiny_model, "default")], ["qa"], tmp_path, cost_texts=2)["methods"]["default"]
     assert "clustering" in kept, "the same weights keep their scores on the tasks not run"
@@ -179,16 +181,9 @@ def test_a_stopped_eval_resumes_without_scoring_its_finished_tasks_again(tiny_mo
     """A task's score is written as soon as it is made: a run killed in its third task of an hour each
     loses one task, not three. Resumed, it scores only the tasks it had not finished."""
     from genembed.eval import run
-    from genembed.eval.datasets import LabelledTask, RetrievalTask
     from genembed.eval.methods import Student
 
-    tasks = {
-        "qa": lambda: RetrievalTask("tiny qa", ["how do I boil an egg", "capital of france"],
-                                    ["boil it nine minutes", "paris", "the sea"], [[0], [1]]),
-        "clustering": lambda: LabelledTask("tiny clu", ["a", "b", "c", "d"], ["x", "y", "x", "y"], "", "clustering"),
-    }
-    monkeypatch.setattr(run, "TASKS", tasks)
-    monkeypatch.setattr(run, "sharegpt_qa", lambda n_queries: tasks["qa"]())
+    tasks = use_tiny_tasks(monkeypatch, "qa", "clustering")
     seen = []
 
     class Stopped(Student):
