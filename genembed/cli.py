@@ -379,10 +379,7 @@ def benchmark(
     use_bf16 = bf16_is_native() if bf16 is None else bf16
     check_name(backend)  # before anything loads
     methods = build_methods(list(model or []), baselines.split(","), include_default=not no_default,
-                            cache_dir=out / "cache", bf16=use_bf16)
-    for method in methods:
-        if hasattr(method, "model"):  # a student
-            method.model.set_backend(backend)
+                            cache_dir=out / "cache", bf16=use_bf16, backend=backend)
     results = bench.run(methods, names, out, rescore=rescore)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")

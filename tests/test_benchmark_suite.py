@@ -265,3 +265,15 @@ def test_fused_pairs_a_self_student_with_the_backbones_mean_pool(tiny_model):
     assert x.shape == (2, tiny_model.config.embedding_dim) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
     alone = build_methods([tiny_model], ["fused"], include_default=False, bf16=False)
     assert isinstance(alone[-1].on_input, BackboneMeanPool), "built for it when not asked for as a baseline"
+
+
+def test_build_methods_runs_the_students_on_the_backend_asked(tiny_model, monkeypatch):
+    """`genembed eval` and `genembed benchmark` choose the students' backend in one place: build_methods."""
+    from genembed.eval.suite import build_methods
+
+    asked = []
+    monkeypatch.setattr(tiny_model, "set_backend", asked.append)
+    build_methods([tiny_model], [""], include_default=False)
+    assert asked == [], "no backend asked: the students stay as they are"
+    (student,) = build_methods([tiny_model], [""], include_default=False, backend="onnx")
+    assert asked == ["onnx"] and student.model is tiny_model

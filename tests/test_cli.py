@@ -110,13 +110,9 @@ def test_eval_runs_bf16_only_where_native_and_on_the_backend_asked(monkeypatch, 
     monkeypatch.setattr(genembed.backbone, "bf16_is_native", lambda: False)
     seen = []
 
-    class Model:
-        def set_backend(self, name):
-            seen.append(("backend", name))
-
-    def build_methods(models, baselines, include_default, ridge_responses, hyde_tasks, cache_dir, bf16):
-        seen.append(("bf16", bf16))
-        return [Student(Model(), "tiny", bf16=bf16)]
+    def build_methods(models, baselines, include_default, ridge_responses, hyde_tasks, cache_dir, bf16, backend):
+        seen.extend([("bf16", bf16), ("backend", backend)])
+        return [Student(None, "tiny", bf16=bf16)]
 
     monkeypatch.setattr(suite, "build_methods", build_methods)
     monkeypatch.setattr(suite, "evaluate", lambda methods, tasks, out_dir, **kw: (out_dir / "results.md").write_text("table"))

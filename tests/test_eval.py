@@ -7,7 +7,6 @@ import pytest
 from genembed.eval import metrics
 
 
-
 def use_tiny_tasks(monkeypatch, *names):
     """genembed eval's task table replaced by tiny in-memory tasks (NAMES of them); returns it."""
     from genembed.eval import run
@@ -24,6 +23,7 @@ def use_tiny_tasks(monkeypatch, *names):
     monkeypatch.setattr(run, "TASKS", tasks)
     monkeypatch.setattr(run, "sharegpt_qa", lambda n_queries: every["qa"]())
     return tasks
+
 
 def test_ndcg_and_recall_by_hand():
     ranked = np.array([[3, 1, 2], [0, 2, 1], [2, 0, 1]])

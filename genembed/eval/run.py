@@ -71,6 +71,29 @@ def encode_cost(method, texts: list[str], instruction: str) -> dict:
     return {"seconds_per_1k": 1000 * batched / len(texts), "ms_per_query_alone": 1000 * alone / len(texts)}
 
 
+def earlier_scores(results: dict, name: str, tasks: dict, made_by: dict) -> tuple[dict, dict]:
+    """What a method scored again starts from: (its scores on the tasks not run now, its scores on the tasks run
+    now that a stopped run of it finished). A method keeps its scores on tasks not run this time (e.g. a new
+    task added to an existing table) only if this very method made them (made_by: the same weights, backend
+    and precision): a retrained checkpoint keeps its name, so its predecessor's scores are dropped, never
+    shown as its own. A stopped run resumes: the tasks it finished are kept in results["unfinished"] until
+    its row is complete, and not scored again."""
+    row = {k: v for k, v in results["methods"].get(name, {}).items() if k in results["tasks"]}
+    other = sorted(k for k in set(row) - set(tasks) if row[k].get("made_by", made_by) != made_by)
+    if other:
+        print(f"{name}: dropping its earlier scores on {', '.join(other)}: made by another version of it "
+              "(other weights, backend or precision)", flush=True)
+    row = {k: v for k, v in row.items() if k not in other}
+    kept = sorted(set(row) - set(tasks))
+    if kept:
+        print(f"{name}: keeping its earlier scores on {', '.join(kept)}", flush=True)
+    done = {k: v for k, v in results.get("unfinished", {}).get(name, {}).items()
+            if k in tasks and v.get("made_by") == made_by}
+    if done:
+        print(f"{name}: resuming, its scores on {', '.join(sorted(done))} from the stopped run", flush=True)
+    return row, done
+
+
 def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_texts: int = 32,
              cost_only: bool = False, skip_cost: bool = False) -> dict:
     """Score every method on every task (rows accumulate in OUT/results.json). cost_only: keep the
@@ -104,26 +127,9 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
                   f"{row['ms_per_query_alone']:.0f} ms / query alone", flush=True)
             write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
             continue
-        # a method scored again keeps its scores on tasks not run this time (e.g. a new task added to
-        # an existing table) if this very method made them (made_by: the same weights, backend and
-        # precision): a retrained checkpoint keeps its name, so its predecessor's scores are dropped,
-        # never shown as its own; the tasks run now replace theirs
         made_by = method.identity()
-        row = {k: v for k, v in results["methods"].get(method.name, {}).items() if k in results["tasks"]}
-        other = sorted(k for k in set(row) - set(tasks) if row[k].get("made_by", made_by) != made_by)
-        if other:
-            print(f"{method.name}: dropping its earlier scores on {', '.join(other)}: made by another version of it "
-                  "(other weights, backend or precision)", flush=True)
-        row = {k: v for k, v in row.items() if k not in other}
-        kept = sorted(set(row) - set(tasks))
-        if kept:
-            print(f"{method.name}: keeping its earlier scores on {', '.join(kept)}", flush=True)
-        # a run that was stopped resumes: the tasks it finished for this very method (same made_by) are
-        # kept in results["unfinished"] until its row is complete, and not scored again
+        row, done = earlier_scores(results, method.name, tasks, made_by)
         unfinished = results.setdefault("unfinished", {})
-        done = {k: v for k, v in unfinished.get(method.name, {}).items() if k in tasks and v.get("made_by") == made_by}
-        if done:
-            print(f"{method.name}: resuming, its scores on {', '.join(sorted(done))} from the stopped run", flush=True)
         for name, task in tasks.items():
             if getattr(method, "tasks", None) is not None and name not in method.tasks:
                 continue  # e.g. HyDE, whose generation is too slow on CPU for every task

@@ -30,16 +30,20 @@ def check_names(kind: str, names, allowed) -> list[str]:
 
 def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bool = True,
                   ridge_responses: str | Path | None = None, hyde_tasks: set[str] | None = None,
-                  cache_dir: str | Path = "runs/eval/cache", bf16: bool = True) -> list:
+                  cache_dir: str | Path = "runs/eval/cache", bf16: bool = True, backend: str | None = None) -> list:
     """The students (the bundled default first unless include_default=False; then `models`: checkpoint
     folders or loaded models) and the baselines named, on the first student's backbone and teacher;
-    every one that runs the backbone in bf16 autocast or not (bf16)."""
+    every one that runs the backbone in bf16 autocast or not (bf16); the students on `backend` (None: as
+    they are)."""
     baselines = check_names("baseline", baselines, BASELINES)
     if "ridge" in baselines and ridge_responses is None:
         raise ValueError("the ridge baseline needs ridge_responses (--ridge-responses: the student's training "
                          "JSONL), or leave 'ridge' out of the baselines")
     paths = ([DEFAULT_CHECKPOINT] if include_default else []) + list(models)
     students = [p if not isinstance(p, (str, Path)) else load_model(p) for p in paths]
+    if backend:
+        for student in students:
+            student.set_backend(backend)
     methods = [Student(m, "genembed default" if p is DEFAULT_CHECKPOINT else f"genembed {p}", bf16=bf16)
                for m, p in zip(students, paths)]
     reference = students[0].config if students else None
@@ -80,8 +84,5 @@ def evaluate_models(models: list = (), tasks=DEFAULT_TASKS, baselines=DEFAULT_BA
     for every method that runs the backbone; backend: how the students run (genembed.backends)."""
     tasks = check_names("task", tasks, TASKS)
     methods = build_methods(list(models), baselines, include_default, ridge_responses, hyde_tasks,
-                            Path(out_dir) / "cache", bf16=bf16)
-    for method in methods:
-        if isinstance(method, Student):
-            method.model.set_backend(backend)
+                            Path(out_dir) / "cache", bf16=bf16, backend=backend)
     return evaluate(methods, tasks, out_dir, cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost)
