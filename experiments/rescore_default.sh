@@ -4,7 +4,7 @@
 # default, or those named):
 #   benchmark  the broad benchmark, both sets, float32, the student on onnx, as its other rows were
 #              (experiments/results/benchmark.{md,json,png}; 14 min on an AVX-512 machine)
-#   eval       `genembed eval`'s five tasks (docs/eval-default.{md,json,png}; 16 min there, in native bf16; on an
+#   eval       `genembed eval`'s five tasks (docs/eval-default.{md,json,png}; 24 min there at stop 43, in native bf16; on an
 #              AVX2 CPU, where bf16 is emulated, over 2 h: Q→A 43 min, safety 32, classification 12, clustering 3,
 #              decoding more than an hour; each task's score is saved as it is made, so a stopped run resumes); the new row
 #              takes the previous one's encode-cost columns (weights do not change what an encode runs;
