@@ -15,7 +15,10 @@
 # `--model self-supervised`, whose recorded scores can seed OUT/results.json), self-align (the bundled
 # self-supervised checkpoint's recipe, --teacher self, alignment alone, 600 steps: the control for a
 # machine whose precision differs from the bundled run's), self-1200 (that recipe at twice the steps), self-mixed
-# (the self-supervised setting toward the default's mixed target, --teacher self --target query+response).
+# (the self-supervised setting toward the default's mixed target, --teacher self --target query+response), mixed-docs
+# (the mixed target with --documents: each answer also trains the document side, under the "document"
+# instruction, toward its own teacher embedding; stop 44), self-docs (the bundled self-supervised checkpoint's recipe
+# with --documents).
 # mixed-1200 and self-align take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -52,11 +55,13 @@ for v in "${variants[@]}"; do
     align-1200) args=(--steps 1200 --warmup-steps 60) ;;
     thought-10) args=(--thought-tokens 10) ;;
     mixed) args=(--target query+response) ;;
+    mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) self_supervised_recipe; args=("${RECIPE[@]}") ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
     self-mixed) args=(--teacher self --target query+response) ;;
+    self-docs) self_supervised_recipe; args=("${RECIPE[@]}" --documents) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   if [ ! -e "$ROOT/data/responses.jsonl" ] && [ -e runs/default/responses.jsonl ]; then

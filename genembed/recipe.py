@@ -70,6 +70,11 @@ class TrainConfig:
     target: str = setting("response", "Alignment target: 'response' (the paper's: the teacher's embedding of the "
                           "answer) or 'query+response' (the unit mean of the teacher's embeddings of the query "
                           "and of the answer: anchored on the input, as HyDE averages the two).")
+    # issue 27: retrieval and reranking embed their documents under the "document" instruction, a side of the
+    # student no training row ever showed it
+    documents: bool = setting(False, "Also train on each response as a document: the response under the 'document' "
+                              "instruction, aligned to the teacher's embedding of that response (twice the rows, no "
+                              "more answering; reconstruction, if on, rebuilds the response).")
     # None: 4 x dim (4 x the squared distance to the target; 1 x dim lost to 4 x dim on every task in
     # experiments/results/recipe.md)
     w_align: float | None = setting(None, "Weight of the alignment MSE (default: 4 x the teacher's dimension).")

@@ -33,7 +33,7 @@ from .model import GenEmbed
 from .query_lens import QueryLens
 from .recipe import REMOVED, RESULT_NEUTRAL, TrainConfig, removed_setting_error
 from .ridge import ridge_fit
-from .teachers import alignment_targets, load_teacher
+from .teachers import alignment_targets, cached_targets, load_teacher
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -67,6 +67,19 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
     model.align.weight.copy_(w.T.float())
     model.align.bias.copy_(b.float())
     return r2
+
+
+def with_document_rows(cfg: TrainConfig, model: GenEmbed, rows: list[dict], teacher, queries, responses, targets,
+                       cache_dir: Path, show_progress_bar: bool):
+    """The training rows followed by one document row per response (TrainConfig.documents): the response
+    text under the "document" instruction, aligned to the teacher's embedding of that response (whatever
+    cfg.target is: a document's own content is what a query's answer should land on), and, for
+    reconstruction, the response again."""
+    texts = [r["response"].strip() if cfg.input_layout == "official" else r["response"] for r in rows]
+    documents = model.token_rows(texts, model.resolve_instruction("document"))
+    with distributed.current().main_first():  # cached by the query rows' targets already (cfg.target "response")
+        own = cached_targets(teacher, [r["response"] for r in rows], cache_dir, show_progress_bar)
+    return queries + documents, responses + responses, np.concatenate([targets, own])
 
 
 def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
@@ -225,10 +238,13 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     queries = model.token_rows(texts, model.resolve_instruction(cfg.instruction))
     targets_of = official_response_ids if model.config.input_layout == "official" else response_ids
     responses = targets_of(tok, [r["response"] for r in rows], cfg.max_response_tokens)
-    if state is None:
+    if state is None:  # (on the queries alone: a run with document rows starts where one without does)
         pick = np.random.default_rng(cfg.seed).permutation(len(rows))[: cfg.ridge_examples]
         r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick], bf16=cfg.bf16)
         say(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
+    if cfg.documents:
+        queries, responses, targets = with_document_rows(cfg, model, rows, teacher, queries, responses, targets,
+                                                         out / "cache", show_progress_bar)
 
     # -- optimiser: tokens and projections in their own groups ----------------------------
     optimizer, scheduler, start = optimiser(cfg, model, state)

@@ -19,8 +19,14 @@ NOT_RECIPE = {"responses", "out_dir", "query_lens", "bf16", "dtype"}
 def recipe_arguments(function: str) -> dict[str, str]:
     out = subprocess.run(["bash", "-c", f'source scripts/recipes.sh && {function} && printf "%s\\n" "${{RECIPE[@]}}"'],
                          cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\n")[:-1]
-    assert len(out) % 2 == 0 and all(a.startswith("--") for a in out[::2]), out
-    return {flag[2:].replace("-", "_"): value for flag, value in zip(out[::2], out[1::2])}
+    args = {}
+    for i, token in enumerate(out):
+        if token.startswith("--"):  # a flag with its value, or a switch (--documents) when another flag follows
+            value = out[i + 1] if i + 1 < len(out) and not out[i + 1].startswith("--") else "1"
+            args[token[2:].replace("-", "_")] = value
+        else:
+            assert i and out[i - 1].startswith("--"), out  # a value belongs to the flag before it
+    return args
 
 
 @pytest.mark.parametrize("name, function", [("default", "default_recipe"),

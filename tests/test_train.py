@@ -197,3 +197,41 @@ def test_the_mixed_target_trains_and_a_run_cannot_resume_under_the_other_target(
     with pytest.raises(ValueError, match="other settings.*target"):
         train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3), show_progress_bar=False,
               resume=True)
+
+
+def test_document_rows_put_each_response_under_the_document_instruction_toward_its_own_embedding(tiny_model,
+                                                                                                   tmp_path):
+    from genembed.teachers import alignment_targets
+    from genembed.train import with_document_rows
+
+    teacher = CountingTeacher()
+    rows = [{"query": "q1", "response": "r1"}, {"query": "q2", "response": "r2"}]
+    cfg = TrainConfig(responses="r", out_dir="o", target="query+response", documents=True)
+    queries = tiny_model.token_rows(["q1", "q2"], tiny_model.resolve_instruction("query"))
+    mixed = alignment_targets(teacher, ["q1", "q2"], ["r1", "r2"], "query+response", tmp_path)
+    q, r, t = with_document_rows(cfg, tiny_model, rows, teacher, queries, [[7], [8]], mixed, tmp_path, False)
+    assert q[:2] == queries
+    assert q[2:] == tiny_model.token_rows(["r1", "r2"], "Summarize the following passage: ")
+    assert r == [[7], [8], [7], [8]]  # reconstruction rebuilds the response itself
+    np.testing.assert_array_equal(t[:2], mixed)
+    np.testing.assert_array_equal(t[2:], teacher.embed(["r1", "r2"]))  # the document's own vector, not the mixture
+
+
+def test_a_run_with_document_rows_trains_on_both_sides_and_cannot_resume_without_them(tiny_backbone_path,
+                                                                                      tiny_responses, tmp_path,
+                                                                                      monkeypatch):
+    seen, real = [], train_module.batch_loss
+
+    def recording(model, query_rows, *args, **kw):
+        seen.extend(tuple(r) for r in query_rows)
+        return real(model, query_rows, *args, **kw)
+
+    monkeypatch.setattr(train_module, "batch_loss", recording)
+    model = train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", documents=True),
+                  show_progress_bar=False)
+    rows = read_rows(tiny_responses)
+    docs = model.token_rows([r["response"] for r in rows], model.resolve_instruction("document"))
+    queries = model.token_rows([r["query"] for r in rows], model.resolve_instruction("query"))
+    assert set(seen) == {tuple(r) for r in docs + queries}  # 12 draws from 10 rows: one epoch covers both sides
+    with pytest.raises(ValueError, match="other settings.*documents"):
+        train(config(tiny_backbone_path, tiny_responses, tmp_path / "run"), show_progress_bar=False, resume=True)
