@@ -13,13 +13,13 @@
 # (that target at 1,200 steps: the default's recipe since stop 41, scripts/train_default.sh), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
 # paper's recipe against the bundled self-supervised checkpoint's alignment alone; score it beside
 # `--model self-supervised`, whose recorded scores can seed OUT/results.json), self-align (the bundled
-# self-supervised checkpoint's recipe, --teacher self, alignment alone, 600 steps: the control for a
+# self-supervised checkpoint's recipe until stop 44, --teacher self, alignment alone, 600 steps: the control for a
 # machine whose precision differs from the bundled run's), self-1200 (that recipe at twice the steps), self-mixed
 # (the self-supervised setting toward the default's mixed target, --teacher self --target query+response), mixed-docs
 # (the mixed target with --documents: each answer also trains the document side, under the "document"
-# instruction, toward its own teacher embedding; stop 44), self-docs (the bundled self-supervised checkpoint's recipe
-# with --documents).
-# mixed-1200 and self-align take the bundled checkpoints' arguments from scripts/recipes.sh.
+# instruction, toward its own teacher embedding; stop 44), self-docs (self-align with --documents: the bundled
+# self-supervised checkpoint's recipe since stop 44).
+# mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,10 +58,10 @@ for v in "${variants[@]}"; do
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
-    self-align) self_supervised_recipe; args=("${RECIPE[@]}") ;;
+    self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
     self-mixed) args=(--teacher self --target query+response) ;;
-    self-docs) self_supervised_recipe; args=("${RECIPE[@]}" --documents) ;;
+    self-docs) self_supervised_recipe; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   if [ ! -e "$ROOT/data/responses.jsonl" ] && [ -e runs/default/responses.jsonl ]; then
