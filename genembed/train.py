@@ -2,6 +2,8 @@
 
 Each step:  queries ─► student ─► (soft prompt, embedding)
             loss = w_rec · CE(response | soft prompt)  +  w_align · MSE(embedding, teacher(response))
+With `documents`, each response is also a row of its own (under the "document" instruction, toward
+teacher(response)), so the side that retrieval encodes its documents with is trained too.
 
 The run folder holds: `log.jsonl` (every step's loss components), `resume/` (latest checkpoint
 plus optimizer/scheduler state, written atomically every `save_every` steps), and at the end
