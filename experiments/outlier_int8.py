@@ -20,7 +20,6 @@ import argparse
 import copy
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import genembed  # noqa: E402
 from genembed.data import load_sharegpt  # noqa: E402
-from smoothquant_int8 import input_ranges  # noqa: E402
+from smoothquant_int8 import encode, input_ranges  # noqa: E402
 
 
 class OutlierInt8Linear(torch.nn.Module):
@@ -66,26 +65,14 @@ class OutlierInt8Linear(torch.nn.Module):
         return y + part @ self.w_outliers.T if len(self.outliers) else y
 
 
-def quantize(layers, ranges, k: int, keep=(), per_token=False) -> dict:
+def quantize(layers, ranges, k: int, keep=(), per_token=False) -> None:
     """Every body Linear to OutlierInt8Linear with its k largest input channels in float32."""
-    counts = {}
     for name, module in list(layers.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
             if isinstance(child, torch.nn.Linear) and child_name not in keep:
                 outliers = torch.topk(ranges[full], k).indices.sort().values if k else torch.empty(0, dtype=torch.long)
                 setattr(module, child_name, OutlierInt8Linear(child, outliers, per_token))
-                counts[child_name] = counts.get(child_name, 0) + 1
-    return counts
-
-
-def encode(model, texts, batch_size=32):
-    model.prefix_cache.clear()
-    model.encode(texts[:batch_size], batch_size=batch_size)  # warm
-    model.prefix_cache.clear()
-    start = time.perf_counter()
-    e = torch.as_tensor(model.encode(texts, batch_size=batch_size))
-    return e, len(texts) / (time.perf_counter() - start)
 
 
 def documents(model, n: int, length: int = 256) -> list[str]:
@@ -136,7 +123,8 @@ def main(argv=None) -> None:
             row[name] = {"cosine_min": cos.min().item(), "cosine_mean": cos.mean().item(),
                          "share_at_least_0.995": (cos >= 0.995).float().mean().item(), "texts_per_s": speed,
                          "speed_vs_float32": speed / refs[name][1]}
-        label = ("per-token, " if args.per_token else "per-tensor, ") + f"{k} outlier channels float32" + (f", {'/'.join(keep)} float32" if keep else "")
+        label = (("per-token, " if args.per_token else "per-tensor, ") + f"{k} outlier channels float32"
+                 + (f", {'/'.join(keep)} float32" if keep else ""))
         out[label] = row
         print(label, row, flush=True)
     lm.model.layers = layers

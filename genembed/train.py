@@ -71,14 +71,20 @@ def fit_align_by_ridge(model: GenEmbed, query_rows: list[list[int]], targets: np
     return r2
 
 
-def with_document_rows(cfg: TrainConfig, model: GenEmbed, rows: list[dict], teacher, queries, responses, targets,
-                       cache_dir: Path, show_progress_bar: bool):
+def input_texts(model: GenEmbed, texts: list[str]) -> list[str]:
+    """Texts as the student reads them in training: the official collator strips each one, so in its
+    layout training does too."""
+    return [t.strip() for t in texts] if model.config.input_layout == "official" else list(texts)
+
+
+def with_document_rows(model: GenEmbed, rows: list[dict], teacher, queries, responses, targets, cache_dir: Path,
+                       show_progress_bar: bool):
     """The training rows followed by one document row per response (TrainConfig.documents): the response
     text under the "document" instruction, aligned to the teacher's embedding of that response (whatever
-    cfg.target is: a document's own content is what a query's answer should land on), and, for
+    TrainConfig.target is: a document's own content is what a query's answer should land on), and, for
     reconstruction, the response again."""
-    texts = [r["response"].strip() if cfg.input_layout == "official" else r["response"] for r in rows]
-    documents = model.token_rows(texts, model.resolve_instruction("document"))
+    documents = model.token_rows(input_texts(model, [r["response"] for r in rows]),
+                                 model.resolve_instruction("document"))
     with distributed.current().main_first():  # cached by the query rows' targets already (cfg.target "response")
         own = cached_targets(teacher, [r["response"] for r in rows], cache_dir, show_progress_bar)
     return queries + documents, responses + responses, np.concatenate([targets, own])
@@ -235,9 +241,8 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     # -- the student: fresh (align warm-started by least squares), or resumed ---------------
     model, state = student(cfg, backbone, teacher, resume_dir, has_state, responses_sha1)
     tok = backbone.tokenizer
-    # (the official collator strips each query: in its layout, so does training)
-    texts = [r["query"].strip() if cfg.input_layout == "official" else r["query"] for r in rows]
-    queries = model.token_rows(texts, model.resolve_instruction(cfg.instruction))
+    queries = model.token_rows(input_texts(model, [r["query"] for r in rows]),
+                               model.resolve_instruction(cfg.instruction))
     targets_of = official_response_ids if model.config.input_layout == "official" else response_ids
     responses = targets_of(tok, [r["response"] for r in rows], cfg.max_response_tokens)
     if state is None:  # (on the queries alone: a run with document rows starts where one without does)
@@ -245,7 +250,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
         r2 = fit_align_by_ridge(model, [queries[i] for i in pick], targets[pick], bf16=cfg.bf16)
         say(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
     if cfg.documents:
-        queries, responses, targets = with_document_rows(cfg, model, rows, teacher, queries, responses, targets,
+        queries, responses, targets = with_document_rows(model, rows, teacher, queries, responses, targets,
                                                          out / "cache", show_progress_bar)
 
     # -- optimiser: tokens and projections in their own groups ----------------------------

@@ -206,10 +206,9 @@ def test_document_rows_put_each_response_under_the_document_instruction_toward_i
 
     teacher = CountingTeacher()
     rows = [{"query": "q1", "response": "r1"}, {"query": "q2", "response": "r2"}]
-    cfg = TrainConfig(responses="r", out_dir="o", target="query+response", documents=True)
     queries = tiny_model.token_rows(["q1", "q2"], tiny_model.resolve_instruction("query"))
     mixed = alignment_targets(teacher, ["q1", "q2"], ["r1", "r2"], "query+response", tmp_path)
-    q, r, t = with_document_rows(cfg, tiny_model, rows, teacher, queries, [[7], [8]], mixed, tmp_path, False)
+    q, r, t = with_document_rows(tiny_model, rows, teacher, queries, [[7], [8]], mixed, tmp_path, False)
     assert q[:2] == queries
     assert q[2:] == tiny_model.token_rows(["r1", "r2"], "Summarize the following passage: ")
     assert r == [[7], [8], [7], [8]]  # reconstruction rebuilds the response itself
