@@ -18,7 +18,8 @@
 # (the self-supervised setting toward the default's mixed target, --teacher self --target query+response), mixed-docs
 # (the mixed target with --documents: each answer also trains the document side, under the "document"
 # instruction, toward its own teacher embedding; stop 44), self-docs (self-align with --documents: the bundled
-# self-supervised checkpoint's recipe since stop 44).
+# self-supervised checkpoint's recipe since stop 44), mixed-docs-1200 (the default's recipe, mixed-1200, plus
+# --documents: against the default's recorded selection row on the same answers; stop 45).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -57,6 +58,7 @@ for v in "${variants[@]}"; do
     mixed) args=(--target query+response) ;;
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
+    mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
