@@ -19,7 +19,8 @@
 # (the mixed target with --documents: each answer also trains the document side, under the "document"
 # instruction, toward its own teacher embedding; stop 44), self-docs (self-align with --documents: the bundled
 # self-supervised checkpoint's recipe since stop 44), mixed-docs-1200 (the default's recipe, mixed-1200, plus
-# --documents: against the default's recorded selection row on the same answers; stop 45).
+# --documents: against the default's recorded selection row on the same answers; stop 45), distil (plain
+# distillation, --target query: the student trained to be its teacher on the input; how near it comes).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -56,6 +57,7 @@ for v in "${variants[@]}"; do
     align-1200) args=(--steps 1200 --warmup-steps 60) ;;
     thought-10) args=(--thought-tokens 10) ;;
     mixed) args=(--target query+response) ;;
+    distil) args=(--target query) ;;
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DTYPES = ("float32", "bfloat16", "float16")
-TARGETS = ("response", "query+response")
+TARGETS = ("response", "query+response", "query")
 # settings that change how a run computes, not what it computes: a run may resume under other values
 RESULT_NEUTRAL = ("gradient_checkpointing", "save_every", "query_lens")
 # settings removed in issue 24 after losing their screens (docs/training.md, docs/decoding.md: each result
@@ -69,7 +69,9 @@ class TrainConfig:
     # set, where averaging the student with its teacher on the input beat the student alone (docs/broad-benchmark.md)
     target: str = setting("response", "Alignment target: 'response' (the paper's: the teacher's embedding of the "
                           "answer) or 'query+response' (the unit mean of the teacher's embeddings of the query "
-                          "and of the answer: anchored on the input, as HyDE averages the two).")
+                          "and of the answer: anchored on the input, as HyDE averages the two), or 'query' (the teacher's "
+                          "embedding of the input itself: plain distillation, the control that shows how near the "
+                          "student can come to its teacher on the input).")
     # issue 27: retrieval and reranking embed their documents under the "document" instruction, a side of the
     # student no training row ever showed it
     documents: bool = setting(False, "Also train on each response as a document: the response under the 'document' "

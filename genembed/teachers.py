@@ -6,7 +6,8 @@
   labelled data anywhere (the paper's self-supervised setting).
 Targets are unit-normalised and cached on disk, keyed by teacher and texts, so they are
 computed once per response file. Training aligns to teacher(response), the paper's target, or (`--target
-query+response`) to the unit mean of teacher(query) and teacher(response).
+query+response`) to the unit mean of teacher(query) and teacher(response), or (`--target query`, plain
+distillation) to teacher(query).
 """
 from __future__ import annotations
 
@@ -93,10 +94,13 @@ def cached_targets(teacher, texts: list[str], cache_dir: str | Path, show_progre
 def alignment_targets(teacher, queries: list[str], responses: list[str], kind: str, cache_dir: str | Path,
                       show_progress_bar: bool = True) -> np.ndarray:
     """What training aligns the embedding to (TrainConfig.target): "response", the teacher's embedding of
-    each response; "query+response", the unit mean of its unit embeddings of the query and of the response."""
+    each response; "query+response", the unit mean of its unit embeddings of the query and of the response;
+    "query", its embedding of the query."""
+    if kind not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+    if kind == "query":
+        return cached_targets(teacher, queries, cache_dir, show_progress_bar)
     targets = cached_targets(teacher, responses, cache_dir, show_progress_bar)
     if kind == "response":
         return targets
-    if kind not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
     return unit_mean(targets, cached_targets(teacher, queries, cache_dir, show_progress_bar))

@@ -181,10 +181,14 @@ def test_the_mixed_target_is_the_unit_mean_of_the_query_and_response_directions(
     np.testing.assert_array_equal(alignment_targets(teacher, ["q1", "q2"], ["r1", "r2"], "response", tmp_path),
                                   teacher.embed(["r1", "r2"]))
     assert teacher.calls == 3  # both sides cached on disk: the second call embedded nothing again (+1 just above)
+    # plain distillation: the teacher's own vectors of the queries, as it gave them (cached: nothing embedded again)
+    np.testing.assert_array_equal(alignment_targets(teacher, ["q1", "q2"], ["r1", "r2"], "query", tmp_path),
+                                  [[2, 0, 0], [0, 3, 0]])
+    assert teacher.calls == 3
     with pytest.raises(ValueError, match="target must be"):
-        alignment_targets(teacher, ["q1"], ["r1"], "query", tmp_path)
+        alignment_targets(teacher, ["q1"], ["r1"], "answer", tmp_path)
     with pytest.raises(ValueError, match="target must be one of"):
-        TrainConfig(responses="r", out_dir="o", target="query")
+        TrainConfig(responses="r", out_dir="o", target="answer")
 
 
 def test_the_mixed_target_trains_and_a_run_cannot_resume_under_the_other_target(tiny_backbone_path, tiny_responses,
