@@ -68,10 +68,10 @@ class TrainConfig:
     # removed in issue 24 after a 150-step screen on 4 tasks; back (issue 27) for the broad benchmark's selection
     # set, where averaging the student with its teacher on the input beat the student alone (docs/broad-benchmark.md)
     target: str = setting("response", "Alignment target: 'response' (the paper's: the teacher's embedding of the "
-                          "answer) or 'query+response' (the unit mean of the teacher's embeddings of the query "
-                          "and of the answer: anchored on the input, as HyDE averages the two), or 'query' (the teacher's "
-                          "embedding of the input itself: plain distillation, the control that shows how near the "
-                          "student can come to its teacher on the input).")
+                          "answer), 'query+response' (the unit mean of the teacher's embeddings of the query and "
+                          "of the answer: anchored on the input, as HyDE averages the two) or 'query' (the "
+                          "teacher's embedding of the input itself: plain distillation, the control that shows how "
+                          "near the student can come to its teacher on the input).")
     # issue 27: retrieval and reranking embed their documents under the "document" instruction, a side of the
     # student no training row ever showed it
     documents: bool = setting(False, "Also train on each response as a document: the response under the 'document' "

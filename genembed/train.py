@@ -85,7 +85,7 @@ def with_document_rows(model: GenEmbed, rows: list[dict], teacher, queries, resp
     reconstruction, the response again."""
     documents = model.token_rows(input_texts(model, [r["response"] for r in rows]),
                                  model.resolve_instruction("document"))
-    with distributed.current().main_first():  # cached by the query rows' targets already (cfg.target "response")
+    with distributed.current().main_first():  # cached already unless the query rows' target is "query" alone
         own = cached_targets(teacher, [r["response"] for r in rows], cache_dir, show_progress_bar)
     return queries + documents, responses + responses, np.concatenate([targets, own])
 
