@@ -10,20 +10,23 @@
 # CPU recipe (runs/recipes/data, from experiments/broad_recipes.sh):
 #   paper: the paper's learning rate, 3e-4 for tokens and projections;
 #   tuned: the CPU-tuned rates (genembed train's defaults, 5e-2 tokens / 1e-3 projections).
-# Each trains STEPS steps (default 1000, a fifth of the paper's 5,000) under a wall-clock guard; a run cut
-# by the guard comes back as its last resume/ state, and its NOTE says so.
+# Each trains STEPS steps (default 1000, a fifth of the paper's 5,000) under a wall-clock guard: the whole
+# command ends within DEADLINE_SECONDS (default 560; set it from the device's budget_left_s, less ~60 s for
+# the call's transfers, when that is less than the call's 600 s). A run cut by the guard comes back as its
+# last resume/ state (saved every 100 steps), and its NOTE says so.
 #
 #   bash experiments/gpu_paper_recipe.sh pack        # here: runs/gpu27/{a,b,c} (parts, rows, gguf wheel)
 #   then three device `run` calls, back to back (an idle machine goes back after 30 s):
 #     carry [runs/gpu27/a]  command: nvidia-smi -L; ls -l runs/gpu27/*
 #     carry [runs/gpu27/b]  command: ls -l runs/gpu27/*
-#     carry [runs/gpu27/c]  command: bash experiments/gpu_paper_recipe.sh device      (timeout_s 600)
+#     carry [runs/gpu27/c]  command: DEADLINE_SECONDS=N bash experiments/gpu_paper_recipe.sh device
+#                           (timeout_s N + 30; N = min(560, budget_left_s - 90), budget_left_s from `status`)
 #   bash experiments/gpu_paper_recipe.sh score FILES_AT   # here: unpack, selection benchmark, decoding task
 #     (the run's files_at; TASKS=a,b scores only those benchmark tasks)
 #
 # `device` also runs here on the CPU for a check of the whole path (PYTHON=.venv/bin/python
 # GENEMBED_DEVICE=cpu STEPS=2 BATCH=4 LIMIT=8 OUT=/tmp/out SITE=/tmp/site bash ... device; SAVE_EVERY=1
-# and a short TRAIN_SECONDS check the guard).
+# and a short DEADLINE_SECONDS check the guard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
@@ -71,11 +74,15 @@ device() {  # on the GPU machine: join, install, train both variants side by sid
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
   "$py" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
   "$py" -c "from genembed.backbone import load_backbone; b = load_backbone('smollm2-135m-instruct'); print('backbone on', b.device)"
-  echo "ready after $(( $(date +%s) - start )) s"
+  # the training guard: what is left of DEADLINE_SECONDS (the whole command's budget) after the set-up, less
+  # 30 s to pack the results
+  local guard=$(( ${DEADLINE_SECONDS:-560} - ($(date +%s) - start) - 30 ))
+  echo "ready after $(( $(date +%s) - start )) s; training guard $guard s"
+  [ "$guard" -gt 60 ] || { echo "less than a minute left for training: not started"; exit 4; }
   local v pids=()
   for v in "${VARIANTS[@]}"; do
     variant_args "$v"; rm -rf "$DIR/$v"
-    timeout --signal=INT --kill-after=20 "${TRAIN_SECONDS:-470}" "$py" -m genembed train \
+    timeout --signal=INT --kill-after=15 "$guard" "$py" -m genembed train \
       --responses "$DIR/train.jsonl" --out "$DIR/$v" "${ARGS[@]}" > "$OUT/$v.train.log" 2>&1 &
     pids+=($!)
   done
@@ -88,7 +95,7 @@ device() {  # on the GPU machine: join, install, train both variants side by sid
     elif [ -e "$run/resume/model.safetensors" ]; then  # cut by the guard: its last saved state
       local saved; saved=$("$py" -c "import torch; print(torch.load('$run/resume/trainer.pt', weights_only=False)['step'])")
       rm -f "$run/resume/trainer.pt"; mv "$run/resume" "$run/model"
-      echo "$v: cut by the ${TRAIN_SECONDS:-470} s guard after $steps logged steps; model/ is its state at step $saved (exit $rc)" > "$run/NOTE"
+      echo "$v: cut by the $guard s guard after $steps logged steps; model/ is its state at step $saved (exit $rc)" > "$run/NOTE"
     else
       echo "$v: no model (exit $rc)" > "$run/NOTE"
     fi
