@@ -115,9 +115,11 @@ score() {  # here: the returned runs unpacked into runs/gpu27/VARIANT, then scor
     models+=(--model "$DIR/$v/model")
   done
   cp "$from/device.log" experiments/results/gpu-paper-recipe-device.log
+  # scores are cached in their folders (a killed scoring resumes), so the folders are named after these runs
+  local tag; tag=$(cat "$from"/*.tgz | sha1sum | cut -c1-8)
   local which=(--set selection); [ -z "${TASKS:-}" ] || which=(--tasks "$TASKS")  # TASKS: a quick check
-  $ge benchmark "${which[@]}" --no-default --baselines "" --backend onnx "${models[@]}" --out runs/bench-gpu27
-  $ge eval --tasks decoding --no-default --baselines "" --skip-cost "${models[@]}" --out runs/eval-gpu27
+  $ge benchmark "${which[@]}" --no-default --baselines "" --backend onnx "${models[@]}" --out "runs/bench-gpu27-$tag"
+  $ge eval --tasks decoding --no-default --baselines "" --skip-cost "${models[@]}" --out "runs/eval-gpu27-$tag"
 }
 
 case ${1:-} in
