@@ -21,7 +21,8 @@
 # self-supervised checkpoint's recipe since stop 44), mixed-docs-1200 (the default's recipe, mixed-1200, plus
 # --documents: against the default's recorded selection row on the same answers; stop 45), distil (plain
 # distillation, --target query: the student trained to be its teacher on the input; how near it comes), distil-1200
-# (that at the default's 1,200 steps: against the default's recorded selection row; stop 46).
+# (that at the default's 1,200 steps: against the default's recorded selection row; stop 46), mixed-seed1 (mixed with
+# --seed 1: another initial token noise, ridge sample and data order; the run-to-run noise of a selection mean).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -60,6 +61,7 @@ for v in "${variants[@]}"; do
     mixed) args=(--target query+response) ;;
     distil) args=(--target query) ;;
     distil-1200) args=(--target query --steps 1200 --warmup-steps 60) ;;
+    mixed-seed1) args=(--target query+response --seed 1) ;;
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
