@@ -90,7 +90,7 @@ device() {  # on the GPU machine: join, install, train both variants side by sid
   local i rc
   for i in "${!VARIANTS[@]}"; do
     v=${VARIANTS[$i]}; rc=0; wait "${pids[$i]}" || rc=$?
-    local run=$DIR/$v steps; steps=$(wc -l < "$run/log.jsonl" 2>/dev/null || echo 0)
+    local run=$DIR/$v steps; mkdir -p "$run"; steps=0; [ ! -e "$run/log.jsonl" ] || steps=$(wc -l < "$run/log.jsonl")
     if [ -e "$run/model/model.safetensors" ]; then
       echo "$v: finished, $steps steps (exit $rc)" > "$run/NOTE"
     elif [ -e "$run/resume/model.safetensors" ]; then  # cut by the guard: its last saved state
@@ -110,10 +110,11 @@ score() {  # here: the returned runs unpacked into runs/gpu27/VARIANT, then scor
   local from=${1:?usage: score FOLDER_WITH_THE_TGZ_FILES} v models=() ge=.venv/bin/genembed
   for v in "${VARIANTS[@]}"; do
     rm -rf "${DIR:?}/$v"; mkdir -p "$DIR/$v"; tar xzf "$from/$v.tgz" -C "$DIR/$v"; cat "$DIR/$v/NOTE"
-    cp "$DIR/$v/log.jsonl" "experiments/results/gpu-$v-train-log.jsonl"
+    [ ! -e "$DIR/$v/log.jsonl" ] || cp "$DIR/$v/log.jsonl" "experiments/results/gpu-$v-train-log.jsonl"
     [ ! -e "$DIR/$v/train_config.json" ] || cp "$DIR/$v/train_config.json" "experiments/results/gpu-$v-train-config.json"
-    models+=(--model "$DIR/$v/model")
+    [ ! -e "$DIR/$v/model/model.safetensors" ] || models+=(--model "$DIR/$v/model")
   done
+  [ ${#models[@]} -gt 0 ] || { echo "no run came back with a model: nothing to score" >&2; exit 3; }
   cp "$from/device.log" experiments/results/gpu-paper-recipe-device.log
   # scores are cached in their folders (a killed scoring resumes), so the folders are named after these runs
   local tag; tag=$(cat "$from"/*.tgz | sha1sum | cut -c1-8)
