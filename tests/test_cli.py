@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from functools import partial
 
 import numpy as np
@@ -129,9 +131,6 @@ def test_eval_runs_bf16_only_where_native_and_on_the_backend_asked(monkeypatch, 
 def test_python_dash_m_runs_the_command_with_its_error_handling(tmp_path):
     """`python -m genembed` (a source checkout on PYTHONPATH, where the script is not installed: the GPU
     machine) is the same command, with the same one-line errors."""
-    import subprocess
-    import sys
-
     def run(*args):
         return subprocess.run([sys.executable, "-m", "genembed", *args], capture_output=True, text=True, timeout=120)
 
