@@ -80,6 +80,11 @@ class TrainConfig:
     # None: 4 x dim (4 x the squared distance to the target; 1 x dim lost to 4 x dim on every task in
     # experiments/results/recipe.md)
     w_align: float | None = setting(None, "Weight of the alignment MSE (default: 4 x the teacher's dimension).")
+    # issue 27: the student reaches ~0.95x of whatever it regresses onto; a discriminative term asks instead that
+    # each embedding be nearer its own target than every other row's (what retrieval, reranking and STS score)
+    w_contrast: float = setting(0.0, "Weight of the bank contrast: cross-entropy of picking each row's own target, by "
+                                "cosine over --contrast-temperature, out of every training row's target (0: off).")
+    contrast_temperature: float = setting(0.05, "Temperature of the bank contrast's cosines.")
     ridge_examples: int = setting(512, "Queries on which align starts as the least-squares fit from the initial "
                                   "soft prompt to the targets.")
     max_query_tokens: int = setting(128, "Queries are cut to this many tokens.")
@@ -120,6 +125,9 @@ class TrainConfig:
                              "a run without reconstruction never makes. Leave it out, or set --w-rec above 0")
         if self.w_rec == 0 and self.w_align == 0:
             raise ValueError("w_rec=0 and w_align=0: no loss trains anything")
+        if self.w_contrast < 0 or self.contrast_temperature <= 0:
+            raise ValueError(f"w_contrast must be >= 0 and contrast_temperature > 0, got w_contrast={self.w_contrast}, "
+                             f"contrast_temperature={self.contrast_temperature}")
         if self.w_rec < 0 or (self.w_align is not None and self.w_align < 0):
             raise ValueError(f"loss weights must be >= 0, got w_rec={self.w_rec}, w_align={self.w_align}")
 
