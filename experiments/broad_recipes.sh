@@ -22,9 +22,7 @@
 # --documents: against the default's recorded selection row on the same answers; stop 45), distil (plain
 # distillation, --target query: the student trained to be its teacher on the input; how near it comes), distil-1200
 # (that at the default's 1,200 steps: against the default's recorded selection row; stop 46), mixed-seed1 (mixed with
-# --seed 1: another initial token noise, ridge sample and data order; the run-to-run noise of a selection mean),
-# contrast-1200 (the default's recipe, mixed-1200, plus the bank contrast --w-contrast 1.0: each embedding must also
-# pick its own target, by cosine at temperature 0.05, out of all 2,400; against the default's recorded row; stop 47).
+# --seed 1: another initial token noise, ridge sample and data order; the run-to-run noise of a selection mean).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -67,7 +65,6 @@ for v in "${variants[@]}"; do
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
-    contrast-1200) default_recipe 1200; args=("${RECIPE[@]}" --w-contrast 1.0) ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;

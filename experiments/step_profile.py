@@ -40,7 +40,7 @@ for b in range(batches + 1):  # the first batch warms up (and fills the shared-h
     q = prompt_ids(tok, [r["query"] for r in batch], instruction, cfg.max_query_tokens)
     r = response_ids(tok, [r["response"] for r in batch], cfg.max_response_tokens)
     t0 = time.perf_counter()
-    loss, _, _, _ = batch_loss(model, q, r, targets, 1.0, w_align, bf16=True)  # a step with both losses
+    loss, _, _ = batch_loss(model, q, r, targets, 1.0, w_align, bf16=True)  # a step with both losses
     loss.backward()
     model.zero_grad(set_to_none=True)
     t1 = time.perf_counter()

@@ -6,8 +6,6 @@ reconstruction: the frozen LLM reads only the soft prompt, then the response; cr
     The same cross-entropy after any prefix (a decoded request, a real query) is what the
     decoding evaluation measures.
 alignment: the mean squared error of the embedding against the teacher's embedding of the response.
-bank contrast (optional, off by default): cross-entropy of picking the row's own target, by cosine, out of
-    every training row's target: a discriminative term beside the alignment's regression.
 """
 from __future__ import annotations
 
@@ -95,12 +93,3 @@ def alignment_loss(embedding: torch.Tensor, target: torch.Tensor, rows_total: in
     if rows_total is None:  # (F.mse_loss: the rounding every run before this file was trimmed had, bit for bit)
         return F.mse_loss(embedding, target)
     return (embedding - target).pow(2).mean(-1).sum() / rows_total
-
-
-def bank_contrast_loss(embedding: torch.Tensor, bank: torch.Tensor, rows: torch.Tensor, temperature: float,
-                       rows_total: int | None = None) -> torch.Tensor:
-    """InfoNCE of each embedding against a bank of targets [N, dim] (every training row's): the logits are
-    the cosines over `temperature`, the label the row's own index in the bank. Mean over rows (rows_total:
-    the sum over rows divided by this count, as in alignment_loss)."""
-    logits = F.normalize(embedding.float(), dim=-1) @ F.normalize(bank.float(), dim=-1).T / temperature
-    return F.cross_entropy(logits, rows, reduction="sum") / (rows_total or len(rows))

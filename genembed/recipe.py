@@ -13,21 +13,27 @@ DTYPES = ("float32", "bfloat16", "float16")
 TARGETS = ("response", "query+response", "query")
 # settings that change how a run computes, not what it computes: a run may resume under other values
 RESULT_NEUTRAL = ("gradient_checkpointing", "save_every", "query_lens")
-# settings removed in issue 24 after losing their screens (docs/training.md, docs/decoding.md: each result
-# with the command that made it, runnable at commit LAST_COMMIT), and the value every run now has. A run or
+# settings removed after losing their screens (issue 24: docs/training.md, docs/decoding.md; issue 27:
+# docs/broad-benchmark.md; each result with the command that made it, runnable at commit LAST_COMMIT or
+# REMOVED_AT[name]), and the value every run now has. A run or
 # checkpoint that recorded another value is refused by name.
 LAST_COMMIT = "9098b17"
 REMOVED = {"align_loss": "mse", "align_init": "ridge", "recon_init": "identity", "recon_form": "linear",
            "prompt_frame": "none", "token_init": "mean", "w_margin": 0.0, "margin": 0.5,
-           "align_only_steps": 0}
+           "align_only_steps": 0,
+           # issue 27, stop 47: the bank contrast (--w-contrast) lost its selection-set screen (0.721 against 0.731)
+           "w_contrast": 0.0}
+# where a setting removed later than LAST_COMMIT last ran
+REMOVED_AT = {"w_contrast": "193393f"}
 
 
 def removed_setting_error(name: str, value, where: str) -> str | None:
     """The refusal for a removed setting recorded with a value other than today's, else None."""
     if name not in REMOVED or value == REMOVED[name]:
         return None
+    commit = REMOVED_AT.get(name, LAST_COMMIT)
     return (f"{where} uses {name}={value!r}, a setting genembed no longer has (it lost its screen; only "
-            f"{REMOVED[name]!r} remains). It ran up to commit {LAST_COMMIT}: `git checkout {LAST_COMMIT}` to use it")
+            f"{REMOVED[name]!r} remains). It ran up to commit {commit}: `git checkout {commit}` to use it")
 
 
 def setting(default, help: str, flag: str | tuple | None = None):
@@ -80,11 +86,6 @@ class TrainConfig:
     # None: 4 x dim (4 x the squared distance to the target; 1 x dim lost to 4 x dim on every task in
     # experiments/results/recipe.md)
     w_align: float | None = setting(None, "Weight of the alignment MSE (default: 4 x the teacher's dimension).")
-    # issue 27: the student reaches ~0.95x of whatever it regresses onto; a discriminative term asks instead that
-    # each embedding be nearer its own target than every other row's (what retrieval, reranking and STS score)
-    w_contrast: float = setting(0.0, "Weight of the bank contrast: cross-entropy of picking each row's own target, by "
-                                "cosine over --contrast-temperature, out of every training row's target (0: off).")
-    contrast_temperature: float = setting(0.05, "Temperature of the bank contrast's cosines.")
     ridge_examples: int = setting(512, "Queries on which align starts as the least-squares fit from the initial "
                                   "soft prompt to the targets.")
     max_query_tokens: int = setting(128, "Queries are cut to this many tokens.")
@@ -125,9 +126,6 @@ class TrainConfig:
                              "a run without reconstruction never makes. Leave it out, or set --w-rec above 0")
         if self.w_rec == 0 and self.w_align == 0:
             raise ValueError("w_rec=0 and w_align=0: no loss trains anything")
-        if self.w_contrast < 0 or self.contrast_temperature <= 0:
-            raise ValueError(f"w_contrast must be >= 0 and contrast_temperature > 0, got w_contrast={self.w_contrast}, "
-                             f"contrast_temperature={self.contrast_temperature}")
         if self.w_rec < 0 or (self.w_align is not None and self.w_align < 0):
             raise ValueError(f"loss weights must be >= 0, got w_rec={self.w_rec}, w_align={self.w_align}")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
@@ -30,7 +30,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .generate import read_responses
 from .inputs import official_response_ids, pad, response_ids
 from .jsonl import append_rows, read_rows
-from .losses import alignment_loss, bank_contrast_loss, reconstruction_loss
+from .losses import alignment_loss, reconstruction_loss
 from .model import GenEmbed
 from .query_lens import QueryLens
 from .recipe import REMOVED, RESULT_NEUTRAL, TrainConfig, removed_setting_error
@@ -92,12 +92,11 @@ def with_document_rows(model: GenEmbed, rows: list[dict], teacher, queries, resp
 
 def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
                w_rec: float, w_align: float, bf16: bool = False, checkpointing: bool = False,
-               rows_total: int | None = None, tokens_total: int | None = None, contrast: Contrast | None = None):
-    """(total, reconstruction, alignment, bank contrast) losses of one batch of tokenised queries and
-    responses. w_rec = 0 skips the reconstruction pass (rec is then None); without `contrast` (these rows'
-    indices in its bank) that term is None. rows_total / tokens_total: these rows are one process's share
-    of a batch of that many rows / response tokens; each loss is then this share's part of the whole
-    batch's mean (the parts add up)."""
+               rows_total: int | None = None, tokens_total: int | None = None):
+    """(total, reconstruction, alignment) losses of one batch of tokenised queries and responses.
+    w_rec = 0 skips the reconstruction pass (rec is then None). rows_total / tokens_total: these rows
+    are one process's share of a batch of that many rows / response tokens; each loss is then this
+    share's part of the whole batch's mean (the parts add up)."""
     pad_id = model.backbone.tokenizer.pad_token_id
     q_ids, q_mask = pad(query_rows, pad_id, side="left")
     with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -111,23 +110,7 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
             rec = reconstruction_loss(model.backbone.model, soft_prompt, r_ids, r_mask, checkpointing,
                                       tokens_total=tokens_total, target_mask=scored)
     align = alignment_loss(embedding, targets.to(model.device), rows_total)
-    total = (w_rec * rec if w_rec else 0) + w_align * align
-    con = None
-    if contrast is not None:
-        con = bank_contrast_loss(embedding, contrast.bank.to(model.device), contrast.rows.to(model.device),
-                                 contrast.temperature, rows_total)
-        total = total + contrast.weight * con
-    return total, rec, align, con
-
-
-@dataclass
-class Contrast:
-    """The bank contrast of one batch (TrainConfig.w_contrast): every training row's target, these rows'
-    indices in it, the temperature and the term's weight."""
-    bank: torch.Tensor
-    rows: torch.Tensor
-    temperature: float
-    weight: float
+    return (w_rec * rec if w_rec else 0) + w_align * align, rec, align
 
 
 def changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
@@ -323,7 +306,7 @@ class Steps:
 
     def __call__(self, step: int) -> dict:
         cfg, procs = self.cfg, self.procs
-        totals = {"loss": 0.0, "rec": 0.0, "align": 0.0, **({"contrast": 0.0} if cfg.w_contrast else {})}
+        totals = {"loss": 0.0, "rec": 0.0, "align": 0.0}
         # the schedule: reconstruction may train alone for the first steps (rec_only_steps)
         w_align = 0.0 if step < cfg.rec_only_steps else self.w_align
         for micro in range(cfg.grad_accum):
@@ -333,15 +316,12 @@ class Steps:
             whole = {} if procs.world == 1 else {
                 "rows_total": len(idx), "tokens_total": sum(len(self.responses[i]) for i in idx)}
             idx = procs.share(idx)
-            contrast = Contrast(self.targets, torch.as_tensor(idx), cfg.contrast_temperature,
-                                cfg.w_contrast) if cfg.w_contrast else None
-            loss, rec, align, con = batch_loss(self.model, [self.queries[i] for i in idx],
-                                               [self.responses[i] for i in idx], self.targets[idx], cfg.w_rec, w_align,
-                                               cfg.bf16, cfg.gradient_checkpointing, contrast=contrast, **whole)
+            loss, rec, align = batch_loss(self.model, [self.queries[i] for i in idx], [self.responses[i] for i in idx],
+                                          self.targets[idx], cfg.w_rec, w_align, cfg.bf16, cfg.gradient_checkpointing,
+                                          **whole)
             (loss / cfg.grad_accum).backward()
-            for key, value in (("loss", loss), ("rec", rec), ("align", align), ("contrast", con)):
-                if key in totals:
-                    totals[key] = None if value is None else totals[key] + value.item() / cfg.grad_accum
+            for key, value in (("loss", loss), ("rec", rec), ("align", align)):
+                totals[key] = None if value is None else totals[key] + value.item() / cfg.grad_accum
         procs.sum_([p.grad for p in self.trainable if p.grad is not None])  # the parts add up to the batch's gradient
         if procs.world > 1:  # the logged losses too
             parts = torch.tensor([v or 0.0 for v in totals.values()], dtype=torch.float64, device=self.model.device)

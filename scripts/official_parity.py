@@ -153,7 +153,7 @@ def compare_pass(folder: Path, meta: dict, exp: dict, backbone: str | None) -> d
     a_same = all(row == [i for i in ids if i != tok.pad_token_id]
                  for row, ids in zip(responses, train["answer_input_ids"]))
     with torch.no_grad():
-        total, rec, align, _ = batch_loss(model, queries, responses, exp["train/teacher"], w_rec=1.0, w_align=1.0)
+        total, rec, align = batch_loss(model, queries, responses, exp["train/teacher"], w_rec=1.0, w_align=1.0)
     r["losses"] = {"query_ids_identical": q_same, "answer_ids_identical": a_same,
                    "reconstruction": {"official": train["reconstruction_loss"], "genembed": float(rec),
                                       "abs_diff": abs(float(rec) - train["reconstruction_loss"])},

@@ -109,7 +109,7 @@ def test_the_training_losses_equal_the_official_ones(official):
     for row, ids in zip(responses, train["answer_input_ids"]):
         assert row == [i for i in ids if i != tok.pad_token_id]
     with torch.no_grad():
-        total, rec, align, _ = batch_loss(official, queries, responses, EXPECTED["train/teacher"], w_rec=1.0, w_align=1.0)
+        total, rec, align = batch_loss(official, queries, responses, EXPECTED["train/teacher"], w_rec=1.0, w_align=1.0)
     assert float(rec) == pytest.approx(train["reconstruction_loss"], abs=1e-5)
     assert float(align) == pytest.approx(train["alignment_mse_loss"], abs=1e-5)
     assert float(total) == pytest.approx(train["total_loss"], abs=1e-5)
@@ -300,7 +300,7 @@ def _losses_with_pad_as_bos(official, queries, responses, targets):
 
     tok = official.backbone.tokenizer
     with torch.no_grad():
-        _, rec, _, _ = batch_loss(official, queries, responses, targets, w_rec=1.0, w_align=1.0)
+        _, rec, _ = batch_loss(official, queries, responses, targets, w_rec=1.0, w_align=1.0)
         soft = official(*official.tokenize(["how do I boil an egg", "paris"], ""))[0]
         r_ids, r_mask = pad(responses, tok.pad_token_id, side="right")
         lm = official.backbone.model

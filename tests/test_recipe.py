@@ -64,3 +64,17 @@ def test_a_run_that_used_a_removed_setting_is_not_resumed():
     saved = dict(vars(cfg))
     assert changed_settings({**saved, "align_loss": "mse", "target": "response"}, cfg) == []
     assert changed_settings({**saved, "align_loss": "cosine"}, cfg) == ["align_loss"]
+
+
+def test_a_setting_removed_later_names_the_commit_it_last_ran_at():
+    from genembed.recipe import LAST_COMMIT, REMOVED_AT, removed_setting_error
+    from genembed.train import changed_settings
+
+    assert removed_setting_error("w_contrast", 0.0, "run") is None  # the one value every run has
+    refusal = removed_setting_error("w_contrast", 1.0, "runs/x/resume")
+    assert f"git checkout {REMOVED_AT['w_contrast']}" in refusal and LAST_COMMIT not in refusal
+    assert f"git checkout {LAST_COMMIT}" in removed_setting_error("w_margin", 1.0, "run")
+    cfg = TrainConfig(responses="r", out_dir="o")
+    saved = {**vars(cfg), "w_contrast": 1.0, "contrast_temperature": 0.05}  # a resume state written at that commit
+    assert changed_settings(saved, cfg) == ["w_contrast"]
+    assert changed_settings({**saved, "w_contrast": 0.0}, cfg) == []

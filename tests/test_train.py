@@ -120,7 +120,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model, mo
     for ckpt in (False, True):
         mode[0] = ckpt
         tiny_model.zero_grad()
-        loss, rec, _, _ = batch_loss(tiny_model, q, r, targets, 1.0, 16.0, checkpointing=ckpt)
+        loss, rec, _ = batch_loss(tiny_model, q, r, targets, 1.0, 16.0, checkpointing=ckpt)
         loss.backward()
         grads.append((rec.detach(), [p.grad.clone() for p in tiny_model.parameters()]))
     hook.remove()
@@ -238,37 +238,3 @@ def test_a_run_with_document_rows_trains_on_both_sides_and_cannot_resume_without
     assert set(seen) == {tuple(r) for r in docs + queries}  # 12 draws from 10 rows: one epoch covers both sides
     with pytest.raises(ValueError, match="other settings.*documents"):
         train(config(tiny_backbone_path, tiny_responses, tmp_path / "run"), show_progress_bar=False, resume=True)
-
-
-def test_the_bank_contrast_is_the_cross_entropy_of_picking_the_own_target_among_all():
-    from genembed.losses import bank_contrast_loss
-
-    gen = torch.Generator().manual_seed(0)
-    bank, e = torch.randn(6, 16, generator=gen), torch.randn(4, 16, generator=gen)
-    rows = torch.tensor([3, 0, 5, 1])
-    cos = torch.nn.functional.normalize(e, dim=-1) @ torch.nn.functional.normalize(bank, dim=-1).T
-    expected = (torch.logsumexp(cos / 0.1, -1) - cos[torch.arange(4), rows] / 0.1).mean()
-    torch.testing.assert_close(bank_contrast_loss(e, bank, rows, 0.1), expected)
-    torch.testing.assert_close(bank_contrast_loss(e[:2], bank, rows[:2], 0.1, rows_total=4)
-                               + bank_contrast_loss(e[2:], bank, rows[2:], 0.1, rows_total=4), expected)
-    # each embedding at its own target (a different scale: only directions count) against orthogonal others
-    eye = torch.eye(6, 16)
-    assert bank_contrast_loss(3 * eye[rows], eye, rows, 0.05) < 1e-6
-    assert bank_contrast_loss(3 * eye[rows.roll(1)], eye, rows, 0.05) > 10
-
-
-def test_a_run_with_the_bank_contrast_logs_it_and_trains_other_weights(tiny_backbone_path, tiny_responses, tmp_path):
-    plain = train(config(tiny_backbone_path, tiny_responses, tmp_path / "plain", w_rec=0.0), show_progress_bar=False)
-    model = train(config(tiny_backbone_path, tiny_responses, tmp_path / "con", w_rec=0.0, w_contrast=1.0),
-                  show_progress_bar=False)
-    logged = read_rows(tmp_path / "con" / "log.jsonl")
-    assert all(r["contrast"] > 0 for r in logged)
-    assert all(abs(r["loss"] - 4 * model.config.embedding_dim * r["align"] - r["contrast"]) < 1e-4 for r in logged)
-    assert "contrast" not in read_rows(tmp_path / "plain" / "log.jsonl")[0]  # off: the log is as before
-    assert not torch.equal(plain.special_tokens, model.special_tokens)
-    with pytest.raises(ValueError, match="other settings.*w_contrast"):
-        train(config(tiny_backbone_path, tiny_responses, tmp_path / "con", w_rec=0.0), show_progress_bar=False,
-              resume=True)
-    for bad in ({"w_contrast": -1.0}, {"contrast_temperature": 0.0}):
-        with pytest.raises(ValueError, match="contrast_temperature"):
-            config(tiny_backbone_path, tiny_responses, tmp_path / "x", **bad)
