@@ -22,7 +22,10 @@
 # --documents: against the default's recorded selection row on the same answers; stop 45), distil (plain
 # distillation, --target query: the student trained to be its teacher on the input; how near it comes), distil-1200
 # (that at the default's 1,200 steps: against the default's recorded selection row; stop 46), mixed-seed1 (mixed with
-# --seed 1: another initial token noise, ridge sample and data order; the run-to-run noise of a selection mean).
+# --seed 1: another initial token noise, ridge sample and data order; the run-to-run noise of a selection mean),
+# ridge-only (the mixed target's student as training starts: tokens untrained, align by the ridge fit alone, one step
+# at learning rate 0; what the steps add over a linear readout of the frozen backbone; stop 47), mixed-lr02 (mixed with
+# the tokens' learning rate 2e-2 instead of 5e-2; stop 47).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -62,6 +65,8 @@ for v in "${variants[@]}"; do
     distil) args=(--target query) ;;
     distil-1200) args=(--target query --steps 1200 --warmup-steps 60) ;;
     mixed-seed1) args=(--target query+response --seed 1) ;;
+    ridge-only) args=(--target query+response --steps 1 --warmup-steps 1 --lr-tokens 0 --lr-projections 0) ;;
+    mixed-lr02) args=(--target query+response --lr-tokens 0.02) ;;
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
