@@ -25,7 +25,9 @@
 # --seed 1: another initial token noise, ridge sample and data order; the run-to-run noise of a selection mean),
 # ridge-only (the mixed target's student as training starts: tokens untrained, align by the ridge fit alone, one step
 # at learning rate 0; what the steps add over a linear readout of the frozen backbone; stop 47), mixed-lr02 (mixed with
-# the tokens' learning rate 2e-2 instead of 5e-2; stop 47).
+# the tokens' learning rate 2e-2 instead of 5e-2; stop 47), real-1200 (the default's recipe, mixed-1200, on the same
+# 2,400 queries with ShareGPT's own recorded answers, ChatGPT's, in place of SmolLM2's: a stronger answerer;
+# experiments/real_answers.py; stop 48).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -55,6 +57,7 @@ models=()
 for v in "${variants[@]}"; do
   data=$ROOT/data; n=2400
   if [ "$v" = queries-4800 ]; then data=$ROOT/data-4800; n=4800; fi
+  if [ "$v" = real-1200 ]; then data=$ROOT/data-real; fi
   case $v in  # what each variant changes in `genembed train`
     align|queries-4800) args=() ;;
     both) args=(--w-rec 1.0) ;;
@@ -70,6 +73,7 @@ for v in "${variants[@]}"; do
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
+    real-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (the answers: below)
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
@@ -83,7 +87,12 @@ for v in "${variants[@]}"; do
   if [ "$v" = queries-4800 ] && [ ! -e "$data/responses.jsonl" ] && [ -e "$ROOT/data/responses.jsonl" ]; then
     mkdir -p "$data"; cp "$ROOT/data/responses.jsonl" "$data/"  # its first 2,400 are the other variants' rows
   fi
-  bash scripts/answer_queries.sh "$data" "$n"
+  if [ "$v" = real-1200 ]; then  # SmolLM2's rows first (their queries), then ShareGPT's answers in their place
+    bash scripts/answer_queries.sh "$ROOT/data" "$n"
+    [ -e "$data/train.jsonl" ] || .venv/bin/python experiments/real_answers.py "$ROOT/data/train.jsonl" "$data/train.jsonl"
+  else
+    bash scripts/answer_queries.sh "$data" "$n"
+  fi
   train "$v" "$data" ${args[@]+"${args[@]}"}
   models+=(--model "$ROOT/$v/model")
 done

@@ -1,0 +1,35 @@
+"""The answered queries of a responses file, with each answer replaced by ShareGPT's own recorded one.
+
+ShareGPT records, for each conversation, the first answer its assistant (ChatGPT) gave. The train split
+ships those answers inside the same package the queries come from, so this swaps the answerer (SmolLM2-135M
+for a far larger model) while keeping every query, its order and its id. A query whose conversation records
+no answer keeps an empty one, which training skips (generate.read_responses).
+
+    .venv/bin/python experiments/real_answers.py runs/recipes/data/train.jsonl runs/recipes/data-real/train.jsonl
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from genembed.data import load_sharegpt
+from genembed.jsonl import read_rows
+
+
+def main(src: str, dst: str) -> None:
+    answers = {c.id: c.answer for c in load_sharegpt("train")}
+    rows = list(read_rows(Path(src)))
+    missing = [r["id"] for r in rows if r["id"] not in answers]
+    if missing:
+        raise SystemExit(f"{src}: {len(missing)} ids are not in ShareGPT's train split (first: {missing[0]})")
+    out = [{"id": r["id"], "query": r["query"], "response": answers[r["id"]], "finished": True} for r in rows]
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    Path(dst).write_text("".join(json.dumps(r) + "\n" for r in out))
+    kept = sum(bool(r["response"].strip()) for r in out)
+    words = sorted(len(r["response"].split()) for r in out if r["response"].strip())
+    print(f"{dst}: {len(out)} rows, {kept} with a recorded answer (median {words[len(words) // 2]} words)")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
