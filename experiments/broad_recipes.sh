@@ -27,7 +27,8 @@
 # at learning rate 0; what the steps add over a linear readout of the frozen backbone; stop 47), mixed-lr02 (mixed with
 # the tokens' learning rate 2e-2 instead of 5e-2; stop 47), real-1200 (the default's recipe, mixed-1200, on the same
 # 2,400 queries with ShareGPT's own recorded answers, ChatGPT's, in place of SmolLM2's: a stronger answerer;
-# experiments/real_answers.py; stop 48).
+# experiments/real_answers.py; stop 48), real64 (mixed, 600 steps, on those recorded answers cut to their first 64
+# tokens, the length SmolLM2's answers are made at; stop 48).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -58,6 +59,7 @@ for v in "${variants[@]}"; do
   data=$ROOT/data; n=2400
   if [ "$v" = queries-4800 ]; then data=$ROOT/data-4800; n=4800; fi
   if [ "$v" = real-1200 ]; then data=$ROOT/data-real; fi
+  if [ "$v" = real64 ]; then data=$ROOT/data-real64; fi
   case $v in  # what each variant changes in `genembed train`
     align|queries-4800) args=() ;;
     both) args=(--w-rec 1.0) ;;
@@ -74,6 +76,7 @@ for v in "${variants[@]}"; do
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
     real-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (the answers: below)
+    real64) args=(--target query+response) ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
@@ -87,9 +90,11 @@ for v in "${variants[@]}"; do
   if [ "$v" = queries-4800 ] && [ ! -e "$data/responses.jsonl" ] && [ -e "$ROOT/data/responses.jsonl" ]; then
     mkdir -p "$data"; cp "$ROOT/data/responses.jsonl" "$data/"  # its first 2,400 are the other variants' rows
   fi
-  if [ "$v" = real-1200 ]; then  # SmolLM2's rows first (their queries), then ShareGPT's answers in their place
+  if [ "$v" = real-1200 ] || [ "$v" = real64 ]; then  # SmolLM2's rows first (their queries), then ShareGPT's answers
     bash scripts/answer_queries.sh "$ROOT/data" "$n"
-    [ -e "$data/train.jsonl" ] || .venv/bin/python experiments/real_answers.py "$ROOT/data/train.jsonl" "$data/train.jsonl"
+    cut=(); if [ "$v" = real64 ]; then cut=(64); fi  # (tokens)
+    [ -e "$data/train.jsonl" ] || .venv/bin/python experiments/real_answers.py "$ROOT/data/train.jsonl" "$data/train.jsonl" \
+      ${cut[@]+"${cut[@]}"}
   else
     bash scripts/answer_queries.sh "$data" "$n"
   fi

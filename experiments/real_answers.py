@@ -3,9 +3,11 @@
 ShareGPT records, for each conversation, the first answer its assistant (ChatGPT) gave. The train split
 ships those answers inside the same package the queries come from, so this swaps the answerer (SmolLM2-135M
 for a far larger model) while keeping every query, its order and its id. A query whose conversation records
-no answer keeps an empty one, which training skips (generate.read_responses).
+no answer keeps an empty one, which training skips (generate.read_responses). A third argument N cuts
+each answer to its first N tokens of the backbone's tokenizer, the length SmolLM2's answers are made at.
 
     .venv/bin/python experiments/real_answers.py runs/recipes/data/train.jsonl runs/recipes/data-real/train.jsonl
+    .venv/bin/python experiments/real_answers.py runs/recipes/data/train.jsonl runs/recipes/data-real64/train.jsonl 64
 """
 from __future__ import annotations
 
@@ -17,8 +19,14 @@ from genembed.data import load_sharegpt
 from genembed.jsonl import read_rows
 
 
-def main(src: str, dst: str) -> None:
+def main(src: str, dst: str, max_tokens: str | None = None) -> None:
     answers = {c.id: c.answer for c in load_sharegpt("train")}
+    if max_tokens is not None:
+        from genembed.backbone import load_backbone
+
+        tok = load_backbone("smollm2-135m-instruct").tokenizer
+        n = int(max_tokens)
+        answers = {k: tok.decode(tok(a, add_special_tokens=False)["input_ids"][:n]).strip() for k, a in answers.items()}
     rows = list(read_rows(Path(src)))
     missing = [r["id"] for r in rows if r["id"] not in answers]
     if missing:
