@@ -21,17 +21,18 @@ from genembed.jsonl import read_rows
 
 def main(src: str, dst: str, max_tokens: str | None = None) -> None:
     answers = {c.id: c.answer for c in load_sharegpt("train")}
-    if max_tokens is not None:
-        from genembed.backbone import load_backbone
-
-        tok = load_backbone("smollm2-135m-instruct").tokenizer
-        n = int(max_tokens)
-        answers = {k: tok.decode(tok(a, add_special_tokens=False)["input_ids"][:n]).strip() for k, a in answers.items()}
     rows = list(read_rows(Path(src)))
     missing = [r["id"] for r in rows if r["id"] not in answers]
     if missing:
         raise SystemExit(f"{src}: {len(missing)} ids are not in ShareGPT's train split (first: {missing[0]})")
     out = [{"id": r["id"], "query": r["query"], "response": answers[r["id"]], "finished": True} for r in rows]
+    if max_tokens is not None:  # "finished" as generate.py writes it: False where the cut shortened the answer
+        from genembed.backbone import load_backbone
+
+        tok, n = load_backbone("smollm2-135m-instruct").tokenizer, int(max_tokens)
+        for r in out:
+            ids = tok(r["response"], add_special_tokens=False)["input_ids"]
+            r["response"], r["finished"] = tok.decode(ids[:n]).strip(), len(ids) <= n
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     Path(dst).write_text("".join(json.dumps(r) + "\n" for r in out))
     kept = sum(bool(r["response"].strip()) for r in out)
