@@ -4,8 +4,8 @@ For each layer of the backbone, a ridge readout (genembed.ridge) to the training
 state of the C compression tokens, and beside it from the mean over the text's own tokens (every layer
 through the final norm). Fit on the first rows, scored on the held-out rest: R², mean cosine, and top-1
 retrieval of each held-out target among all held-out targets. The method reads the last layer; this asks
-whether an earlier one holds more before any training (fresh tokens; --model: a checkpoint's tokens).
-The forward passes (25 min for 2,400 queries on 2 cores) are kept in OUT-features.npz for a rerun.
+whether an earlier one holds more before any training: fresh tokens, queries cut as training cuts them.
+The forward passes (8 min for 2,400 queries on 2 cores) are kept in OUT-features.npz for a rerun.
 
     .venv/bin/python experiments/layer_probe.py --responses runs/recipes/data/train.jsonl \
         --targets runs/recipes/mixed-lr02/cache --out runs/probe/fresh
@@ -21,10 +21,10 @@ import torch
 from tqdm import tqdm
 
 from genembed.backbone import load_backbone
-from genembed.inputs import pad, positions
 from genembed.generate import read_responses
-from genembed.checkpoint import load_checkpoint
+from genembed.inputs import pad, positions
 from genembed.model import GenEmbed
+from genembed.recipe import TrainConfig
 from genembed.ridge import ridge_fit
 from genembed.teachers import alignment_targets, load_teacher
 
@@ -69,7 +69,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--responses", required=True)
     ap.add_argument("--targets", required=True, help="a run's cache folder (the targets are read, or computed there)")
-    ap.add_argument("--model", default=None, help="a trained checkpoint whose tokens to use (default: fresh tokens)")
     ap.add_argument("--target", default="query+response")
     ap.add_argument("--limit", type=int, default=2400)
     ap.add_argument("--heldout", type=int, default=500)
@@ -79,10 +78,8 @@ def main() -> None:
     backbone = load_backbone("smollm2-135m-instruct")
     teacher = load_teacher("all-minilm-l6-v2", backbone)
     y = alignment_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], a.target, a.targets)
-    if a.model:
-        model = load_checkpoint(a.model, backbone=backbone)
-    else:
-        model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=0)
+    model = GenEmbed.create(backbone, embedding_dim=teacher.dim, teacher=teacher.name, seed=0,
+                            max_text_tokens=TrainConfig.max_query_tokens)
     ids = model.token_rows([r["query"] for r in rows], model.resolve_instruction(None))
     feats = Path(a.out + "-features.npz")
     if feats.exists():  # (the forward passes are the slow part: kept to redo the probe)
