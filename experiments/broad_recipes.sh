@@ -58,8 +58,7 @@ models=()
 for v in "${variants[@]}"; do
   data=$ROOT/data; n=2400
   if [ "$v" = queries-4800 ]; then data=$ROOT/data-4800; n=4800; fi
-  if [ "$v" = real-1200 ]; then data=$ROOT/data-real; fi
-  if [ "$v" = real64 ]; then data=$ROOT/data-real64; fi
+  recorded=""  # ShareGPT's recorded answers in place of SmolLM2's: "all", or the tokens each is cut to
   case $v in  # what each variant changes in `genembed train`
     align|queries-4800) args=() ;;
     both) args=(--w-rec 1.0) ;;
@@ -75,8 +74,8 @@ for v in "${variants[@]}"; do
     mixed-docs) args=(--target query+response --documents) ;;
     mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
-    real-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (the answers: below)
-    real64) args=(--target query+response) ;;
+    real-1200) default_recipe 1200; args=("${RECIPE[@]}"); recorded=all ;;
+    real64) args=(--target query+response); recorded=64 ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
@@ -90,11 +89,10 @@ for v in "${variants[@]}"; do
   if [ "$v" = queries-4800 ] && [ ! -e "$data/responses.jsonl" ] && [ -e "$ROOT/data/responses.jsonl" ]; then
     mkdir -p "$data"; cp "$ROOT/data/responses.jsonl" "$data/"  # its first 2,400 are the other variants' rows
   fi
-  if [ "$v" = real-1200 ] || [ "$v" = real64 ]; then  # SmolLM2's rows first (their queries), then ShareGPT's answers
+  if [ -n "$recorded" ]; then  # SmolLM2's rows first (their queries), then ShareGPT's answers in their place
+    cut=${recorded#all}; data=$ROOT/data-real$cut
     bash scripts/answer_queries.sh "$ROOT/data" "$n"
-    cut=(); if [ "$v" = real64 ]; then cut=(64); fi  # (tokens)
-    [ -e "$data/train.jsonl" ] || .venv/bin/python experiments/real_answers.py "$ROOT/data/train.jsonl" "$data/train.jsonl" \
-      ${cut[@]+"${cut[@]}"}
+    [ -e "$data/train.jsonl" ] || .venv/bin/python experiments/real_answers.py "$ROOT/data/train.jsonl" "$data/train.jsonl" $cut
   else
     bash scripts/answer_queries.sh "$data" "$n"
   fi

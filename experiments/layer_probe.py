@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from genembed.atomic import replace_file, write_text
 from genembed.backbone import load_backbone
 from genembed.generate import read_responses
 from genembed.inputs import pad, positions
@@ -65,6 +66,11 @@ def probe(x: np.ndarray, y: np.ndarray, n_fit: int) -> dict:
             "heldout_top1": round(top1, 4)}
 
 
+def save_npz(path: Path, **arrays) -> None:
+    with open(path, "wb") as f:  # (a file object: np.savez would add ".npz" to the temporary path)
+        np.savez(f, **arrays)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--responses", required=True)
@@ -83,11 +89,11 @@ def main() -> None:
     ids = model.token_rows([r["query"] for r in rows], model.resolve_instruction(None))
     feats = Path(a.out + "-features.npz")
     if feats.exists():  # (the forward passes are the slow part: kept to redo the probe)
-        comp, text = np.load(feats)["comp"], np.load(feats)["text"]
+        with np.load(feats) as saved:
+            comp, text = saved["comp"], saved["text"]
     else:
         comp, text = layer_features(model, ids)
-        feats.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(feats, comp=comp, text=text)
+        replace_file(feats, lambda p: save_npz(p, comp=comp, text=text))  # whole or not at all: reused when it exists
     n_fit = len(rows) - a.heldout
     table = []
     for layer in range(comp.shape[0]):
@@ -95,8 +101,7 @@ def main() -> None:
         table.append({"layer": layer,
                       "compression": probe(comp[layer], y, n_fit) if layer else None, "text_mean": probe(text[layer], y, n_fit)})
         print(json.dumps(table[-1]), flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out + ".json").write_text(json.dumps({"args": vars(a), "layers": table}, indent=1) + "\n")
+    write_text(a.out + ".json", json.dumps({"args": vars(a), "layers": table}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
+from genembed.atomic import write_text
 from genembed.data import load_sharegpt
 from genembed.jsonl import read_rows
 
 
 def main(src: str, dst: str, max_tokens: str | None = None) -> None:
     answers = {c.id: c.answer for c in load_sharegpt("train")}
-    rows = list(read_rows(Path(src)))
+    rows = read_rows(src)
     missing = [r["id"] for r in rows if r["id"] not in answers]
     if missing:
         raise SystemExit(f"{src}: {len(missing)} ids are not in ShareGPT's train split (first: {missing[0]})")
@@ -33,8 +33,7 @@ def main(src: str, dst: str, max_tokens: str | None = None) -> None:
         for r in out:
             ids = tok(r["response"], add_special_tokens=False)["input_ids"]
             r["response"], r["finished"] = tok.decode(ids[:n]).strip(), len(ids) <= n
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    Path(dst).write_text("".join(json.dumps(r) + "\n" for r in out))
+    write_text(dst, "".join(json.dumps(r) + "\n" for r in out))  # whole or not at all: broad_recipes.sh skips a file that exists
     kept = sum(bool(r["response"].strip()) for r in out)
     words = sorted(len(r["response"].split()) for r in out if r["response"].strip())
     print(f"{dst}: {len(out)} rows, {kept} with a recorded answer (median {words[len(words) // 2]} words)")
