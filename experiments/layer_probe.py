@@ -3,7 +3,8 @@
 For each layer of the backbone, a ridge readout (genembed.ridge) to the training targets from the mean
 state of the C compression tokens, and beside it from the mean over the text's own tokens (every layer
 through the final norm). Fit on the first rows, scored on the held-out rest: R², mean cosine, and top-1
-retrieval of each held-out target among all held-out targets. The method reads the last layer; this asks
+retrieval of each held-out target among all held-out targets. Then the last layer's compression tokens and
+each layer's text mean together (their states side by side, one readout). The method reads the last layer; this asks
 whether an earlier one holds more before any training: fresh tokens, queries cut as training cuts them.
 The forward passes (8 min for 2,400 queries on 2 cores) are kept in OUT-features.npz for a rerun.
 
@@ -101,7 +102,12 @@ def main() -> None:
         table.append({"layer": layer,
                       "compression": probe(comp[layer], y, n_fit) if layer else None, "text_mean": probe(text[layer], y, n_fit)})
         print(json.dumps(table[-1]), flush=True)
-    write_text(a.out + ".json", json.dumps({"args": vars(a), "layers": table}, indent=1) + "\n")
+    # the last layer's compression tokens together with the text mean of each layer: does the text add?
+    both = []
+    for layer in range(comp.shape[0]):
+        both.append({"layer": layer, "compression_last_and_text_mean": probe(np.concatenate([comp[-1], text[layer]], 1), y, n_fit)})
+        print(json.dumps(both[-1]), flush=True)
+    write_text(a.out + ".json", json.dumps({"args": vars(a), "layers": table, "with_text": both}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
