@@ -88,6 +88,19 @@ class SentenceTransformerAPI:
     def get_sentence_embedding_dimension(self) -> int:
         return self.config.embedding_dim
 
+    @property
+    def max_seq_length(self) -> int:
+        """How many tokens of each text encode reads (config.max_text_tokens: of the text alone in the chat
+        layout; of the whole row in the official one); a checkpoint genembed trains keeps the length it
+        trained at."""
+        return self.config.max_text_tokens
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_seq_length must be a positive whole number of tokens, got {value!r}")
+        self.config.max_text_tokens = value
+
     @staticmethod
     def similarity(a, b) -> torch.Tensor:
         """Cosine similarity matrix [len(a), len(b)] of numpy arrays or tensors."""

@@ -62,3 +62,19 @@ def test_keywords_genembed_cannot_honour_are_refused(tiny_model, kwargs, message
         tiny_model.encode(["a text"], **kwargs)
     with pytest.raises(TypeError, match="unexpected keyword"):
         tiny_model.encode(["a text"], pool=None)
+
+
+def test_max_seq_length_sets_how_far_encode_reads(tiny_model):
+    long_text = " ".join(["word"] * 300)
+    assert tiny_model.max_seq_length == tiny_model.config.max_text_tokens
+    frame = len(tiny_model.token_rows([""])[0])  # the chat template's ids around the text (and the instruction's)
+    tiny_model.max_seq_length = 32
+    rows, short = tiny_model.token_rows([long_text])[0], tiny_model.encode([long_text])
+    assert len(rows) - frame == 32 and tiny_model.config.max_text_tokens == 32
+    tiny_model.max_seq_length = 96
+    assert len(tiny_model.token_rows([long_text])[0]) - frame == 96
+    assert not np.allclose(tiny_model.encode([long_text]), short, atol=1e-6)  # it reads further
+    for bad in (0, -5, 12.5, "256", True, None):
+        with pytest.raises(ValueError, match="max_seq_length must be a positive whole number"):
+            tiny_model.max_seq_length = bad
+    assert tiny_model.max_seq_length == 96  # a refused value changes nothing
