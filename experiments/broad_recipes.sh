@@ -28,7 +28,8 @@
 # the tokens' learning rate 2e-2 instead of 5e-2; stop 47), real-1200 (the default's recipe, mixed-1200, on the same
 # 2,400 queries with ShareGPT's own recorded answers, ChatGPT's, in place of SmolLM2's: a stronger answerer;
 # experiments/real_answers.py; stop 48), real64 (mixed, 600 steps, on those recorded answers cut to their first 64
-# tokens, the length SmolLM2's answers are made at; stop 48).
+# tokens, the length SmolLM2's answers are made at; stop 48), real64-1200 (the default's recipe, mixed-1200, on those cut
+# answers: against the default's recorded selection row; stop 49).
 # mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -76,6 +77,7 @@ for v in "${variants[@]}"; do
     mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
     real-1200) default_recipe 1200; args=("${RECIPE[@]}"); recorded=all ;;
     real64) args=(--target query+response); recorded=64 ;;
+    real64-1200) default_recipe 1200; args=("${RECIPE[@]}"); recorded=64 ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
