@@ -47,9 +47,7 @@ def main() -> None:
               flush=True)
     if a.shares:
         return
-    methods = [Student(short, "genembed default"), Student(longer, f"genembed default, {a.tokens} tokens")]
-    for m in methods:
-        m.bf16 = False
+    methods = [Student(short, "genembed default", bf16=False), Student(longer, f"genembed default, {a.tokens} tokens", bf16=False)]
     results = benchmark.run(methods, names, a.out)
     for m in methods:
         s = benchmark.summary(results["methods"][m.name], "selection")
