@@ -1,12 +1,14 @@
 """The part of the sentence-transformers model interface that its evaluators and user code reach:
 `encode(..., prompt_name=, prompt=, convert_to_tensor=, normalize_embeddings=, ...)`,
-`encode_query` / `encode_document`, `similarity`, `similarity_fn_name`, `model_card_data`.
+`encode_query` / `encode_document`, `similarity`, `similarity_fn_name`, `max_seq_length`, `model_card_data`.
 
 GenEmbed inherits it, so a genembed checkpoint can be handed to sentence-transformers code
 (e.g. `InformationRetrievalEvaluator(...)(model)`) unchanged. Keywords whose meaning genembed
 cannot honour are refused with the reason, never silently ignored.
 """
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 import torch
@@ -97,9 +99,9 @@ class SentenceTransformerAPI:
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"max_seq_length must be a positive whole number of tokens, got {value!r}")
-        self.config.max_text_tokens = value
+        self.config.max_text_tokens = int(value)
 
     @staticmethod
     def similarity(a, b) -> torch.Tensor:

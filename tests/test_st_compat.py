@@ -71,8 +71,8 @@ def test_max_seq_length_sets_how_far_encode_reads(tiny_model):
     tiny_model.max_seq_length = 32
     rows, short = tiny_model.token_rows([long_text])[0], tiny_model.encode([long_text])
     assert len(rows) - frame == 32 and tiny_model.config.max_text_tokens == 32
-    tiny_model.max_seq_length = 96
-    assert len(tiny_model.token_rows([long_text])[0]) - frame == 96
+    tiny_model.max_seq_length = np.int64(96)  # any whole number, numpy's too
+    assert len(tiny_model.token_rows([long_text])[0]) - frame == 96 and type(tiny_model.max_seq_length) is int
     assert not np.allclose(tiny_model.encode([long_text]), short, atol=1e-6)  # it reads further
     for bad in (0, -5, 12.5, "256", True, None):
         with pytest.raises(ValueError, match="max_seq_length must be a positive whole number"):
