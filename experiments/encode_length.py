@@ -39,14 +39,14 @@ def main() -> None:
     ap.add_argument("--shares", metavar="SET", help="only print the shares the cut shortens, for every task of SET")
     a = ap.parse_args()
     short = genembed.load(backend=a.backend)
-    longer = genembed.load(backend=a.backend)
-    longer.config.max_text_tokens = a.tokens
     names = benchmark.task_names([a.shares or "selection"])
     for name in names:
         print(f"{name:<20} texts cut at {short.config.max_text_tokens} tokens: {cut_share(short, benchmark.TASKS[name].load()):.2f}",
               flush=True)
     if a.shares:
         return
+    longer = genembed.load(backend=a.backend)
+    longer.max_seq_length = a.tokens
     methods = [Student(short, "genembed default", bf16=False), Student(longer, f"genembed default, {a.tokens} tokens", bf16=False)]
     results = benchmark.run(methods, names, a.out)
     for m in methods:

@@ -4,8 +4,9 @@ For each layer of the backbone, a ridge readout (genembed.ridge) to the training
 state of the C compression tokens, and beside it from the mean over the text's own tokens (every layer
 through the final norm). Fit on the first rows, scored on the held-out rest: R², mean cosine, and top-1
 retrieval of each held-out target among all held-out targets. Then the last layer's compression tokens and
-each layer's text mean together (their states side by side, one readout). The method reads the last layer; this asks
-whether an earlier one holds more before any training: fresh tokens, queries cut as training cuts them.
+each layer's text mean together (their states side by side, one readout). The method reads the last layer;
+this asks whether an earlier one holds more before any training: fresh tokens, queries cut as training
+cuts them.
 The forward passes (8 min for 2,400 queries on 2 cores) are kept in OUT-features.npz for a rerun.
 
     .venv/bin/python experiments/layer_probe.py --responses runs/recipes/data/train.jsonl \
