@@ -26,7 +26,7 @@ from genembed.atomic import file_digest
 from genembed.checkpoint import DEFAULT_CHECKPOINT
 from genembed.testing import cpu_kind
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--add", action="store_true", help="add this CPU kind's file beside the reference kind's")

@@ -18,7 +18,7 @@ q/k/v, o, gate/up and down projections, the two norms, SiLU and gate products, a
 probabilities over the context: b·(6·hidden + 4·intermediate) + 2·heads·context bytes (softmax in
 float32 would double the last term; SDPA kernels keep far less). Framework overhead (CUDA context,
 allocator slack, ~0.5–1 GiB) is not included. Checked against this repository's CPU measurement of
-SmolLM2-135M (benchmarks/memory_by_pass.py, batch 32, float32): see docs/scale.md.
+SmolLM2-135M (lab/benchmarks/memory_by_pass.py, batch 32, float32): see docs/scale.md.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """genembed's inference backends against the official code, side by side in one run, on one checkpoint.
 
-    .venv/bin/python benchmarks/backends.py                       # ~25 min on 2 cores
-    .venv/bin/python benchmarks/backends.py --texts 16 --doc-texts 4 --decode-tokens 8 --repeats 1 --out runs/backends-smoke
+    .venv/bin/python lab/benchmarks/backends.py                       # ~25 min on 2 cores
+    .venv/bin/python lab/benchmarks/backends.py --texts 16 --doc-texts 4 --decode-tokens 8 --repeats 1 --out runs/backends-smoke
 
 The checkpoint and the short texts are run.py's (an official-layout folder that the official code
 builds; ShareGPT queries): this script calls `run.py --out OUT` with every phase skipped to make
@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 

@@ -1,6 +1,6 @@
 """Where the time of decoding one text goes, per backend: the forward itself against everything around it.
 
-    .venv/bin/python benchmarks/decode_profile.py [--model DIR] [--tokens 96] [--repeats 3]
+    .venv/bin/python lab/benchmarks/decode_profile.py [--model DIR] [--tokens 96] [--repeats 3]
 
 Decodes one text's soft prompt greedily (batch 1; both backends write the same tokens, so they run
 the same steps) and splits each step's wall time into the model
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import genembed  # noqa: E402
 from genembed.generate import greedy_from_embeddings  # noqa: E402

@@ -8,8 +8,8 @@ For each corpus size, a fresh process runs the command and reports its peak resi
           (what the CLI did before it streamed).
 Flat means the peak of `stream` does not grow with the number of lines.
 
-    .venv/bin/python benchmarks/encode_memory.py                          # tiny model, 100k vs 1M lines
-    .venv/bin/python benchmarks/encode_memory.py --model default --lines 2000,20000 --modes stream
+    .venv/bin/python lab/benchmarks/encode_memory.py                          # tiny model, 100k vs 1M lines
+    .venv/bin/python lab/benchmarks/encode_memory.py --model default --lines 2000,20000 --modes stream
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # runs in the child process: encode the file one way, then print the peak memory as JSON
 CHILD = r"""
@@ -82,7 +82,7 @@ def main(argv=None) -> list[dict]:
                          "checkpoint) or a checkpoint folder.")
     ap.add_argument("--modes", default="stream,list")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "encode-memory",
+    ap.add_argument("--out", type=Path, default=ROOT / "lab" / "reports" / "encode-memory",
                     help="Writes OUT.md and OUT.json.")
     args = ap.parse_args(argv)
     sizes = [int(n) for n in args.lines.split(",")]
@@ -107,7 +107,7 @@ def main(argv=None) -> list[dict]:
         first = next(x for x in rows if x["mode"] == r["mode"])
         table.append(f"| {r['mode']} | {r['lines']:,} | {r['input_mib']:.1f} | {r['peak_mib']:.1f} | "
                      f"{r['peak_mib'] / first['peak_mib']:.2f} | {r['seconds']:.1f} | {r['lines'] / r['seconds']:,.0f} |")
-    command = "python benchmarks/encode_memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python lab/benchmarks/encode_memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = (f"# Peak memory of `genembed encode --input` by corpus size\n\n`{command.strip()}` "
             f"(model: {args.model}, batch {args.batch_size}; one fresh process per row, VmHWM)\n\n"
             + "\n".join(table) + "\n")

@@ -3,7 +3,7 @@ costs): one large matrix against SmolLM2's 210 small ones (7 per layer × 30), a
 as views of one buffer, and with q/k/v and gate/up fused (4 per layer); at 1 and 2 threads; and the
 same fused matrices in float16.
 
-    .venv/bin/python benchmarks/gemv_bandwidth.py        # ~1 min; run it on an idle machine
+    .venv/bin/python lab/benchmarks/gemv_bandwidth.py        # ~1 min; run it on an idle machine
 """
 from __future__ import annotations
 

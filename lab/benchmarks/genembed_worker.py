@@ -1,7 +1,7 @@
 """Benchmark worker for genembed (runs in /work/main/.venv). Called by run.py, one process per
 group of phases; prints and writes a JSON of measurements.
 
-    python benchmarks/genembed_worker.py --inputs INPUTS.json --checkpoint CKPT --phases encode:fp32,decode:fp32 --out OUT.json
+    python lab/benchmarks/genembed_worker.py --inputs INPUTS.json --checkpoint CKPT --phases encode:fp32,decode:fp32 --out OUT.json
 
 The model is `genembed.load(CKPT)`: the official-layout folder the peer worker's phase build wrote
 with the official code (the same weights the official worker loads), which genembed reads in the
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the genembed package (repo root)
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # the genembed package (repo root)
 
 import bench_common as bc  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Where genembed's training memory goes: the peak RSS of each pass of one training step, alone.
 
-    .venv/bin/python benchmarks/memory_by_pass.py        # after benchmarks/run.py (uses its inputs.json)
+    .venv/bin/python lab/benchmarks/memory_by_pass.py        # after lab/benchmarks/run.py (uses its inputs.json)
 
 Each pass runs in a fresh process (so none inherits another's freed-but-kept memory) on the
 benchmark's training batch and model (those of its inputs.json and checkpoint/: 32 queries and
@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(HERE.parent))
+sys.path.insert(1, str(HERE.parents[1]))
 
 PASSES = ("encode", "recon", "recon-ckpt")
 
@@ -60,7 +60,7 @@ def main() -> None:
     args = ap.parse_args()
     inputs = Path(args.inputs)
     if not inputs.exists():
-        raise SystemExit(f"{inputs} is missing: run benchmarks/run.py first (it writes the inputs)")
+        raise SystemExit(f"{inputs} is missing: run lab/benchmarks/run.py first (it writes the inputs)")
     if args.one:
         print(json.dumps({"pass": args.one, "peak_over_load_mib": measure(args.one, inputs)}))
         return

@@ -1,6 +1,6 @@
 """Which precision is the official code's faster one on this CPU? A small probe beside backends.py.
 
-    .venv/bin/python benchmarks/official_bf16_probe.py --out benchmarks/results-backends   # after backends.py
+    .venv/bin/python lab/benchmarks/official_bf16_probe.py --out lab/benchmarks/results-backends   # after backends.py
 
 On a CPU without bf16 instructions torch emulates bf16, and the official code's bf16 encode of
 backends.py's 256 questions would take most of an hour. This encodes the first --texts of that run's
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     source = out / "backends-inputs" / "questions.json"
     if not source.exists():
-        raise SystemExit(f"{source} is missing: run benchmarks/backends.py --out {out} first")
+        raise SystemExit(f"{source} is missing: run lab/benchmarks/backends.py --out {out} first")
     inp = json.loads(source.read_text())
     inp["texts"] = inp["texts"][: args.texts]
     inp["config"].update(texts=args.texts, batch_size=args.texts, warmup=0, repeats=1)

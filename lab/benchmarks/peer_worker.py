@@ -1,5 +1,5 @@
 """Benchmark worker for the official LLM2Vec-Gen (`llm2vec-gen==0.1.3`), run with
-benchmarks/.venv-peer/bin/python (transformers 4.56, peft 0.18). Called by run.py.
+lab/benchmarks/.venv-peer/bin/python (transformers 4.56, peft 0.18). Called by run.py.
 
 Phase `build` (run once per run, first): writes the one official-layout checkpoint that both
 implementations then load, with the official code's own construction and save calls (the same
@@ -53,7 +53,7 @@ def gguf_location() -> tuple[str, str]:
         return str(Path(override).parent), Path(override).name
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"{GGUF_PACKAGE} is not installed in this venv: run benchmarks/setup_peer.sh")
+        raise SystemExit(f"{GGUF_PACKAGE} is not installed in this venv: run lab/benchmarks/setup_peer.sh")
     return list(spec.submodule_search_locations)[0], GGUF_FILE
 
 

@@ -1,17 +1,17 @@
 """genembed vs the official LLM2Vec-Gen (llm2vec-gen 0.1.3), in one run, on one backbone.
 
-    .venv/bin/python benchmarks/run.py                      # small defaults (minutes)
-    .venv/bin/python benchmarks/run.py --texts 4 --batch-size 2 --steps 1 --decode-tokens 4 --scale 8,16   # smoke
+    .venv/bin/python lab/benchmarks/run.py                      # small defaults (minutes)
+    .venv/bin/python lab/benchmarks/run.py --texts 4 --batch-size 2 --steps 1 --decode-tokens 4 --scale 8,16   # smoke
 
 The driver (this file, genembed's venv) builds one input file — ShareGPT queries and answers, cut
 to the same token budgets, MiniLM targets for the training batch — and one model: an official-layout
 checkpoint (--out/checkpoint) that the official code builds and saves (peer_worker.py, phase build)
 around the de-quantised backbone (--out/backbone). Then it runs each implementation in its own
-virtual environment and process (benchmarks/genembed_worker.py, benchmarks/peer_worker.py) on that
+virtual environment and process (lab/benchmarks/genembed_worker.py, lab/benchmarks/peer_worker.py) on that
 same file and that same checkpoint (same weights, same input layout), with the same thread count,
 batch sizes and dtypes; checks that both give the same embeddings for the first batch; and
 compiles the table: ratios genembed / official plus the absolute numbers, as text on stdout and as
-results.md and results.json in --out. See benchmarks/README.md for what each figure means.
+results.md and results.json in --out. See lab/benchmarks/README.md for what each figure means.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 
@@ -182,7 +182,7 @@ def ensure_checkpoint(inputs: dict, inputs_path: Path, out_dir: Path, args) -> d
         return built
     if not PEER_PY.exists():
         raise SystemExit(f"{PEER_PY} is missing: the checkpoint is built by the official code in that venv "
-                         f"(benchmarks/setup_peer.sh; run.py calls it unless --no-setup)")
+                         f"(lab/benchmarks/setup_peer.sh; run.py calls it unless --no-setup)")
     print("building the official-layout checkpoint (official code, peer venv) ...", end="", flush=True)
     t0 = time.perf_counter()
     cmd = [str(PEER_PY), str(HERE / "peer_worker.py"), "--inputs", str(inputs_path), "--phases", "build",
@@ -213,7 +213,7 @@ def worker_env(args) -> dict:
 def run_worker(impl: str, phases: list[str], inputs: Path, out_dir: Path, args, name: str | None = None,
                extra: tuple[str, ...] = ()) -> dict:
     """One worker process on `inputs` → its JSON (OUT/raw/NAME.json, log in OUT/logs; NAME defaults to
-    impl__phases). extra: more worker arguments (benchmarks/backends.py: --backend)."""
+    impl__phases). extra: more worker arguments (lab/benchmarks/backends.py: --backend)."""
     name = name or f"{impl}__" + "_".join(p.replace(":", "-") for p in phases)
     out = out_dir / "raw" / f"{name}.json"
     log = out_dir / "logs" / f"{name}.log"
@@ -548,7 +548,7 @@ def main(argv=None) -> int:
     need_build = not ((checkpoint_dir(out_dir) / "run_config.yml").is_file()
                       and (out_dir / "raw" / "official__build.json").is_file())
     if ("official" in impls or need_build) and not args.no_setup:
-        print("setting up the official implementation's venv (benchmarks/setup_peer.sh) ...", flush=True)
+        print("setting up the official implementation's venv (lab/benchmarks/setup_peer.sh) ...", flush=True)
         subprocess.run(["bash", str(HERE / "setup_peer.sh")], check=True)
     if not MAIN_PY.exists():
         raise SystemExit(f"{MAIN_PY} is missing: run scripts/setup.sh first")

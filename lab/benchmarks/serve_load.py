@@ -1,9 +1,9 @@
 """Load test of `genembed serve` on loopback: N requests of one short text at concurrency C.
 
-    .venv/bin/python benchmarks/serve_load.py                         # bundled model, 1,000 requests, 16 clients
-    .venv/bin/python benchmarks/serve_load.py --model tiny --requests 50        # smoke (a tiny random model)
-    .venv/bin/python benchmarks/serve_load.py --compare               # 1 vs 16 clients x batching on / off,
-                                                                      # table → docs/serve-load.md and .json
+    .venv/bin/python lab/benchmarks/serve_load.py                         # bundled model, 1,000 requests, 16 clients
+    .venv/bin/python lab/benchmarks/serve_load.py --model tiny --requests 50        # smoke (a tiny random model)
+    .venv/bin/python lab/benchmarks/serve_load.py --compare               # 1 vs 16 clients x batching on / off,
+                                                                      # table → lab/reports/serve-load.md and .json
 
 The server runs in its own process (`genembed serve`, as users start it), so the client's Python
 does not compete with it for the GIL; the client is one asyncio loop with C connections. Each
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["how do I boil an egg", "what is the capital of france", "write a poem about the sea",
          "explain how a neural network learns"]
 
@@ -43,7 +43,7 @@ def parse_args(argv=None):
     ap.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's batching wait (single run; 0: off)")
     ap.add_argument("--compare", action="store_true",
                     help="run 1 and 16 clients with batching on (--max-wait-ms) and off, and write the table")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "serve-load",
+    ap.add_argument("--out", type=Path, default=ROOT / "lab" / "reports" / "serve-load",
                     help="--compare writes OUT.md and OUT.json")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     ap.add_argument("--max-seconds", type=float, default=600.0, help="stop issuing requests of a run after this")
@@ -187,7 +187,7 @@ def table(rows) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/serve_load.py",
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "lab/benchmarks/serve_load.py",
                                                 *(sys.argv[1:] if argv is None else argv)])
     with tempfile.TemporaryDirectory() as tmp:
         model = tiny_checkpoint(Path(tmp)) if args.model == "tiny" else args.model

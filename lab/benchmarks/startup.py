@@ -1,7 +1,7 @@
 """Wall time of `genembed encode "hello"` on the bundled default: the first call into an empty
 backbone cache (it de-quantises the GGUF once) and the calls after it (they read the cache).
 
-    .venv/bin/python benchmarks/startup.py            # 1 first + 3 later calls, each a fresh process
+    .venv/bin/python lab/benchmarks/startup.py            # 1 first + 3 later calls, each a fresh process
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(later: int = 3) -> None:

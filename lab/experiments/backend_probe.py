@@ -1,7 +1,7 @@
 """Screen for issue 26 (a low-precision inference backend): encode speed and embedding fidelity of
 candidate engines for the frozen backbone's forward pass, side by side in one process.
 
-    .venv/bin/python experiments/backend_probe.py --texts 128 --batch-size 32
+    .venv/bin/python lab/experiments/backend_probe.py --texts 128 --batch-size 32
 
 Every candidate runs the bundled default's encoder pass on the same held-out ShareGPT queries cut to
 FAQ length (32 tokens), with the shared-head cache off for all (so each runs the whole input), and
@@ -9,7 +9,7 @@ is compared with the float32 torch reference: texts/s and the cosine of each emb
 reference's (min and mean). Candidates: torch float32 (the reference), torch bfloat16 weights,
 torch dynamic int8 of every Linear, and the same with the outlier-prone down/o projections kept in
 float32. A screen, not a backend: it says which engine is worth building behind `backend=`. (Its
-first run, experiments/results/backend_probe.json, shared the 2 cores with other jobs: the speeds
+first run, lab/experiments/results/backend_probe.json, shared the 2 cores with other jobs: the speeds
 are comparable with each other only.)
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--texts", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--out", default="experiments/results/backend_probe.json")
+    ap.add_argument("--out", default="lab/experiments/results/backend_probe.json")
     args = ap.parse_args()
     model = genembed.load()
     model.prefix_cache.enabled = False
@@ -87,7 +87,7 @@ def main() -> None:
     score("torch dynamic int8, down_proj/o_proj in float32",
           *run_with(model, quantized(model, ("down_proj", "o_proj")), texts, args.batch_size))
     with open(args.out, "w") as f:
-        json.dump({"command": f"python experiments/backend_probe.py --texts {args.texts} --batch-size "
+        json.dump({"command": f"python lab/experiments/backend_probe.py --texts {args.texts} --batch-size "
                               f"{args.batch_size}", "threads": torch.get_num_threads(), "rows": rows}, f, indent=2)
     print(f"written: {args.out}")
 

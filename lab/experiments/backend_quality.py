@@ -1,8 +1,8 @@
 """Does a fast backend give what backend="torch" (float32) gives? Issue 26's quality bound, measured.
 
-    .venv/bin/python experiments/backend_quality.py                 # the bundled default (~15 min on 2 cores)
-    .venv/bin/python experiments/backend_quality.py --model DIR --texts 1000 --decode-texts 200
-    .venv/bin/python experiments/backend_quality.py --backend openvino --bf16 --out experiments/results/backend_quality_openvino_bf16
+    .venv/bin/python lab/experiments/backend_quality.py                 # the bundled default (~15 min on 2 cores)
+    .venv/bin/python lab/experiments/backend_quality.py --model DIR --texts 1000 --decode-texts 200
+    .venv/bin/python lab/experiments/backend_quality.py --backend openvino --bf16 --out lab/experiments/results/backend_quality_openvino_bf16
 
 On the same model, torch in float32 against --backend (onnx or openvino), whose embeddings are made under
 bf16 autocast with --bf16 (`encode(bf16=True)`, as `genembed encode --bf16` and `serve --bf16` make them;
@@ -13,7 +13,7 @@ decoding has no bf16 switch and stays float32):
   backend (bound: within 0.005);
 * greedy decodes (the model's default decoder, --decode-tokens new tokens) of --decode-texts of those
   queries: the share identical to torch's (bound ≥ 90%), and the share identical over the first 16 tokens.
-Writes experiments/results/backend_quality.{json,md}.
+Writes lab/experiments/results/backend_quality.{json,md}.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import genembed  # noqa: E402
@@ -53,12 +53,12 @@ def main(argv=None):
     ap.add_argument("--tasks", default="qa,safety,classification,clustering")
     ap.add_argument("--backend", default="onnx", choices=["onnx", "openvino"])
     ap.add_argument("--bf16", action="store_true", help="the backend's embeddings under bf16 autocast")
-    ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "backend_quality"))
+    ap.add_argument("--out", default=str(ROOT / "lab" / "experiments" / "results" / "backend_quality"))
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     model = genembed.load(args.model)
     queries = [c.query for c in load_sharegpt("heldout")][: args.texts]
-    out: dict = {"command": "python experiments/backend_quality.py " + " ".join(argv or sys.argv[1:]),
+    out: dict = {"command": "python lab/experiments/backend_quality.py " + " ".join(argv or sys.argv[1:]),
                  "texts": len(queries), "threads": torch.get_num_threads()}
     emb, seconds, decoded, scores = {}, {}, {}, {}
     fast = args.backend

@@ -1,12 +1,12 @@
 """Screen of 8-bit variants of the onnx backend's graph (why backend="onnx" stays float32).
 
-    .venv/bin/python experiments/backend_screen.py          # ~5 min on 2 cores
+    .venv/bin/python lab/experiments/backend_screen.py          # ~5 min on 2 cores
 
 The bundled default's backbone export (onnx_export.py), then onnxruntime's MatMulNBits 8-bit weight
 quantization (blocks of 32, symmetric) of the body, and of the head, in the variants below; each
 decodes the same 6 texts (48 new tokens, the default decoder) and is compared with the float32
 torch decodes: the share identical, and the seconds for the batch. Writes
-experiments/results/backend_screen.json.
+lab/experiments/results/backend_screen.json.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import genembed  # noqa: E402
@@ -76,8 +76,8 @@ def main() -> None:
             rows[name] = {"seconds": time.perf_counter() - start,
                           "identical": sum(a == b for a, b in zip(out, reference)) / len(TEXTS)}
             print(name, rows[name], flush=True)
-    result = {"command": "python experiments/backend_screen.py", "threads": torch.get_num_threads(), "rows": rows}
-    (ROOT / "experiments" / "results" / "backend_screen.json").write_text(json.dumps(result, indent=1))
+    result = {"command": "python lab/experiments/backend_screen.py", "threads": torch.get_num_threads(), "rows": rows}
+    (ROOT / "lab" / "experiments" / "results" / "backend_screen.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

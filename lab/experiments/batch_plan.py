@@ -1,13 +1,13 @@
 """What a forward call costs beyond its padded positions: choosing batching.CALL_COST on texts apart from
 the benchmarks' (issue 26).
 
-    .venv/bin/python experiments/batch_plan.py [--texts 256] [--costs 0,64,256,1024,full] [--repeats 2]
+    .venv/bin/python lab/experiments/batch_plan.py [--texts 256] [--costs 0,64,256,1024,full] [--repeats 2]
 
-Encodes --texts ShareGPT *training-split* queries (benchmarks/backends.py times held-out ones) with the
+Encodes --texts ShareGPT *training-split* queries (lab/benchmarks/backends.py times held-out ones) with the
 bundled default, batch 32, once per candidate CALL_COST (full: full batches of 32, the cut before plan_batches)
 and per backend path (torch float32, onnx float32, openvino bf16 where bf16 is native), and prints the
 seconds (median of --repeats after a warm-up) and the padded positions each plan runs. Writes
-experiments/results/batch_plan.json.
+lab/experiments/results/batch_plan.json.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import genembed  # noqa: E402
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
             results["seconds"][name][cost] = statistics.median(times)
             print(f"{name:14} call cost {cost:>6}: {statistics.median(times):6.2f} s, padded positions "
                   f"{results['padded_positions'][cost]} (real {results['real_positions']})", flush=True)
-    out = ROOT / "experiments" / "results" / "batch_plan.json"
+    out = ROOT / "lab" / "experiments" / "results" / "batch_plan.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}")
 

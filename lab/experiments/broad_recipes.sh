@@ -4,7 +4,7 @@
 # (600 steps) except what its name says; each is scored by `genembed benchmark --set selection` into
 # runs/benchmark-selection (results.md / .json / .png). Resumable: a finished stage is skipped, a
 # started training run continues.
-#   usage: bash experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
+#   usage: bash lab/experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
 # Variants: align (alignment alone: the default's recipe until stop 36), both (both losses, --w-rec 1.0, the default before
 # issue 15), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
 # so 600 of them would push the default pipeline past its 2 h on a 2-core CPU), align-1200 (twice the
@@ -27,20 +27,19 @@
 # at learning rate 0; what the steps add over a linear readout of the frozen backbone; stop 47), mixed-lr02 (mixed with
 # the tokens' learning rate 2e-2 instead of 5e-2; stop 47), real-1200 (the default's recipe, mixed-1200, on the same
 # 2,400 queries with ShareGPT's own recorded answers, ChatGPT's, in place of SmolLM2's: a stronger answerer;
-# experiments/real_answers.py; stop 48), real64 (mixed, 600 steps, on those recorded answers cut to their first 64
+# lab/experiments/real_answers.py; stop 48), real64 (mixed, 600 steps, on those recorded answers cut to their first 64
 # tokens, the length SmolLM2's answers are made at; stop 48), real64-1200 (the default's recipe, mixed-1200, on those cut
 # answers: against the default's recorded selection row; stop 49).
-# mixed-1200 and self-docs take the bundled checkpoints' arguments from scripts/recipes.sh.
+# mixed-1200 and self-docs are the bundled checkpoints' recipes (`genembed train --recipe default / self-supervised`).
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export BF16=${BF16-$(.venv/bin/python -c "from genembed.backbone import bf16_is_native; print('--bf16' if bf16_is_native() else '')")}
 ROOT=${ROOT:-runs/recipes}
 OUT=${OUT:-runs/benchmark-selection}
 BACKEND=${BACKEND:-onnx}  # the students' backend for scoring (openvino: bf16 where native, twice as fast there)
 ge=.venv/bin/genembed
-source scripts/recipes.sh  # the bundled checkpoints' recipes
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(align both)
 
@@ -73,16 +72,16 @@ for v in "${variants[@]}"; do
     ridge-only) args=(--target query+response --steps 1 --warmup-steps 1 --lr-tokens 0 --lr-projections 0) ;;
     mixed-lr02) args=(--target query+response --lr-tokens 0.02) ;;
     mixed-docs) args=(--target query+response --documents) ;;
-    mixed-1200) default_recipe 1200; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
-    mixed-docs-1200) default_recipe 1200; args=("${RECIPE[@]}" --documents) ;;
-    real-1200) default_recipe 1200; args=("${RECIPE[@]}"); recorded=all ;;
+    mixed-1200) args=(--recipe default) ;;  # the bundled default's recipe
+    mixed-docs-1200) args=(--recipe default --documents) ;;
+    real-1200) args=(--recipe default); recorded=all ;;
     real64) args=(--target query+response); recorded=64 ;;
-    real64-1200) default_recipe 1200; args=("${RECIPE[@]}"); recorded=64 ;;
+    real64-1200) args=(--recipe default); recorded=64 ;;
     self-both-300) args=(--teacher self --w-rec 1.0 --steps 300 --warmup-steps 15) ;;
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
     self-mixed) args=(--teacher self --target query+response) ;;
-    self-docs) self_supervised_recipe; args=("${RECIPE[@]}") ;;  # (scripts/recipes.sh)
+    self-docs) args=(--recipe self-supervised) ;;  # the bundled self-supervised checkpoint's recipe
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   if [ ! -e "$ROOT/data/responses.jsonl" ] && [ -e runs/default/responses.jsonl ]; then
@@ -94,7 +93,7 @@ for v in "${variants[@]}"; do
   if [ -n "$recorded" ]; then  # SmolLM2's rows first (their queries), then ShareGPT's answers in their place
     cut=${recorded#all}; data=$ROOT/data-real$cut
     bash scripts/answer_queries.sh "$ROOT/data" "$n"
-    [ -e "$data/train.jsonl" ] || .venv/bin/python experiments/real_answers.py "$ROOT/data/train.jsonl" "$data/train.jsonl" $cut
+    [ -e "$data/train.jsonl" ] || .venv/bin/python lab/experiments/real_answers.py "$ROOT/data/train.jsonl" "$data/train.jsonl" $cut
   else
     bash scripts/answer_queries.sh "$data" "$n"
   fi

@@ -2,7 +2,7 @@
 queries (the ones `genembed eval`'s decoding task keeps as examples) and one training query, with
 the nearest training query it read and the real answer.
 
-    .venv/bin/python experiments/decoded_examples.py       # -> docs/decoded-examples.md
+    .venv/bin/python lab/experiments/decoded_examples.py       # -> lab/reports/decoded-examples.md
 
 Greedy, 48 new tokens, through genembed.inspection.inspect (what `genembed inspect` prints).
 """
@@ -31,8 +31,8 @@ for item, answer in zip(inspection.inspect(model, queries), answers):
     held = "" if answer is not None else " (a training query, not held out)"
     rows.append(f"| {cut(item.text, 100)}{held} | {near} | {cut(item.decoded, 160)} | "
                 f"{cut(answer, 100) if answer else '–'} |")
-out = Path("docs/decoded-examples.md")
-out.write_text("# Decoded examples of the bundled default\n\n`.venv/bin/python experiments/decoded_examples.py`: "
+out = Path("lab/reports/decoded-examples.md")
+out.write_text("# Decoded examples of the bundled default\n\n`.venv/bin/python lab/experiments/decoded_examples.py`: "
                "the held-out queries `genembed eval`'s decoding task keeps as examples, and one training query; "
                "each read through the default's query lens (its nearest training query and words), decoded by the "
                "frozen LLM.\n\n" + "\n".join(rows) + "\n")

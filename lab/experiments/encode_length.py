@@ -6,8 +6,8 @@ alone), while its teacher on the input reads 256 word pieces. This scores the sa
 lengths on the benchmark's selection set in one run, and first prints, per task, the share of its texts
 the 128-token cut shortens (only those can move). --shares SET prints only those shares, for SET's tasks.
 
-    .venv/bin/python experiments/encode_length.py --out runs/bench-len256
-    .venv/bin/python experiments/encode_length.py --out - --shares report
+    .venv/bin/python lab/experiments/encode_length.py --out runs/bench-len256
+    .venv/bin/python lab/experiments/encode_length.py --out - --shares report
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
 #
 # Two runs train side by side on the one GPU (a 135M step is launch-bound there, docs/gpu.md), both with the
 # paper's losses (reconstruction + alignment) at its batch 32, on the same 2,400 answered queries as every
-# CPU recipe (runs/recipes/data, from experiments/broad_recipes.sh):
+# CPU recipe (runs/recipes/data, from lab/experiments/broad_recipes.sh):
 #   paper: the paper's learning rate, 3e-4 for tokens and projections;
 #   tuned: the CPU-tuned rates (genembed train's defaults, 5e-2 tokens / 1e-3 projections).
 # Each trains STEPS steps (default 1000, a fifth of the paper's 5,000) under a wall-clock guard: the whole
@@ -15,20 +15,20 @@
 # the call's transfers, when that is less than the call's 600 s). A run cut by the guard comes back as its
 # last resume/ state (saved every 100 steps), and its NOTE says so.
 #
-#   bash experiments/gpu_paper_recipe.sh pack        # here: runs/gpu27/{a,b,c} (parts, rows, gguf wheel)
+#   bash lab/experiments/gpu_paper_recipe.sh pack        # here: runs/gpu27/{a,b,c} (parts, rows, gguf wheel)
 #   then three device `run` calls, back to back (an idle machine goes back after 30 s):
 #     carry [runs/gpu27/a]  command: nvidia-smi -L; ls -l runs/gpu27/*
 #     carry [runs/gpu27/b]  command: ls -l runs/gpu27/*
-#     carry [runs/gpu27/c]  command: DEADLINE_SECONDS=N bash experiments/gpu_paper_recipe.sh device
+#     carry [runs/gpu27/c]  command: DEADLINE_SECONDS=N bash lab/experiments/gpu_paper_recipe.sh device
 #                           (timeout_s N + 30; N = min(560, budget_left_s - 90), budget_left_s from `status`)
-#   bash experiments/gpu_paper_recipe.sh score FILES_AT   # here: unpack, selection benchmark, decoding task
+#   bash lab/experiments/gpu_paper_recipe.sh score FILES_AT   # here: unpack, selection benchmark, decoding task
 #     (the run's files_at; TASKS=a,b scores only those benchmark tasks)
 #
 # `device` also runs here on the CPU for a check of the whole path (PYTHON=.venv/bin/python
 # GENEMBED_DEVICE=cpu STEPS=2 BATCH=4 LIMIT=8 OUT=/tmp/out SITE=/tmp/site bash ... device; SAVE_EVERY=1
 # and a short DEADLINE_SECONDS check the guard).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 DIR=runs/gpu27
 BACKBONE=smollm2-135m-instruct  # the default alias: its package and file come from genembed.backbone.ALIASES
@@ -48,7 +48,7 @@ pack() {  # the three carries: GGUF parts (each under ~32 MiB), the answered row
   local gguf rows=runs/recipes/data/train.jsonl
   gguf=$(.venv/bin/python -c "from genembed.backbone import ALIASES; from genembed.data import package_file
 print(package_file(*ALIASES['$BACKBONE']))")
-  # the rows every CPU recipe trained on (experiments/broad_recipes.sh): made here if missing (~31 min, resumable)
+  # the rows every CPU recipe trained on (lab/experiments/broad_recipes.sh): made here if missing (~31 min, resumable)
   [ -s "$rows" ] || bash scripts/answer_queries.sh runs/recipes/data 2400
   rm -rf "$DIR/a" "$DIR/b" "$DIR/c"; mkdir -p "$DIR/a" "$DIR/b" "$DIR/c"
   local size part; size=$(stat -c %s "$gguf"); part=$(( (size + 2) / 3 ))
@@ -113,12 +113,12 @@ score() {  # here: the returned runs unpacked into runs/gpu27/VARIANT, then scor
   local from=${1:?usage: score FOLDER_WITH_THE_TGZ_FILES} v models=() ge=.venv/bin/genembed
   for v in "${VARIANTS[@]}"; do
     rm -rf "${DIR:?}/$v"; mkdir -p "$DIR/$v"; tar xzf "$from/$v.tgz" -C "$DIR/$v"; cat "$DIR/$v/NOTE"
-    [ ! -e "$DIR/$v/log.jsonl" ] || cp "$DIR/$v/log.jsonl" "experiments/results/gpu-$v-train-log.jsonl"
-    [ ! -e "$DIR/$v/train_config.json" ] || cp "$DIR/$v/train_config.json" "experiments/results/gpu-$v-train-config.json"
+    [ ! -e "$DIR/$v/log.jsonl" ] || cp "$DIR/$v/log.jsonl" "lab/experiments/results/gpu-$v-train-log.jsonl"
+    [ ! -e "$DIR/$v/train_config.json" ] || cp "$DIR/$v/train_config.json" "lab/experiments/results/gpu-$v-train-config.json"
     [ ! -e "$DIR/$v/model/model.safetensors" ] || models+=(--model "$DIR/$v/model")
   done
   [ ${#models[@]} -gt 0 ] || { echo "no run came back with a model: nothing to score" >&2; exit 3; }
-  cp "$from/device.log" experiments/results/gpu-paper-recipe-device.log
+  cp "$from/device.log" lab/experiments/results/gpu-paper-recipe-device.log
   # scores are cached in their folders (a killed scoring resumes), so the folders are named after these runs
   local tag; tag=$(cat "$from"/*.tgz | sha1sum | cut -c1-8)
   local which=(--set selection); [ -z "${TASKS:-}" ] || which=(--tasks "$TASKS")  # TASKS: a quick check
@@ -130,5 +130,5 @@ case ${1:-} in
   pack) pack ;;
   device) device ;;
   score) shift; score "$@" ;;
-  *) echo "usage: bash experiments/gpu_paper_recipe.sh pack | device | score FOLDER" >&2; exit 2 ;;
+  *) echo "usage: bash lab/experiments/gpu_paper_recipe.sh pack | device | score FOLDER" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 """Would 16-bit weights keep issue 26's quality bound? Decoding one text is memory-bound (the backbone
 reads its float32 weights once per token), so halving the bytes read is the one lever left for it.
 
-    .venv/bin/python experiments/half_weights.py [--texts 40] [--decode-tokens 48]
+    .venv/bin/python lab/experiments/half_weights.py [--texts 40] [--decode-tokens 48]
 
 On the bundled default, against its float32 self, two variants of every Linear of the backbone (LM
 head included):
@@ -13,7 +13,7 @@ head included):
 For each: the cosine of --texts held-out embeddings to float32's (min, mean), the share of greedy
 decodes identical to float32's through the default decoder and through the soft prompt (bound ≥ 90%),
 and the tokens/s of decoding one text (batch 1, soft prompt, 64 tokens).
-Writes experiments/results/half_weights.json.
+Writes lab/experiments/results/half_weights.json.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import genembed  # noqa: E402
@@ -87,13 +87,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--texts", type=int, default=40)
     ap.add_argument("--decode-tokens", type=int, default=48)
-    ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "half_weights.json"))
+    ap.add_argument("--out", default=str(ROOT / "lab" / "experiments" / "results" / "half_weights.json"))
     args = ap.parse_args(argv)
     texts = [c.query for c in load_sharegpt("heldout")][: args.texts]
     model = genembed.load(None)
     lm = model.backbone.model
     ref = measure(model, texts, args.decode_tokens)
-    out = {"command": "python experiments/half_weights.py " + " ".join(argv or sys.argv[1:]), "texts": len(texts),
+    out = {"command": "python lab/experiments/half_weights.py " + " ".join(argv or sys.argv[1:]), "texts": len(texts),
            "threads": torch.get_num_threads(), "float32": {"one_text_tokens_per_s": ref["one_text_tokens_per_s"]}}
     original = {n: p.detach().clone() for n, p in lm.named_parameters()}
     with torch.no_grad():

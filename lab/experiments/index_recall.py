@@ -5,10 +5,10 @@ queries: its held-out queries. The corpus is indexed once with `build_index` (ex
 HNSW index is then built from the same stored vectors, and both answer the same query vectors.
 Reported: recall@k of HNSW against exact search at several efSearch values, Q→A hit@k (the
 query's own answer in the top k) for both, build and per-query search times. Writes a markdown
-report (default docs/index-recall.md) and results.json in --work.
+report (default lab/reports/index-recall.md) and results.json in --work.
 
-    .venv/bin/python experiments/index_recall.py                    # bundled model, full held-out set
-    .venv/bin/python experiments/index_recall.py --model CKPT --corpus c.jsonl --query-file q.txt   # any corpus
+    .venv/bin/python lab/experiments/index_recall.py                    # bundled model, full held-out set
+    .venv/bin/python lab/experiments/index_recall.py --model CKPT --corpus c.jsonl --query-file q.txt   # any corpus
 
 A rerun reuses a finished (or resumes an unfinished) encode in --work/flat; its encode time is
 then that of the rerun's share only, and the report says so.
@@ -38,7 +38,7 @@ def args_parser():
     p.add_argument("--ef-search", default="16,32,64,128,256", help="HNSW efSearch values to measure.")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--work", type=Path, default=Path("runs/index-recall"), help="Corpus copy, index, results.json.")
-    p.add_argument("--out", type=Path, default=Path("docs/index-recall.md"))
+    p.add_argument("--out", type=Path, default=Path("lab/reports/index-recall.md"))
     return p
 
 
@@ -112,7 +112,7 @@ def main():
         rows.append({"index": "hnsw", "ef_search": ef, "recall": recall, "hit": hit_rate(found),
                      "ms_per_query": per_query_ms(hnsw, qv, k)})
 
-    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "experiments/index_recall.py", *sys.argv[1:]])
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "lab/experiments/index_recall.py", *sys.argv[1:]])
     setup = {"command": command, "model": manifest["model"], "corpus": str(corpus), "rows": n, "dim": dim,
              "queries": len(queries), "k": k, "hnsw_m": HNSW_M, "hnsw_ef_construction": HNSW_EF_CONSTRUCTION,
              "faiss": faiss.__version__, "faiss_threads": faiss.omp_get_max_threads(),

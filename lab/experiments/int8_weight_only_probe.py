@@ -1,13 +1,13 @@
 """Issue 26: could torch's weight-only int8 kernel speed up decoding (batch 1, memory-bound)?
 
-    .venv/bin/python experiments/int8_weight_only_probe.py [--repeats 2000]
+    .venv/bin/python lab/experiments/int8_weight_only_probe.py [--repeats 2000]
 
 Decoding one text reads every weight once a token, so int8 weights (a quarter of float32's bytes) with
 float32 activations would keep SmolLM2's outlier channels exact and could cut the step. torch's CPU
 kernel for that is `aten._weight_int8pack_mm` (int8 weights, one float scale per output row), the one
 torchao's int8 weight-only mode calls on a CPU. This times it against float32 on SmolLM2-135M's body
 shapes at one row of activations (a decode step), and prints the error of one product. Writes
-experiments/results/int8_weight_only_probe.json.
+lab/experiments/results/int8_weight_only_probe.json.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHAPES = {"q_proj / o_proj": (576, 576), "k_proj / v_proj": (192, 576), "gate_proj / up_proj": (1536, 576),
           "down_proj": (576, 1536)}  # (out, in) of SmolLM2-135M's Linears
 
@@ -36,10 +36,10 @@ def per_call_us(f, repeats: int) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=2000)
-    ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "int8_weight_only_probe.json"))
+    ap.add_argument("--out", default=str(ROOT / "lab" / "experiments" / "results" / "int8_weight_only_probe.json"))
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    out = {"command": "python experiments/int8_weight_only_probe.py " + " ".join(argv or sys.argv[1:]),
+    out = {"command": "python lab/experiments/int8_weight_only_probe.py " + " ".join(argv or sys.argv[1:]),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "shapes": {}}
     for name, (rows, cols) in SHAPES.items():
         w, x = torch.randn(rows, cols), torch.randn(1, cols)

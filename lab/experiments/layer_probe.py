@@ -9,7 +9,7 @@ this asks whether an earlier one holds more before any training: fresh tokens, q
 cuts them.
 The forward passes (8 min for 2,400 queries on 2 cores) are kept in OUT-features.npz for a rerun.
 
-    .venv/bin/python experiments/layer_probe.py --responses runs/recipes/data/train.jsonl \
+    .venv/bin/python lab/experiments/layer_probe.py --responses runs/recipes/data/train.jsonl \
         --targets runs/recipes/mixed-lr02/cache --out runs/probe/fresh
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Issue 26 on a CPU with native bf16: where OpenVINO's time goes, and what bf16 does to greedy decodes.
 
-    .venv/bin/python experiments/openvino_bf16_probe.py [--texts 64] [--decode-texts 40]
+    .venv/bin/python lab/experiments/openvino_bf16_probe.py [--texts 64] [--decode-texts 40]
 
 On the bundled default (needs openvino; meaningful where bf16 is native):
 1. padding: positions the old cut (full batches of 32 of the length-sorted rows) and the cost cut
@@ -13,7 +13,7 @@ On the bundled default (needs openvino; meaningful where bf16 is native):
 4. greedy decodes (the default decoder, 48 tokens) of --decode-texts queries on openvino against
    float32: every graph in bf16 (the soft prompt, the steps and the head), and a bf16 soft prompt
    followed by float32 steps.
-Writes experiments/results/openvino_bf16_probe.json.
+Writes lab/experiments/results/openvino_bf16_probe.json.
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "experiments"))
+sys.path.insert(0, str(ROOT / "lab" / "experiments"))
 
 import genembed  # noqa: E402
 from genembed import batching  # noqa: E402
@@ -162,7 +162,7 @@ def main(argv=None) -> None:
               "encode_bf16_openvino": body_share(model, queries[: args.texts]), "engines": engines(model),
               "decodes": decodes(model, queries[: args.decode_texts])}
     print(json.dumps(result, indent=1))
-    out = ROOT / "experiments" / "results" / "openvino_bf16_probe.json"
+    out = ROOT / "lab" / "experiments" / "results" / "openvino_bf16_probe.json"
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
 

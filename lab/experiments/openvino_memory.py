@@ -1,6 +1,6 @@
 """Issue 26: where the openvino backend's memory goes during encode, and what batch_size does to it.
 
-    .venv/bin/python experiments/openvino_memory.py [--texts 128] [--batch-sizes 8,16,32]
+    .venv/bin/python lab/experiments/openvino_memory.py [--texts 128] [--batch-sizes 8,16,32]
 
 The bundled default, held-out ShareGPT queries. Each (backend, precision, batch size) runs in a fresh
 process, which reads /proc/self/status after each stage: the model loaded (torch), the backend attached
@@ -8,7 +8,7 @@ process, which reads /proc/self/status after each stage: the model loaded (torch
 into anonymous memory (the process's own) and file-backed pages (mapped weights: the torch checkpoint and
 the export, which the kernel can drop and reread). Peak is VmHWM. Seconds are wall time of the two
 encodes: only comparable within one run on an otherwise idle machine.
-Writes experiments/results/openvino_memory.{json,md}.
+Writes lab/experiments/results/openvino_memory.{json,md}.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "experiments" / "results" / "openvino_memory"
-sys.path.insert(0, str(ROOT / "benchmarks"))
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "lab" / "experiments" / "results" / "openvino_memory"
+sys.path.insert(0, str(ROOT / "lab" / "benchmarks"))
 
 from bench_common import _status_kb  # noqa: E402  (the benchmarks' /proc/self/status reader)
 
@@ -73,7 +73,7 @@ def main():
         print(backend, precision, batch, rows[-1]["stages"]["encoded"], flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    lines = [f"`python experiments/openvino_memory.py --texts {args.texts} --batch-sizes {args.batch_sizes}`", "",
+    lines = [f"`python lab/experiments/openvino_memory.py --texts {args.texts} --batch-sizes {args.batch_sizes}`", "",
              "| backend | precision | batch | peak RSS MiB | after encode: anon MiB | file MiB | "
              "anon added by compile | anon added by encode | s (2 encodes) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

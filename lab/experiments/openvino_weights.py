@@ -1,7 +1,7 @@
 """Issue 26: would OpenVINO's 8-bit weights make decoding one text fast enough? One decode step, timed.
 
     .venv/bin/pip install openvino==2026.4.1 nncf==3.4.0      # not genembed dependencies
-    .venv/bin/python experiments/openvino_weights.py [--past 40] [--repeats 30]
+    .venv/bin/python lab/experiments/openvino_weights.py [--past 40] [--repeats 30]
 
 The onnx backend's export of the bundled default's backbone (body and head, onnx_export.py), one
 decode step at batch 1 (one new position after PAST cached ones, synthetic inputs), on:
@@ -10,7 +10,7 @@ decode step at batch 1 (one new position after PAST cached ones, synthetic input
 * OpenVINO, int8 weights with float32 compute (nncf.compress_weights, INT8_ASYM and INT8_SYM:
   per-output-channel scales, weights decompressed inside the matmul).
 Each session is timed alone (body, then head), median of REPEATS steps after a warm-up. Writes
-experiments/results/openvino_weights.json. Speed only: a variant too slow for the 5x goal needs no
+lab/experiments/results/openvino_weights.json. Speed only: a variant too slow for the 5x goal needs no
 quality check.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import genembed  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> None:
     for e in engines:
         body, head = results["ms"]["body.onnx"][e], results["ms"]["head.onnx"][e]
         print(f"{e:32} {body:7.1f} {head:7.1f} {body + head:7.1f}")
-    out = ROOT / "experiments" / "results" / "openvino_weights.json"
+    out = ROOT / "lab" / "experiments" / "results" / "openvino_weights.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}")
 

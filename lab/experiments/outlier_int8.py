@@ -1,8 +1,8 @@
 """Issue 26: int8 compute for encode with SmolLM2's outlier input channels kept in float32 (LLM.int8()-style).
 
-    .venv/bin/python experiments/outlier_int8.py [--texts 200] [--calibration 64] [--outliers 0,8,16,32]
+    .venv/bin/python lab/experiments/outlier_int8.py [--texts 200] [--calibration 64] [--outliers 0,8,16,32]
 
-SmoothQuant and per-token scales (experiments/smoothquant_int8.py) missed the bound: a few hidden
+SmoothQuant and per-token scales (lab/experiments/smoothquant_int8.py) missed the bound: a few hidden
 channels carry most of an activation's energy and swamp any shared scale. Here those channels leave the
 int8 product instead (Dettmers et al., 2022): for each Linear of the body, the k input channels with the
 largest max|x_j| on --calibration training-split queries are multiplied in float32, and the rest go
@@ -12,7 +12,7 @@ whose activation range no longer includes the outliers. The result is the sum of
 This is the real kernel path, not a simulation, so the speed it prints is what the quality costs.
 On the bundled default, --texts held-out ShareGPT queries (and, with --docs, ShareGPT answers cut to
 256 tokens): cosine of each embedding to float32's (the bound: >= 0.995 each) and texts/s at batch
-32, float32 and every variant in one run. Writes experiments/results/outlier_int8.json.
+32, float32 and every variant in one run. Writes lab/experiments/results/outlier_int8.json.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "experiments"))
+sys.path.insert(0, str(ROOT / "lab" / "experiments"))
 
 import genembed  # noqa: E402
 from genembed.data import load_sharegpt  # noqa: E402
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     ap.add_argument("--per-token", action="store_true", help="one activation scale per row (rows divided by their "
                     "max before the per-tensor kernel, the product multiplied back)")
     ap.add_argument("--keep", default="", help="Linear names (e.g. v_proj,o_proj) left float32 in every variant")
-    ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "outlier_int8.json"))
+    ap.add_argument("--out", default=str(ROOT / "lab" / "experiments" / "results" / "outlier_int8.json"))
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     sets = {"queries": [c.query for c in load_sharegpt("heldout")][: args.texts]}
@@ -106,7 +106,7 @@ def main(argv=None) -> None:
         sets["256-token docs"] = documents(model, args.docs)
     lm = model.backbone.model
     refs = {name: encode(model, texts) for name, texts in sets.items()}
-    out = {"command": "python experiments/outlier_int8.py " + " ".join(argv or sys.argv[1:]),
+    out = {"command": "python lab/experiments/outlier_int8.py " + " ".join(argv or sys.argv[1:]),
            "threads": torch.get_num_threads(),
            "float32": {name: {"texts": len(sets[name]), "texts_per_s": r[1]} for name, r in refs.items()}}
     print("float32", out["float32"], flush=True)

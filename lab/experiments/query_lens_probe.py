@@ -7,7 +7,7 @@ through the training query whose embedding (or whose answer's teacher vector) is
 frozen LLM answers that query, and the answer is the decoded text. Only unlabeled training rows
 enter (the same ones training used); the held-out queries are a different split.
 Scored like the decoding task (genembed/eval/decoding.py) on the first --n held-out queries.
-usage: python experiments/query_lens_probe.py [--n 120] [--bank student|teacher] [--words 0]
+usage: python lab/experiments/query_lens_probe.py [--n 120] [--bank student|teacher] [--words 0]
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ for a far larger model) while keeping every query, its order and its id. A query
 no answer keeps an empty one, which training skips (generate.read_responses). A third argument N cuts
 each answer to its first N tokens of the backbone's tokenizer, the length SmolLM2's answers are made at.
 
-    .venv/bin/python experiments/real_answers.py runs/recipes/data/train.jsonl runs/recipes/data-real/train.jsonl
-    .venv/bin/python experiments/real_answers.py runs/recipes/data/train.jsonl runs/recipes/data-real64/train.jsonl 64
+    .venv/bin/python lab/experiments/real_answers.py runs/recipes/data/train.jsonl runs/recipes/data-real/train.jsonl
+    .venv/bin/python lab/experiments/real_answers.py runs/recipes/data/train.jsonl runs/recipes/data-real64/train.jsonl 64
 """
 from __future__ import annotations
 

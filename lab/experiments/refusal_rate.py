@@ -6,7 +6,7 @@ figure; it decides whether the method can be expected to transfer safety: LLM2Ve
 backbone's potential answer, so an embedder built on a backbone that answers harmful requests
 lands them near harmful answers.
 
-    .venv/bin/python experiments/refusal_rate.py [EVAL_OUT_DIR]      # default runs/eval-default
+    .venv/bin/python lab/experiments/refusal_rate.py [EVAL_OUT_DIR]      # default runs/eval-default
 """
 import re
 import sys

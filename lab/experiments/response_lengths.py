@@ -4,7 +4,7 @@ For each training-rows file: the share of answers the answering run cut at its n
 (`finished` false), and the length of the answers in tokens as training tokenizes them (the decoded
 text, tokenized again), with the share that reaches a given reconstruction length.
 
-    .venv/bin/python experiments/response_lengths.py runs/default/train.jsonl [more.jsonl ...] [--cap 64]
+    .venv/bin/python lab/experiments/response_lengths.py runs/default/train.jsonl [more.jsonl ...] [--cap 64]
 """
 import argparse
 

@@ -1,6 +1,6 @@
 """Issue 26: can int8 compute keep the quality bound on encode if SmolLM2's outlier channels are smoothed first?
 
-    .venv/bin/python experiments/smoothquant_int8.py [--texts 200] [--calibration 64] [--alphas 0.5,0.75]
+    .venv/bin/python lab/experiments/smoothquant_int8.py [--texts 200] [--calibration 64] [--alphas 0.5,0.75]
 
 Encoding is compute-bound in float32, so only int8 matmuls could double it. Plain dynamic int8 of every
 Linear (one activation scale per call) gave a mean cosine of 0.48 to float32: a few hidden channels
@@ -17,7 +17,7 @@ body goes to torch's dynamic int8 (per-channel weights; torch.ao, deprecated but
 
 On the bundled default, --texts held-out ShareGPT queries: the cosine of each embedding to float32's
 (min, mean; the bound: ≥ 0.995 each) and encode texts/s (batch 32), float32 and each variant in
-this one run. Writes experiments/results/smoothquant_int8.json.
+this one run. Writes lab/experiments/results/smoothquant_int8.json.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import genembed  # noqa: E402
@@ -138,14 +138,14 @@ def main(argv=None) -> None:
     ap.add_argument("--alphas", default="0.5,0.75")
     ap.add_argument("--keep", default="", help="Linear names (e.g. down_proj,o_proj) left float32 in the per-token "
                     "variants")
-    ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "smoothquant_int8.json"))
+    ap.add_argument("--out", default=str(ROOT / "lab" / "experiments" / "results" / "smoothquant_int8.json"))
     args = ap.parse_args(argv)
     texts = [c.query for c in load_sharegpt("heldout")][: args.texts]
     calibration = [c.query for c in load_sharegpt("train")][: args.calibration]
     model = genembed.load(None)
     lm = model.backbone.model
     ref, ref_speed = encode(model, texts)
-    out = {"command": "python experiments/smoothquant_int8.py " + " ".join(argv or sys.argv[1:]), "texts": len(texts),
+    out = {"command": "python lab/experiments/smoothquant_int8.py " + " ".join(argv or sys.argv[1:]), "texts": len(texts),
            "threads": torch.get_num_threads(), "float32": {"texts_per_s": ref_speed}}
     ranges = input_ranges(model, calibration)
     layers = copy.deepcopy(lm.model.layers)  # float32 body, restored before each variant

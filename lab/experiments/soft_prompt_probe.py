@@ -2,7 +2,7 @@
 response given its own soft prompt, another row's, and the batch-mean prompt, plus the cosine
 between two inputs' prompts. Equal losses mean the decoder sees no input-specific content.
 
-    .venv/bin/python experiments/soft_prompt_probe.py [CHECKPOINT] [RESPONSES_JSONL] [N]
+    .venv/bin/python lab/experiments/soft_prompt_probe.py [CHECKPOINT] [RESPONSES_JSONL] [N]
 """
 import sys
 

@@ -4,7 +4,7 @@ Times, on the default's training rows, one full training step (student forward, 
 pass, backward) against the frozen query pass alone (no autograd; the shared head is already
 cached), and estimates the memory that keeping every query's keys/values for the next epoch takes.
 
-    .venv/bin/python experiments/step_profile.py [RESPONSES_JSONL] [BATCHES]
+    .venv/bin/python lab/experiments/step_profile.py [RESPONSES_JSONL] [BATCHES]
 """
 import sys
 import time

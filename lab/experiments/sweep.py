@@ -1,13 +1,13 @@
 """Recipe experiments: train short runs from a TOML spec, score each with the eval harness, and
 write one table (markdown + JSON + PNG) of every variant with the command that reproduces it.
 
-    python experiments/sweep.py experiments/specs/recipe.toml            # all variants
-    python experiments/sweep.py experiments/specs/recipe.toml --only a,b  # some of them
+    python lab/experiments/sweep.py lab/experiments/specs/recipe.toml            # all variants
+    python lab/experiments/sweep.py lab/experiments/specs/recipe.toml --only a,b  # some of them
 
 Spec:
     responses = "runs/default/train.jsonl"    # training rows (from `genembed generate`); a variant may set its own
     tasks = ["qa", "safety", "classification", "clustering"]
-    reference = "docs/eval-default.json"      # baseline rows (teacher, mean-pool, ridge, HyDE) to compare with
+    reference = "lab/reports/eval-default.json"      # baseline rows (teacher, mean-pool, ridge, HyDE) to compare with
     [base]                                    # TrainConfig fields every variant shares
     steps = 150
     [[variant]]
@@ -18,11 +18,11 @@ Spec:
     [[variant]]                               # a run trained and scored elsewhere (e.g. the bundled default):
     name = "default"                          # its own out_dir, and its row from a `genembed eval` results file
     out_dir = "runs/default/run"
-    scores = "docs/eval-default.json#genembed default"  # or another sweep's: "experiments/results/x.json#name"
+    scores = "lab/reports/eval-default.json#genembed default"  # or another sweep's: "lab/experiments/results/x.json#name"
 
 Resumable: a variant whose model exists is not retrained, one whose eval row exists is not
 re-scored (delete runs/experiments/<spec>/<variant> or its row to redo it). Runs live under
-runs/experiments/<spec>/ (git-ignored); the table goes to experiments/results/<spec>.{md,json,png}.
+runs/experiments/<spec>/ (git-ignored); the table goes to lab/experiments/results/<spec>.{md,json,png}.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ import numpy as np
 from genembed.eval.run import PRIMARY
 from genembed.recipe import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # each setting's flag, as `genembed train` names it (recipe.py)
 FLAG = {f.name: (lambda flag: flag if isinstance(flag, str) else flag[0])(f.metadata.get("flag", "--" + f.name.replace("_", "-")))
         for f in fields(TrainConfig)}
@@ -67,7 +67,7 @@ def variant_settings(spec: dict, variant: dict, out_dir: str) -> dict:
 
 def scored_row(ref: str, root: Path = ROOT) -> tuple[dict, dict]:
     """The tasks and the row named by "path#method": a `genembed eval` results.json, or another
-    sweep's table (experiments/results/<spec>.json, which holds one under "results")."""
+    sweep's table (lab/experiments/results/<spec>.json, which holds one under "results")."""
     path, method = ref.split("#", 1)
     scored = json.loads((root / path).read_text())
     scored = scored.get("results", scored)
@@ -101,12 +101,12 @@ def bars(row: dict, reference: dict, teacher: str) -> dict:
 def write_table(spec_name: str, spec: dict, results: dict, reference: dict, runs: dict) -> Path:
     from genembed.eval.run import markdown_table, plot
 
-    out = ROOT / "experiments" / "results"
+    out = ROOT / "lab" / "experiments" / "results"
     out.mkdir(parents=True, exist_ok=True)
     rows = {name: results["methods"][name] for name in runs if name in results["methods"]}
     table = {"tasks": results["tasks"], "methods": {**rows, **reference}}
     lines = [f"# Recipe experiments: `{spec_name}`", "",
-             f"Made by `python experiments/sweep.py experiments/specs/{spec_name}.toml` "
+             f"Made by `python lab/experiments/sweep.py lab/experiments/specs/{spec_name}.toml` "
              f"(2-core CPU, no GPU). Baseline rows come from `{spec.get('reference')}`.", "",
              markdown_table(table).split("\nInstructions")[0], "",
              "Bars (issue 6): the margin is the variant's worst primary score minus the baseline's on the same "

@@ -10,7 +10,7 @@ layer-2 text mean x (through the final norm) fit to what e leaves of its trainin
     e' = e + x W + b,    W, b = ridge(x, target - e) over the 2,400 training rows,
 scored on the broad benchmark's selection set beside the default itself (one run, one results file).
 
-    .venv/bin/python experiments/text_readout.py --responses runs/recipes/data/train.jsonl \
+    .venv/bin/python lab/experiments/text_readout.py --responses runs/recipes/data/train.jsonl \
         --targets runs/recipes/mixed-lr02/cache --out runs/bench-text2
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ backbone's vocabulary is embedded by the teacher once; an embedding's K nearest 
 as the user's message of the backbone's chat template, are what the frozen LLM reads. Scored as
 the decoding task scores a student (genembed/eval/decoding.py): answer cross-entropy under the own
 words / another query's words / the words nearest the mean embedding, and decoded-text retrieval.
-usage: python experiments/word_lens_probe.py [--model M] [--n 120] [--k 10]
+usage: python lab/experiments/word_lens_probe.py [--model M] [--n 120] [--k 10]
 """
 from __future__ import annotations
 

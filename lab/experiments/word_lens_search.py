@@ -8,7 +8,7 @@ every one, embed the answers with the teacher and keep the one nearest the embed
 embedding, the teacher and the LLM take part (no query, no answer), as in the plain lens.
 Scored like the decoding task (genembed/eval/decoding.py), on the first --n held-out queries:
 the chosen request is the prompt whose answer cross-entropy is measured.
-usage: python experiments/word_lens_search.py [--n 120] [--forms 4] [--words 10] [--screen-tokens 48]
+usage: python lab/experiments/word_lens_search.py [--n 120] [--forms 4] [--words 10] [--screen-tokens 48]
 """
 from __future__ import annotations
 

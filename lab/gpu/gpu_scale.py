@@ -2,8 +2,8 @@
 weights cannot travel to an offline GPU machine, and time and memory depend only on the shape).
 The default recipe's lengths (query cut to 128 tokens + 10 compression tokens; response cut to
 64 tokens) are filled to the brim, so the numbers are the worst case of that recipe.
-    python3 scripts/gpu_scale.py                       # every shape, on the GPU
-    python3 scripts/gpu_scale.py --shapes tiny --device cpu   # a smoke run of the script itself
+    python3 lab/gpu/gpu_scale.py                       # every shape, on the GPU
+    python3 lab/gpu/gpu_scale.py --shapes tiny --device cpu   # a smoke run of the script itself
 Prints one table row per (shape, setting); a failure (out of memory, say) prints as that row."""
 import argparse
 import gc

@@ -1,16 +1,16 @@
 """genembed against the OFFICIAL llm2vec-gen code (0.1.3) on the real backbone, SmolLM2-135M-Instruct, both
-directions; writes docs/official-parity.md.
+directions; writes lab/parity/official-parity.md.
 
-    # 1. reading: genembed loads the official checkpoint built by scripts/official_parity_real.py and
+    # 1. reading: genembed loads the official checkpoint built by lab/parity/official_parity_real.py and
     #    must compute what the official code recorded there
-    .venv/bin/python scripts/official_parity.py compare runs/official-real
+    .venv/bin/python lab/parity/official_parity.py compare runs/official-real
     # 2. writing: genembed.official.write_official's folders, loaded by the official code
     #    (scripts/official_load_check.py in .venv-official), must compute what genembed computes
-    .venv/bin/python scripts/official_parity.py export runs/official-real
+    .venv/bin/python lab/parity/official_parity.py export runs/official-real
 
 Runs in .venv (genembed, transformers 5.x), offline (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set here).
 `compare` writes <dir>/parity.json, `export` writes runs/export-check/export.json; each then renders
-docs/official-parity.md from whichever of the two exist.
+lab/parity/official-parity.md from whichever of the two exist.
 
 compare: genembed.load(<dir>/model) resolves run_config.yml's model_name_or_path ("../backbone") against the
 model folder; a second pass loads it with backbone="smollm2-135m-instruct" (genembed's own de-quantised
@@ -50,8 +50,8 @@ from genembed.generate import greedy_from_embeddings  # noqa: E402
 from genembed.inputs import official_response_ids  # noqa: E402
 from genembed.train import batch_loss  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "official-parity.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "lab" / "parity" / "official-parity.md"
 EXPORT_DIR = ROOT / "runs" / "export-check"
 TINY = ROOT / "tests" / "fixtures" / "official"
 OFFICIAL_PY = ROOT / ".venv-official" / "bin" / "python"
@@ -273,22 +273,22 @@ def render(parity: dict | None, exported: dict | None) -> str:
     out = ["# Parity with the official llm2vec-gen code on the real backbone", "",
            "genembed against the official implementation (PyPI `llm2vec-gen==0.1.3`) on SmolLM2-135M-Instruct "
            "(genembed's de-quantised `smollm2-135m-instruct`, float32, CPU), both directions. Every number below "
-           "was written by `scripts/official_parity.py` from its last run; the tiny-model parity is "
+           "was written by `lab/parity/official_parity.py` from its last run; the tiny-model parity is "
            "`tests/test_official.py` (fixture: `scripts/official_fixture.py`). Layout and computation: "
            "[official-format.md](official-format.md).", ""]
     out += ["```", "bash scripts/official_env.sh            # .venv-official: llm2vec-gen 0.1.3 (--no-deps), "
             "transformers 4.56.2, peft 0.18.0, torch 2.13.0",
             "B=$(HF_HUB_OFFLINE=1 .venv/bin/python -c 'from genembed.backbone import transformers_path; "
             "print(transformers_path(\"smollm2-135m-instruct\"))')",
-            ".venv-official/bin/python scripts/official_parity_real.py --backbone \"$B\" --out runs/official-real",
-            ".venv/bin/python scripts/official_parity.py compare runs/official-real",
-            ".venv/bin/python scripts/official_parity.py export runs/official-real   "
+            ".venv-official/bin/python lab/parity/official_parity_real.py --backbone \"$B\" --out runs/official-real",
+            ".venv/bin/python lab/parity/official_parity.py compare runs/official-real",
+            ".venv/bin/python lab/parity/official_parity.py export runs/official-real   "
             "# calls .venv-official/bin/python scripts/official_load_check.py", "```", ""]
     if parity:
         s, p = parity["setup"], parity["passes"]
         ov, gv = parity["official_versions"], parity["versions"]
         out += ["## Reading an official checkpoint", "",
-                f"`scripts/official_parity_real.py` builds an official-layout checkpoint with the official classes "
+                f"`lab/parity/official_parity_real.py` builds an official-layout checkpoint with the official classes "
                 f"(scripts/train.py's construction re-enacted, `EncoderDecoderModel.save_pretrained` etc.) around "
                 f"SmolLM2: {len(s['special_tokens'])} special tokens, `{s['encoding_mode']}` (0 thought + 10 "
                 f"compression, like the paper's published models), alignment dim {s['alignment_dim']}, seeded "

@@ -1,11 +1,11 @@
 """The official LLM2Vec-Gen code (llm2vec-gen==0.1.3) around the REAL backbone, SmolLM2-135M-Instruct:
 an official-layout checkpoint built and saved by the official classes, and what the official code
-computes from it, for scripts/official_parity.py to compare genembed with.
+computes from it, for lab/parity/official_parity.py to compare genembed with.
 
     bash scripts/official_env.sh                                                    # the side venv, once
     B=$(HF_HUB_OFFLINE=1 .venv/bin/python -c 'from genembed.backbone import transformers_path; \
         print(transformers_path("smollm2-135m-instruct"))')                         # genembed's de-quantised folder
-    .venv-official/bin/python scripts/official_parity_real.py --backbone "$B" --out runs/official-real
+    .venv-official/bin/python lab/parity/official_parity_real.py --backbone "$B" --out runs/official-real
 
 Runs only in .venv-official (transformers 4.56.2, peft 0.18.0, torch 2.13.0). Reuses
 scripts/official_fixture.py's build_official_model (scripts/train.py main() re-enacted, saved the way the
@@ -277,12 +277,12 @@ def main() -> None:
     seconds["rope_hazard_check"] = time.time() - t
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())}
-    save_file(tensors, str(out / "expected.safetensors"), metadata={"producer": "scripts/official_parity_real.py"})
+    save_file(tensors, str(out / "expected.safetensors"), metadata={"producer": "lab/parity/official_parity_real.py"})
     seconds["total"] = time.time() - t0
     model_files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     expected = {
-        "about": "Produced by scripts/official_parity_real.py with the official llm2vec-gen code around SmolLM2-135M-"
-                 "Instruct; compared with genembed by scripts/official_parity.py.",
+        "about": "Produced by lab/parity/official_parity_real.py with the official llm2vec-gen code around SmolLM2-135M-"
+                 "Instruct; compared with genembed by lab/parity/official_parity.py.",
         "versions": {p: md.version(p) for p in ("torch", "transformers", "peft", "llm2vec-gen", "tokenizers",
                                                  "safetensors")},
         "backbone_source": str(src),

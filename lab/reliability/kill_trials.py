@@ -5,8 +5,8 @@ uninterrupted run of the same command:
             and each answer equal to the uninterrupted run's;
   train     every step logged exactly once and the final weights equal the uninterrupted run's.
 
-    .venv/bin/python scripts/kill_trials.py                          # tiny model: 20 + 20 trials
-    .venv/bin/python scripts/kill_trials.py --model real --trials 3  # the bundled backbone (minutes per trial)
+    .venv/bin/python lab/reliability/kill_trials.py                          # tiny model: 20 + 20 trials
+    .venv/bin/python lab/reliability/kill_trials.py --model real --trials 3  # the bundled backbone (minutes per trial)
 
 Writes docs/kill-trials-<model>.md / .json (the README's reliability figures).
 """
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GENEMBED = [sys.executable, "-c", "from genembed.cli import main; main()"]
 
 
@@ -160,7 +160,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     out = args.out or ROOT / "docs" / f"kill-trials-{args.model}"
-    report = {"command": "python scripts/kill_trials.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": "python lab/reliability/kill_trials.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "model": args.model}
     with tempfile.TemporaryDirectory(prefix="genembed-kill-") as work:
         work = Path(work)
