@@ -5,7 +5,7 @@
 # on a machine kept warm between them (ignored paths already there stay). No teacher model travels: the
 # runs use the paper's self-supervised setting (--teacher self: the backbone is its own teacher).
 #
-# Two runs train side by side on the one GPU (a 135M step is launch-bound there, docs/gpu.md), both with the
+# Two runs train side by side on the one GPU (a 135M step is launch-bound there, lab/gpu/README.md), both with the
 # paper's losses (reconstruction + alignment) at its batch 32, on the same 2,400 answered queries as every
 # CPU recipe (runs/recipes/data, from lab/experiments/broad_recipes.sh):
 #   paper: the paper's learning rate, 3e-4 for tokens and projections;

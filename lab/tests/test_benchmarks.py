@@ -1,4 +1,4 @@
-"""The benchmark driver's bookkeeping (benchmarks/run.py): which worker runs what, and how
+"""The benchmark driver's bookkeeping (lab/benchmarks/run.py): which worker runs what, and how
 worker measurements become the table. The measurements themselves are the benchmark's job."""
 import importlib.util
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent.parent / "benchmarks"
+HERE = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("sweep", Path(__file__).parent.parent / "experiments" / "sweep.py")
+spec = importlib.util.spec_from_file_location("sweep", Path(__file__).resolve().parents[1] / "experiments" / "sweep.py")
 sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sweep)
 
