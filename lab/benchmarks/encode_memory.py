@@ -1,4 +1,4 @@
-"""Peak memory of `genembed encode --input FILE` as the corpus grows (issue 16.4).
+"""Peak memory of `genembed encode --input FILE` as the corpus grows.
 
 For each corpus size, a fresh process runs the command and reports its peak resident set size
 (VmHWM) and wall time. Two ways of feeding the same file are measured side by side:

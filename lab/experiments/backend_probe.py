@@ -1,4 +1,4 @@
-"""Screen for issue 26 (a low-precision inference backend): encode speed and embedding fidelity of
+"""Screen for a low-precision inference backend: encode speed and embedding fidelity of
 candidate engines for the frozen backbone's forward pass, side by side in one process.
 
     .venv/bin/python lab/experiments/backend_probe.py --texts 128 --batch-size 32

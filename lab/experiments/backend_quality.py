@@ -1,4 +1,4 @@
-"""Does a fast backend give what backend="torch" (float32) gives? Issue 26's quality bound, measured.
+"""Does a fast backend give what backend="torch" (float32) gives? The backends' quality bound, measured.
 
     .venv/bin/python lab/experiments/backend_quality.py                 # the bundled default (~15 min on 2 cores)
     .venv/bin/python lab/experiments/backend_quality.py --model DIR --texts 1000 --decode-texts 200

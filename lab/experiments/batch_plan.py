@@ -1,5 +1,5 @@
 """What a forward call costs beyond its padded positions: choosing batching.CALL_COST on texts apart from
-the benchmarks' (issue 26).
+the benchmarks'.
 
     .venv/bin/python lab/experiments/batch_plan.py [--texts 256] [--costs 0,64,256,1024,full] [--repeats 2]
 

@@ -1,35 +1,35 @@
 #!/usr/bin/env bash
-# Issue 27: the default recipe re-decided on the broad benchmark's SELECTION set only (the report set
+# The default recipe re-decided on the broad benchmark's SELECTION set only (the report set
 # is not touched here). Every variant trains on the same answered queries with `genembed train`'s defaults
 # (600 steps) except what its name says; each is scored by `genembed benchmark --set selection` into
 # runs/benchmark-selection (results.md / .json / .png). Resumable: a finished stage is skipped, a
 # started training run continues.
 #   usage: bash lab/experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
-# Variants: align (alignment alone: the default's recipe until stop 36), both (both losses, --w-rec 1.0, the default before
-# issue 15), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
+# Variants: align (alignment alone: the default's recipe until 2026-12-02), both (both losses, --w-rec 1.0, the default before
+# 2026-11-27), both-300 (both losses at half the steps: a both-losses step takes 5.6-6.7 s here in float32,
 # so 600 of them would push the default pipeline past its 2 h on a 2-core CPU), align-1200 (twice the
-# steps: the default's recipe in stops 36-40), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
+# steps: the default's recipe from 2026-12-02 to 2026-12-03), thought-10 (10 thought tokens before the 10 compression ones), queries-4800 (twice the answered
 # queries), mixed (the alignment target normalise(t(query) + t(response)), --target query+response), mixed-1200
-# (that target at 1,200 steps: the default's recipe since stop 41, scripts/train_default.sh), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
+# (that target at 1,200 steps: the default's recipe since 2026-12-03, scripts/train_default.sh), self-both-300 (the self-supervised setting, --teacher self, with both losses at 300 steps: the
 # paper's recipe against the bundled self-supervised checkpoint's alignment alone; score it beside
 # `--model self-supervised`, whose recorded scores can seed OUT/results.json), self-align (the bundled
-# self-supervised checkpoint's recipe until stop 44, --teacher self, alignment alone, 600 steps: the control for a
+# self-supervised checkpoint's recipe until 2026-12-06, --teacher self, alignment alone, 600 steps: the control for a
 # machine whose precision differs from the bundled run's), self-1200 (that recipe at twice the steps), self-mixed
 # (the self-supervised setting toward the default's mixed target, --teacher self --target query+response), mixed-docs
 # (the mixed target with --documents: each answer also trains the document side, under the "document"
-# instruction, toward its own teacher embedding; stop 44), self-docs (self-align with --documents: the bundled
-# self-supervised checkpoint's recipe since stop 44), mixed-docs-1200 (the default's recipe, mixed-1200, plus
-# --documents: against the default's recorded selection row on the same answers; stop 45), distil (plain
+# instruction, toward its own teacher embedding), self-docs (self-align with --documents: the bundled
+# self-supervised checkpoint's recipe since 2026-12-06), mixed-docs-1200 (the default's recipe, mixed-1200, plus
+# --documents: against the default's recorded selection row on the same answers), distil (plain
 # distillation, --target query: the student trained to be its teacher on the input; how near it comes), distil-1200
-# (that at the default's 1,200 steps: against the default's recorded selection row; stop 46), mixed-seed1 (mixed with
+# (that at the default's 1,200 steps: against the default's recorded selection row), mixed-seed1 (mixed with
 # --seed 1: another initial token noise, ridge sample and data order; the run-to-run noise of a selection mean),
 # ridge-only (the mixed target's student as training starts: tokens untrained, align by the ridge fit alone, one step
-# at learning rate 0; what the steps add over a linear readout of the frozen backbone; stop 47), mixed-lr02 (mixed with
-# the tokens' learning rate 2e-2 instead of 5e-2; stop 47), real-1200 (the default's recipe, mixed-1200, on the same
+# at learning rate 0; what the steps add over a linear readout of the frozen backbone), mixed-lr02 (mixed with
+# the tokens' learning rate 2e-2 instead of 5e-2), real-1200 (the default's recipe, mixed-1200, on the same
 # 2,400 queries with ShareGPT's own recorded answers, ChatGPT's, in place of SmolLM2's: a stronger answerer;
-# lab/experiments/real_answers.py; stop 48), real64 (mixed, 600 steps, on those recorded answers cut to their first 64
-# tokens, the length SmolLM2's answers are made at; stop 48), real64-1200 (the default's recipe, mixed-1200, on those cut
-# answers: against the default's recorded selection row; stop 49).
+# lab/experiments/real_answers.py), real64 (mixed, 600 steps, on those recorded answers cut to their first 64
+# tokens, the length SmolLM2's answers are made at), real64-1200 (the default's recipe, mixed-1200, on those cut
+# answers: against the default's recorded selection row).
 # mixed-1200 and self-docs are the bundled checkpoints' recipes (`genembed train --recipe default / self-supervised`).
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 27.4: the paper's recipe on the real SmolLM2-135M, on a lent GPU, then the decoding task and the
+# The paper's recipe on the real SmolLM2-135M, on a lent GPU, then the decoding task and the
 # selection benchmark here. The GPU machine is offline and holds none of the data packages, and a call
 # carries 64 MiB with the working tree (~27 MiB), so the 94 MiB GGUF travels in three parts, one per call,
 # on a machine kept warm between them (ignored paths already there stay). No teacher model travels: the

@@ -1,4 +1,4 @@
-"""Would 16-bit weights keep issue 26's quality bound? Decoding one text is memory-bound (the backbone
+"""Would 16-bit weights keep the backends' quality bound? Decoding one text is memory-bound (the backbone
 reads its float32 weights once per token), so halving the bytes read is the one lever left for it.
 
     .venv/bin/python lab/experiments/half_weights.py [--texts 40] [--decode-tokens 48]

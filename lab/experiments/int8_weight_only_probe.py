@@ -1,4 +1,4 @@
-"""Issue 26: could torch's weight-only int8 kernel speed up decoding (batch 1, memory-bound)?
+"""Could torch's weight-only int8 kernel speed up decoding (batch 1, memory-bound)?
 
     .venv/bin/python lab/experiments/int8_weight_only_probe.py [--repeats 2000]
 

@@ -1,4 +1,4 @@
-"""Issue 26 on a CPU with native bf16: where OpenVINO's time goes, and what bf16 does to greedy decodes.
+"""The inference backends on a CPU with native bf16: where OpenVINO's time goes, and what bf16 does to greedy decodes.
 
     .venv/bin/python lab/experiments/openvino_bf16_probe.py [--texts 64] [--decode-texts 40]
 

@@ -1,4 +1,4 @@
-"""Issue 26: where the openvino backend's memory goes during encode, and what batch_size does to it.
+"""Where the openvino backend's memory goes during encode, and what batch_size does to it.
 
     .venv/bin/python lab/experiments/openvino_memory.py [--texts 128] [--batch-sizes 8,16,32]
 

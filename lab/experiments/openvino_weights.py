@@ -1,4 +1,4 @@
-"""Issue 26: would OpenVINO's 8-bit weights make decoding one text fast enough? One decode step, timed.
+"""Would OpenVINO's 8-bit weights make decoding one text fast enough? One decode step, timed.
 
     .venv/bin/pip install openvino==2026.4.1 nncf==3.4.0      # not genembed dependencies
     .venv/bin/python lab/experiments/openvino_weights.py [--past 40] [--repeats 30]

@@ -1,4 +1,4 @@
-"""Issue 26: int8 compute for encode with SmolLM2's outlier input channels kept in float32 (LLM.int8()-style).
+"""int8 compute for encode with SmolLM2's outlier input channels kept in float32 (LLM.int8()-style).
 
     .venv/bin/python lab/experiments/outlier_int8.py [--texts 200] [--calibration 64] [--outliers 0,8,16,32]
 

@@ -4,7 +4,7 @@
 # default, or those named):
 #   benchmark  the broad benchmark, both sets, float32, the student on onnx, as its other rows were
 #              (lab/experiments/results/benchmark.{md,json,png}; 14 min on an AVX-512 machine)
-#   eval       `genembed eval`'s five tasks (docs/eval-default.{md,json,png}; 24 min there at stop 43, in native bf16; on an
+#   eval       `genembed eval`'s five tasks (lab/reports/eval-default.{md,json,png}; 24 min there on 2026-12-04, in native bf16; on an
 #              AVX2 CPU, where bf16 is emulated, over 2 h: Q→A 43 min, safety 32, classification 12, clustering 3,
 #              decoding more than an hour; each task's score is saved as it is made, so a stopped run resumes); the new row
 #              takes the previous one's encode-cost columns (weights do not change what an encode runs;
@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-PREVIOUS=${PREVIOUS:-"genembed default before stop 41 (alignment to the response, 1,200 steps)"}
+PREVIOUS=${PREVIOUS:-"genembed default before 2026-12-03 (alignment to the response, 1,200 steps)"}
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(fixture benchmark eval index examples)
 
@@ -55,7 +55,7 @@ for stage in "${stages[@]}"; do
     eval)
       seed lab/reports/eval-default.json runs/eval-default/results.json keep-cost
       .venv/bin/genembed eval --baselines "" --skip-cost --bf16 --out runs/eval-default  # (the recorded rows' precision)
-      for ext in md json png; do cp "runs/eval-default/results.$ext" "docs/eval-default.$ext"; done ;;
+      for ext in md json png; do cp "runs/eval-default/results.$ext" "lab/reports/eval-default.$ext"; done ;;
     index) .venv/bin/python lab/experiments/index_recall.py ;;
     examples) .venv/bin/python lab/experiments/decoded_examples.py ;;
     fixture) .venv/bin/python scripts/default_fixture.py ;;

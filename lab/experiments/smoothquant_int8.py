@@ -1,4 +1,4 @@
-"""Issue 26: can int8 compute keep the quality bound on encode if SmolLM2's outlier channels are smoothed first?
+"""Can int8 compute keep the quality bound on encode if SmolLM2's outlier channels are smoothed first?
 
     .venv/bin/python lab/experiments/smoothquant_int8.py [--texts 200] [--calibration 64] [--alphas 0.5,0.75]
 

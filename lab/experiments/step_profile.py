@@ -1,4 +1,4 @@
-"""What would caching each query's keys/values across epochs save? (issue 6's "cheaper steps")
+"""What would caching each query's keys/values across epochs save? (the recipe sweeps' "cheaper steps" question)
 
 Times, on the default's training rows, one full training step (student forward, reconstruction
 pass, backward) against the frozen query pass alone (no autograd; the shared head is already

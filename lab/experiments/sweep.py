@@ -81,7 +81,7 @@ def find_row(rows: dict, prefix: str) -> dict | None:
 
 
 def bars(row: dict, reference: dict, teacher: str) -> dict:
-    """Issue 6's bars for one variant: margins over the input-centric baselines of the same
+    """The sweeps' bars for one variant: margins over the input-centric baselines of the same
     backbone (mean-pool, ridge) per primary task, Q→A as a share of HyDE, and the average ratio
     to its own teacher used on the input. The reference ridge and HyDE rows use the MiniLM
     teacher, so a `self`-teacher variant is held to the mean-pooled states (its own teacher on
@@ -109,7 +109,7 @@ def write_table(spec_name: str, spec: dict, results: dict, reference: dict, runs
              f"Made by `python lab/experiments/sweep.py lab/experiments/specs/{spec_name}.toml` "
              f"(2-core CPU, no GPU). Baseline rows come from `{spec.get('reference')}`.", "",
              markdown_table(table).split("\nInstructions")[0], "",
-             "Bars (issue 6): the margin is the variant's worst primary score minus the baseline's on the same "
+             "Bars: the margin is the variant's worst primary score minus the baseline's on the same "
              "task (positive = beats mean-pool and ridge on every task; a `self` variant: mean-pool only); "
              "own teacher on input = MiniLM on the input, or the mean-pooled states for `self`.", "",
              "| variant | min margin over mean-pool / ridge (primary tasks) | Q→A ÷ HyDE | avg ÷ own teacher on input "

@@ -275,7 +275,7 @@ def render(parity: dict | None, exported: dict | None) -> str:
            "(genembed's de-quantised `smollm2-135m-instruct`, float32, CPU), both directions. Every number below "
            "was written by `lab/parity/official_parity.py` from its last run; the tiny-model parity is "
            "`tests/test_official.py` (fixture: `scripts/official_fixture.py`). Layout and computation: "
-           "[official-format.md](official-format.md).", ""]
+           "[official-format.md](../../docs/official-format.md).", ""]
     out += ["```", "bash scripts/official_env.sh            # .venv-official: llm2vec-gen 0.1.3 (--no-deps), "
             "transformers 4.56.2, peft 0.18.0, torch 2.13.0",
             "B=$(HF_HUB_OFFLINE=1 .venv/bin/python -c 'from genembed.backbone import transformers_path; "

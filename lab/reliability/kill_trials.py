@@ -8,7 +8,7 @@ uninterrupted run of the same command:
     .venv/bin/python lab/reliability/kill_trials.py                          # tiny model: 20 + 20 trials
     .venv/bin/python lab/reliability/kill_trials.py --model real --trials 3  # the bundled backbone (minutes per trial)
 
-Writes docs/kill-trials-<model>.md / .json (the README's reliability figures).
+Writes lab/reliability/kill-trials-<model>.md / .json (the README's reliability figures).
 """
 from __future__ import annotations
 
@@ -156,10 +156,10 @@ def main(argv=None):
     ap.add_argument("--what", default="generate,train")
     ap.add_argument("--max-kills", type=int, default=2, help="Kills per trial: 1..N, each at a random moment.")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="Report stem (default docs/kill-trials-<model>).")
+    ap.add_argument("--out", type=Path, default=None, help="Report stem (default lab/reliability/kill-trials-<model>).")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
-    out = args.out or ROOT / "docs" / f"kill-trials-{args.model}"
+    out = args.out or ROOT / "lab" / "reliability" / f"kill-trials-{args.model}"
     report = {"command": "python lab/reliability/kill_trials.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "model": args.model}
     with tempfile.TemporaryDirectory(prefix="genembed-kill-") as work:
