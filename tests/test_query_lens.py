@@ -149,11 +149,14 @@ def test_decode_embeddings_reads_any_vector_of_the_space(tiny_model, tmp_path, m
 
 
 def test_a_sharegpt_lens_keeps_ids_not_text_and_reads_the_text_back(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
     import genembed.query_lens
     from genembed.checkpoint import load_checkpoint, save_checkpoint
     from genembed.data import Conversation
     from genembed.query_lens import FILE, QueryLens
 
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
     convs = [Conversation(f"id{i}", q, "") for i, q in enumerate(QUERIES + [QUERIES[0]])]  # a repeat: kept once
     monkeypatch.setattr(genembed.query_lens, "load_sharegpt", lambda split="train": convs)
     tiny_model.query_lens = QueryLens.build_sharegpt(tiny_model)
@@ -164,6 +167,18 @@ def test_a_sharegpt_lens_keeps_ids_not_text_and_reads_the_text_back(tiny_model, 
     assert model.query_lens.queries == QUERIES  # read back from the data, on first use
     emb = model.encode(QUERIES[2])[None]
     assert model.query_lens.nearest(emb)[0][0][0] == QUERIES[2]
+
+    def unread(split="train"):
+        raise AssertionError("the data set was read again")
+
+    monkeypatch.setattr(genembed.query_lens, "load_sharegpt", unread)  # later loads: the cached texts
+    assert load_checkpoint(tmp_path / "ckpt").query_lens.queries == QUERIES
+    (kept,) = (tmp_path / "cache" / "query-lens").glob("*.json")
+    kept.write_text('["altered", "texts", "in", "the cache"]')  # an altered cache is not trusted
+    monkeypatch.setattr(genembed.query_lens, "load_sharegpt", lambda split="train": convs)
+    assert load_checkpoint(tmp_path / "ckpt").query_lens.queries == QUERIES
+
+    shutil.rmtree(tmp_path / "cache")
     convs[2] = Conversation("id2", "a different question", "")  # another version of the data
     with pytest.raises(ValueError, match="differ from those it was built on"):
         load_checkpoint(tmp_path / "ckpt").query_lens.queries
