@@ -18,10 +18,13 @@ What genembed cannot honour (a LoRA-adapted encoder, a projection mode other tha
 separate decoder) is refused naming the file and the option.
 
 `write_official` writes a genembed model trained in the official layout as such a folder, which
-the official `LLM2VecGenModel.from_pretrained` loads.
+the official `LLM2VecGenModel.from_pretrained` loads. The folder names its backbone as another machine
+can load it: a hub id (for a bundled alias, the hub model it stands for), or a folder the user named,
+never a folder of this machine's caches; its tokenizer has a pad token (the official encode() pads).
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -37,8 +40,10 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
 from .atomic import write_folder, write_text
-from .backbone import Backbone, cache_root, load_backbone, transformers_path
+from .backbone import ALIASES, Backbone, cache_root, gguf_digest, load_backbone
 from .checkpoint import CheckpointError
+from .data import package_file
+from .errors import InputError
 from .inputs import added_ids
 from .jsonl import read_json_object
 from .model import DEFAULT_INSTRUCTIONS, GenEmbed, GenEmbedConfig
@@ -50,6 +55,9 @@ BASE_KEY = "base_model.model.embed_tokens.base_layer.weight"
 DELTA_KEY = "base_model.model.embed_tokens.trainable_tokens_delta"
 MAX_LENGTH = 512  # the official encode()'s max_length: the whole row, special tokens included
 SAME_ROWS, OTHER_MODEL = 5e-3, 0.5  # relative distance of the base rows to the backbone's: rounding / another model
+# The model each bundled alias stands for on the Hugging Face hub (genembed runs the alias on a quantised GGUF
+# of it): what an exported folder names, for the official code loads its backbone with from_pretrained.
+HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def is_official(folder) -> bool:
@@ -258,23 +266,25 @@ def read_official(folder: str | Path, backbone: str | Backbone | None = None, dt
 # -- writing -------------------------------------------------------------------------------------
 def write_official(model: GenEmbed, out_dir: str | Path, backbone_path: str | None = None) -> Path:
     """Write `model` as an official llm2vec-gen folder (float32 tensors). backbone_path: what run_config's
-    model_name_or_path should say (a hub id or folder the official code can load); default: the
-    backbone's own folder or hub id, or for a GGUF its de-quantised folder in genembed's cache."""
+    model_name_or_path should say (a hub id or folder the official code can load); default:
+    exported_backbone_name of the backbone the model records."""
     if model.config.input_layout != "official":
-        raise ValueError("this checkpoint uses genembed's chat layout (each text inside the backbone's chat template, "
+        raise InputError("this checkpoint uses genembed's chat layout (each text inside the backbone's chat template, "
                          "only the text truncated), which the official code cannot reproduce: it tokenizes "
                          "instruction + text as one raw string. Train with `genembed train --input-layout official` "
                          "to publish for the official tools")
     n = model.config.num_thought_tokens + model.config.num_compression_tokens
     specials = [f"<question{i + 1}>" for i in range(n)]
-    own = transformers_path(model.backbone.name)
-    if backbone_path is None and Path(own).resolve().is_relative_to(cache_root().resolve()):
-        readable_by_transformers4(Path(own))  # genembed's de-quantised GGUF: its own folder, made loadable by 4.x
-    backbone_path = backbone_path or own
+    if backbone_path is None:
+        backbone_path = exported_backbone_name(model.backbone.name)
+    elif _is_under(Path(backbone_path).expanduser(), cache_root()) and Path(backbone_path).expanduser().is_dir():
+        readable_by_transformers4(Path(backbone_path).expanduser())  # genembed's de-quantised GGUF, named on purpose
     _check_rope(backbone_path)
     staging = Path(tempfile.mkdtemp(prefix="genembed-export-"))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(own)
+        tokenizer = copy.deepcopy(model.backbone.tokenizer)  # as loaded: with the pad token load_backbone gives it
+        if tokenizer.pad_token is None:  # (a Backbone built otherwise) the official trainer's rule: EOS pads
+            tokenizer.pad_token = tokenizer.eos_token
         original = len(tokenizer)
         tokenizer.add_special_tokens({"additional_special_tokens": specials})
         tokenizer.init_kwargs["padding_side"] = tokenizer.padding_side = "left"  # saved, unlike the official trainer's
@@ -285,6 +295,65 @@ def write_official(model: GenEmbed, out_dir: str | Path, backbone_path: str | No
         return write_folder(out_dir, files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def exported_backbone_name(name: str) -> str:
+    """What an exported folder names as the backbone a model records as `name`: a name the official code
+    (from_pretrained) can load on another machine. A bundled alias, its GGUF, or genembed's de-quantised
+    copy of it: the hub model the alias stands for (with a warning: the official code then runs the
+    unquantised weights); a snapshot folder of the Hugging Face cache: its hub id; a hub id: itself; a
+    folder: its absolute path. Any other GGUF, or another folder of genembed's cache, is refused: only
+    the user knows what to name for it (backbone_path)."""
+    alias = _alias_of(name)
+    if alias is not None and alias in HUB_IDS:
+        gguf = package_file(*ALIASES[alias])
+        warnings.warn(f"backbone '{name}' is {gguf.name}; the exported folder names {HUB_IDS[alias]}, whose "
+                      f"unquantised weights the official code loads, so its embeddings will differ from genembed's "
+                      f"(for the same numbers on this machine pass --backbone-path "
+                      f"{cache_root() / 'backbones' / gguf_digest(gguf)}, genembed's de-quantised copy)", stacklevel=3)
+        return HUB_IDS[alias]
+    path = Path(name).expanduser()
+    hub_id = _hub_id_of_snapshot(path)
+    if hub_id is not None:
+        return hub_id
+    if alias is not None or name.endswith(".gguf") or _is_under(path, cache_root()):
+        what = ("a bundled alias" if name in ALIASES else "a GGUF file" if name.endswith(".gguf")
+                else "a folder of genembed's cache")
+        raise CheckpointError(f"backbone '{name}' is {what}, which the official code cannot load on another machine "
+                              f"and genembed knows no hub id for: pass --backbone-path (its hub id, or a folder "
+                              f"transformers 4.56 can load)")
+    return str(path.resolve()) if path.is_dir() else name
+
+
+def _alias_of(name: str) -> str | None:
+    """The bundled alias `name` is, or whose GGUF file or de-quantised folder in genembed's cache it is."""
+    if name in ALIASES:
+        return name
+    path = Path(name).expanduser()
+    in_cache = _is_under(path, cache_root() / "backbones")
+    if not (name.endswith(".gguf") or in_cache):
+        return None
+    for alias, where in ALIASES.items():
+        try:
+            gguf = package_file(*where)
+        except FileNotFoundError:  # its package is not installed
+            continue
+        if (path.resolve() == gguf.resolve()) if name.endswith(".gguf") else path.name == gguf_digest(gguf):
+            return alias
+    return None
+
+
+def _hub_id_of_snapshot(path: Path) -> str | None:
+    """'org/name' for a folder .../models--org--name/snapshots/<revision> of the Hugging Face cache."""
+    repo = path.parent.parent.name
+    if path.parent.name == "snapshots" and repo.startswith("models--") and repo.count("--") >= 2:
+        return repo[len("models--"):].replace("--", "/", 1)
+    return None
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    """Whether `path` is a local path inside `folder` (a hub id, relative and absent, is no path)."""
+    return (path.is_absolute() or path.exists()) and path.resolve().is_relative_to(folder.resolve())
 
 
 # The official code pins transformers 4.56; genembed runs on 5.x, whose files 4.56 misreads in two places
@@ -324,9 +393,9 @@ def _check_rope(backbone_path: str) -> None:
     if config_path.exists():
         config = json.loads(config_path.read_text(encoding="utf-8"))
         if _rope_for_transformers4(config) != config:
-            raise ValueError(f"{config_path} keeps its RoPE base only under rope_parameters (transformers 5.x): the "
+            raise InputError(f"{config_path} keeps its RoPE base only under rope_parameters (transformers 5.x): the "
                              f"official code (transformers 4.56) would silently use 10000. Add rope_theta to it, or "
-                             f"export with the default backbone_path")
+                             f"name the backbone by its hub id (--backbone-path)")
 
 
 def _copier(source: Path):

@@ -199,6 +199,66 @@ def test_export_writes_a_folder_that_reads_back_to_the_same_model(official, tmp_
         assert set(torch.load(out / name, weights_only=True)) == {"state_dict", "config"}
 
 
+SMOLLM_HUB = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_export_names_the_backbone_by_its_hub_id_never_by_a_cache_path(official, tmp_path, monkeypatch):
+    """A model on the bundled alias runs on its GGUF de-quantised into genembed's cache: the exported folder
+    names the model the alias stands for on the hub (what the official code loads for a user who is online),
+    never that machine-local folder, nor a snapshot folder of the Hugging Face cache; an explicit
+    backbone_path still wins."""
+    from genembed.backbone import ALIASES, cache_root, gguf_digest
+    from genembed.data import package_file
+    from genembed.official import write_official
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    dequantised = cache_root() / "backbones" / gguf_digest(package_file(*ALIASES["smollm2-135m-instruct"]))
+    for name in ("smollm2-135m-instruct", str(dequantised)):
+        with pytest.warns(UserWarning, match="Q4_1.*--backbone-path"):  # the hub's weights are not quantised
+            out = write_official(_renamed(official, name), tmp_path / "alias")
+        assert _names_of_backbone(out) == {SMOLLM_HUB}, name
+    snapshot = tmp_path / "hf" / "hub" / "models--HuggingFaceTB--SmolLM2-135M-Instruct" / "snapshots" / "0123abc"
+    for name in (SMOLLM_HUB, str(snapshot)):
+        assert _names_of_backbone(write_official(_renamed(official, name), tmp_path / "hub")) == {SMOLLM_HUB}, name
+    explicit = str((FIXTURE / "backbone").resolve())
+    out = write_official(_renamed(official, "smollm2-135m-instruct"), tmp_path / "explicit", backbone_path=explicit)
+    assert _names_of_backbone(out) == {explicit}
+
+
+@pytest.mark.parametrize("name", ["cache", "gguf"])
+def test_export_refuses_a_backbone_it_cannot_name_for_another_machine(official, tmp_path, monkeypatch, name):
+    from genembed.backbone import cache_root
+    from genembed.official import write_official
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    local = {"cache": cache_root() / "backbones" / ("0" * 64), "gguf": tmp_path / "my-model.Q8_0.gguf"}[name]
+    if name == "cache":  # the de-quantised copy of a GGUF genembed knows no hub id for
+        shutil.copytree(FIXTURE / "backbone", local)
+    with pytest.raises(CheckpointError, match=f"backbone '{local}'.*--backbone-path"):
+        write_official(_renamed(official, str(local)), tmp_path / "exported")
+    assert not (tmp_path / "exported").exists()
+
+
+def _renamed(model, name: str):
+    """`model` with its backbone recorded under another name (the same weights)."""
+    import dataclasses
+
+    from genembed.model import GenEmbed
+
+    backbone = dataclasses.replace(model.backbone, name=name)
+    renamed = GenEmbed(dataclasses.replace(model.config, backbone=name), backbone)
+    renamed.load_state_dict(model.state_dict())
+    return renamed
+
+
+def _names_of_backbone(folder: Path) -> set:
+    """What an exported folder names as its backbone: run_config.yml's and the adapter config's."""
+    import yaml
+
+    return {yaml.safe_load((folder / "run_config.yml").read_text())["model_name_or_path"],
+            json.loads((folder / "encoder" / "adapter_config.json").read_text())["base_model_name_or_path"]}
+
+
 def test_a_chat_layout_checkpoint_is_refused_by_export_with_the_reason(tiny_model, tmp_path):
     from genembed.official import write_official
 
@@ -253,29 +313,60 @@ def test_the_official_package_loads_an_exported_folder_and_computes_the_same(off
     """The other direction, checked by the official code itself (llm2vec-gen 0.1.3 on transformers 4.56 in
     .venv-official, which scripts/test.sh builds): it loads what `genembed export` writes and gives genembed's
     embeddings and greedy ids."""
-    import subprocess
-
     from genembed.official import write_official
 
-    python = Path(__file__).parent.parent / ".venv-official" / "bin" / "python"
-    assert python.exists(), "the official package's side venv is missing: run bash scripts/official_env.sh"
     out = write_official(official, tmp_path / "exported", backbone_path=str((FIXTURE / "backbone").resolve()))
     config = json.loads((out / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and len(config["additional_special_tokens"]) == 5
-    texts = [META["instructions"]["query"] + t for t in TEXTS]
-    (tmp_path / "texts.json").write_text(json.dumps(texts))
-    script = Path(__file__).parent.parent / "scripts" / "official_load_check.py"
-    done = subprocess.run([str(python), str(script), str(out), "--texts-json", str(tmp_path / "texts.json"),
-                           "--out", str(tmp_path / "official.npy"), "--decode-tokens", "12"],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    np.testing.assert_allclose(np.load(tmp_path / "official.npy"), official.encode(TEXTS, instruction="query"),
-                               atol=1e-5, rtol=0)
-    ids = json.loads((tmp_path / "official.npy.json").read_text())["decode_ids"]
+    embeddings, report = _official_encode(out, [META["instructions"]["query"] + t for t in TEXTS], tmp_path)
+    np.testing.assert_allclose(embeddings, official.encode(TEXTS, instruction="query"), atol=1e-5, rtol=0)
     ids_in, mask = official.tokenize(TEXTS[:1], META["instructions"]["query"])
     with torch.no_grad():
         soft = official(ids_in, mask)[0]
-    assert greedy_from_embeddings(official.backbone, soft, 12)[0] == ids[:12]
+    assert greedy_from_embeddings(official.backbone, soft, 12)[0] == report["decode_ids"][:12]
+
+
+def test_an_official_folder_on_a_backbone_without_a_pad_token_exports_with_one(tmp_path):
+    """A backbone whose tokenizer has no pad token (Llama 3.x): the official trainer gives it EOS as pad,
+    and so does genembed when it loads the backbone. The export must keep a pad token, or the official
+    encode() of texts of different lengths (one padded batch) stops: "Asking to pad but the tokenizer does
+    not have a padding token"."""
+    from genembed.official import write_official
+
+    folder = _copy(tmp_path)
+    _drop_pad_token(tmp_path / "backbone")
+    model = genembed.load(folder)
+    assert model.backbone.tokenizer.pad_token == model.backbone.tokenizer.eos_token
+    out = write_official(model, tmp_path / "exported")
+    assert json.loads((out / "tokenizer_config.json").read_text())["pad_token"] == model.backbone.tokenizer.eos_token
+    texts = ["paris", TEXTS[0] + " " + TEXTS[2] * 6, TEXTS[3]]  # 1, about 60 and 500 tokens: one padded batch
+    embeddings, _ = _official_encode(out, [META["instructions"]["document"] + t for t in texts], tmp_path)
+    np.testing.assert_allclose(embeddings, model.encode(texts, instruction="document"), atol=1e-5, rtol=0)
+
+
+def _drop_pad_token(backbone: Path) -> None:
+    config = json.loads((backbone / "tokenizer_config.json").read_text())
+    config.pop("pad_token")
+    (backbone / "tokenizer_config.json").write_text(json.dumps(config))
+    special = json.loads((backbone / "special_tokens_map.json").read_text())
+    special.pop("pad_token")
+    (backbone / "special_tokens_map.json").write_text(json.dumps(special))
+
+
+def _official_encode(folder: Path, texts: list[str], tmp_path: Path, decode_tokens: int = 12):
+    """(the embeddings, the report) the official package computes from `folder` for `texts` (instructions
+    already prefixed), encoded as one left-padded batch by scripts/official_load_check.py in .venv-official."""
+    import subprocess
+
+    python = Path(__file__).parent.parent / ".venv-official" / "bin" / "python"
+    assert python.exists(), "the official package's side venv is missing: run bash scripts/official_env.sh"
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    script = Path(__file__).parent.parent / "scripts" / "official_load_check.py"
+    done = subprocess.run([str(python), str(script), str(folder), "--texts-json", str(tmp_path / "texts.json"),
+                           "--out", str(tmp_path / "official.npy"), "--decode-tokens", str(decode_tokens)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.load(tmp_path / "official.npy"), json.loads((tmp_path / "official.npy.json").read_text())
 
 
 def test_a_target_equal_to_the_pad_id_is_not_scored_in_the_official_layout(official):

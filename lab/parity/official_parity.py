@@ -222,7 +222,7 @@ def export_case(name: str, model, texts: list[str], instruction: str, backbone_p
     case_dir.mkdir(parents=True)
     t = time.time()
     genembed.official.write_official(model, case_dir / "model", backbone_path=backbone_path)
-    written = backbone_path or genembed.backbone.transformers_path(model.config.backbone)  # (None: the default)
+    written = backbone_path or genembed.official.exported_backbone_name(model.config.backbone)  # (None: the default)
     r = {"name": name, "backbone_path": written, "default_backbone_path": backbone_path is None,
          "backbone_rope": backbone_rope(written), "write_seconds": time.time() - t}
     texts_json = case_dir / "texts.json"
@@ -257,8 +257,8 @@ def export(folder: Path, python: Path) -> dict:
     if (folder / "expected.json").exists():
         real_meta = json.loads((folder / "expected.json").read_text())
         real = genembed.load(folder / "model", backbone=ALIAS)  # genembed's own SmolLM2 (the cache folder)
-        cases.append(export_case("real-default-backbone-path", real, real_meta["texts"], real_meta["instruction"],
-                                 None, python))  # genembed's cache folder, made readable by 4.56 by the export
+        cases.append(export_case("real-dequantised-backbone-path", real, real_meta["texts"], real_meta["instruction"],
+                                 str(genembed.backbone.transformers_path(ALIAS)), python))  # genembed's cache folder, made readable by 4.56 by the export
         cases.append(export_case("real-4x-backbone", real, real_meta["texts"], real_meta["instruction"],
                                  str((folder / "backbone").resolve()), python))
     return {"cases": cases, "versions": versions(), "seconds": time.time() - t0}
