@@ -9,16 +9,18 @@ Heavy libraries (torch, transformers) load on first use, not on `import genembed
 """
 from __future__ import annotations
 
+from .errors import GenembedError  # light: the base of every error genembed raises for a user's mistake
+
 __version__ = "0.1.0"
 # training: `from genembed.train import train` (genembed.train is the module, so the function is
 # not re-exported under the same name)
-__all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "load_backbone"]
+__all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "load_backbone", "GenembedError"]
 
 
 def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None, backend: str = "torch"):
     """A trained GenEmbed: path None (the bundled default), a genembed checkpoint folder, an official
     llm2vec-gen folder or a hub id of either (loading.py); backbone: a local copy of its backbone;
-    backend: how inference runs, "torch" or "onnx" (backends.py)."""
+    backend: how inference runs, "torch", "onnx" or "openvino" (backends.py)."""
     from .loading import load_model
 
     return load_model(path, backbone=backbone, dtype=dtype, device=device, backend=backend)

@@ -9,6 +9,14 @@
   (`encode(..., bf16=True)`, `--bf16`) on a CPU with native bf16 (AVX-512 BF16 / AMX): the precision
   follows the same switch as on torch. There it is the fast path for encoding (docs/backends.md).
 
+bf16 asked of a backend that cannot run it (onnx always; openvino on a CPU without native bf16) runs
+float32 and says so once per loaded model and backend, with a UserWarning naming the backend and what
+runs instead. A warning, not an error: the result is still right (float32 is the reference precision;
+bf16 only trades accuracy for speed), so what is lost is the speed asked for, and that is what the warning
+says. An error would break a pipeline that asks bf16 of every method as soon as its backend changes
+(`genembed eval --bf16`), and openvino's bf16 depends on the CPU a job lands on: one script would run on
+one machine and fail on the next.
+
 An OnnxBackbone (or OpenVinoBackbone) answers the two calls genembed makes of a transformers model at inference —
 `base(...)` (encode, the prefix cache) and `lm(...)` (greedy decoding) — with the same keywords
 and the same KV cache type, so the call sites only choose which one to call.
@@ -16,6 +24,7 @@ and the same KV cache type, so the call sites only choose which one to call.
 from __future__ import annotations
 
 import json
+import warnings
 import weakref
 from types import SimpleNamespace
 
@@ -79,6 +88,22 @@ class OnnxBackbone:
         self.embed = backbone.model.get_input_embeddings()
         self.cache_kw = cache_keyword(backbone.model.base_model)
         self._sessions: dict[str, tuple] = {}
+        self._bf16_checked = False  # whether a call under bf16 autocast has been checked (and warned about)
+
+    def bf16_unavailable(self) -> str | None:
+        """Why bf16 autocast cannot reach this engine, or None where it runs bf16."""
+        return "onnxruntime runs the export in float32 only"
+
+    def _check_precision(self) -> None:
+        """Under bf16 autocast, warn once if this engine runs float32 instead (the module's docstring: why not an
+        error)."""
+        if self._bf16_checked or not bf16_requested():
+            return
+        self._bf16_checked = True
+        reason = self.bf16_unavailable()
+        if reason is not None:
+            warnings.warn(f"bf16 was asked for on the {self.NAME} backend; it runs in float32 instead ({reason})",
+                          UserWarning)
 
     def session(self, role: str):
         """(a session of the graph that does `role`, its input names), made on first use (the head only
@@ -100,6 +125,7 @@ class OnnxBackbone:
         without want_cache)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        self._check_precision()
         past = cache.pop(self.cache_kw, None)
         if cache:
             raise TypeError(f"unexpected arguments {sorted(cache)}")
@@ -153,13 +179,17 @@ def require_openvino():
     return openvino
 
 
+def bf16_requested() -> bool:
+    """Whether the call made now runs under bf16 autocast on the CPU (`encode(..., bf16=True)`)."""
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
 def autocast_precision() -> str:
     """OpenVINO's inference precision for a call made now: bf16 under bf16 autocast on a CPU with native
     bf16, else float32 (OpenVINO has no emulated bf16 path, and an emulated one would be slower)."""
     from .backbone import bf16_is_native
 
-    bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    return "bf16" if bf16 and bf16_is_native() else "f32"
+    return "bf16" if bf16_requested() and bf16_is_native() else "f32"
 
 
 class _OpenVinoSession:
@@ -185,6 +215,12 @@ class OpenVinoBackbone(OnnxBackbone):
         super().__init__(backbone, folder)
         self.ov = require_openvino()
         self.core = self.ov.Core()
+
+    def bf16_unavailable(self) -> str | None:
+        from .backbone import bf16_is_native
+
+        return None if bf16_is_native() else ("this CPU has no native bf16, AVX-512 BF16 or AMX, and OpenVINO "
+                                              "does not emulate it")
 
     def session(self, role: str):
         name, precision = self.GRAPHS[role], autocast_precision()

@@ -6,6 +6,7 @@ checkpoint. Loading validates everything and names the problem when something do
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,15 +16,13 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import file_digest, recover_folder, write_folder
 from .backbone import Backbone, load_backbone
+from .errors import InputError
 from .jsonl import read_json_object
 from .model import GenEmbed, GenEmbedConfig
 from .query_lens import FILE as QUERY_LENS_FILE, QueryLens
-from .recipe import removed_setting_error
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
-# config fields of checkpoints written before issue 24, whose one remaining value (recipe.REMOVED) they may hold
-REMOVED_CONFIG = ("recon_form", "prompt_frame")
 # the checkpoints that ship inside the package, by the name `load` takes, and the script that builds each
 BUNDLED = {"default": (DEFAULT_CHECKPOINT, "scripts/train_default.sh"),
            "self-supervised": (Path(__file__).parent / "self-supervised", "scripts/train_self_supervised.sh")}
@@ -34,7 +33,7 @@ def bundled_name(folder: Path) -> str | None:
     return next((name for name, (path, _) in BUNDLED.items() if Path(folder) == path), None)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be loaded, with the reason."""
 
 
@@ -68,14 +67,11 @@ def _read_config(folder: str | Path) -> tuple[GenEmbedConfig, str | None]:
         raise CheckpointError(f"{folder} is not a genembed checkpoint: it has no {CONFIG_NAME}")
     raw = read_json_object(path, CheckpointError)
     checksum = raw.pop(CHECKSUM_KEY, None)
-    for name in REMOVED_CONFIG:  # a setting removed since: its one remaining value is what every model computes
-        refusal = removed_setting_error(name, raw.pop(name), str(path)) if name in raw else None
-        if refusal:
-            raise CheckpointError(refusal)
     known = set(GenEmbedConfig.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise CheckpointError(f"{path} has unknown fields {unknown}: written by a newer genembed?")
+        raise CheckpointError(f"{path} has settings this genembed does not know ({', '.join(unknown)}): written by "
+                              f"another version of genembed")
     return GenEmbedConfig(**raw), checksum
 
 
@@ -138,3 +134,14 @@ def load_checkpoint(folder: str | Path | None = None, backbone: str | Backbone |
     model.eval()
     model.query_lens = QueryLens.load(folder, backbone.tokenizer)
     return model
+
+
+def model_fingerprint(model: GenEmbed) -> str:
+    """sha1 of a model's config and trained tensors: what a faiss index (index.py) and an evaluation score
+    (eval/methods.py) record of the model that made them, so vectors or scores of another model are never
+    taken for its own."""
+    digest = hashlib.sha1(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

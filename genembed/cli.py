@@ -1,10 +1,14 @@
 """`genembed` command line: each command parses its options, calls the library, prints.
 
 Heavy modules (torch, transformers) are imported inside the commands that need them, so that
-`genembed --help` and a mistyped option answer at once.
+`genembed --help` and a mistyped option answer at once. Every option is checked before a model
+loads. A user's mistake (a GenembedError, a click usage error, a file the system refuses) ends the
+command with one `error: ...` line on stderr, exit code 2; any other exception is a bug and shows
+its traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect as pyinspect
 import json
@@ -14,12 +18,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import distributed, load
 from .data import load_sharegpt
-from .jsonl import JsonlError, read_rows
+from .errors import GenembedError, InputError, MissingDependency
+from .jsonl import read_rows
 from .reader import TextFile, chunked
-from .recipe import TrainConfig
+from .recipe import DTYPES, TrainConfig
 
 MODEL_HELP = ("The model: a genembed checkpoint folder, an official llm2vec-gen folder, a hub id of either, or a "
               "bundled one by name: 'default' (the default) or 'self-supervised'.")
@@ -28,7 +34,55 @@ BACKEND_HELP = ("How inference runs: 'torch' (the reference), 'onnx' (onnxruntim
 BF16_HELP = ("Embed under bf16 autocast: faster where the CPU has native bf16 (AVX-512 BF16 / AMX), on backend torch "
              "or openvino; embeddings within ~2e-3 in cosine of float32.")
 BACKBONE_HELP = "A local copy of the model's backbone (a folder or .gguf) instead of the one it records."
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+BATCH_HELP = "Texts run through the model together (more: faster, more memory)."
+INSTRUCTION_HELP = "Instruction of the texts: 'query' (the default), 'document', or an instruction text."
+# click's UsageError as typer uses it (recent typer versions carry their own copy of click)
+ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class UsageError(GenembedError, ClickUsageError):
+    """A command refusing its options or input before any work: one `error:` line, exit code 2."""
+
+    def show(self, file=None) -> None:
+        error_line(self.format_message())
+
+
+class MissingExtra(UsageError, MissingDependency):
+    """An optional dependency the command needs is not installed (checked before any model loads)."""
+
+
+def error_line(message: str) -> None:
+    """`error: <message>` as one line on stderr."""
+    typer.secho("error: " + " ".join(str(message).splitlines()), fg="red", err=True)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    try:
+        yield
+    except ClickUsageError as e:  # unknown option, missing argument, bad value, typer.BadParameter
+        if isinstance(e, UsageError) or type(e).__name__ == "NoArgsIsHelpError":  # `genembed` alone: the help
+            raise
+        hint = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
+        raise UsageError(e.format_message() + hint) from None
+
+
+class _Commands(TyperGroup):
+    """genembed's root group: click's own usage errors come out in the one `error:` line style too."""
+
+    def make_context(self, *args, **kwargs):
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+# rich_markup_mode=None: help text is shown as written (rich markup would drop every [bracketed] word,
+# e.g. 'genembed[onnx]'); pretty_exceptions_enable=False: a bug shows Python's own traceback
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Commands, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="LLM2Vec-Gen embeddings from a frozen chat LLM: generate → train → encode / decode.")
 
 
@@ -42,15 +96,59 @@ def read_texts(texts: list[str], input_file: Optional[Path], field: str = "text"
     text per line, row i = line i). stream=True returns the file as a sized iterable, validated
     once, read again batch by batch; otherwise a list."""
     if texts and input_file:
-        raise typer.BadParameter("give texts as arguments or --input, not both")
+        raise UsageError("give texts as arguments or --input, not both")
     if input_file is None:
         return list(texts)
     try:
         source = TextFile(input_file, field)
-        len(source)  # one validating pass: a bad row is reported before any model work starts
-        return source if stream else list(source)
-    except (JsonlError, ValueError) as e:
-        raise typer.BadParameter(str(e))
+        count = len(source)  # one validating pass: a bad row is reported before any model work starts
+    except GenembedError as e:
+        raise UsageError(str(e)) from None
+    if not count:
+        raise UsageError(f"{input_file} holds no texts")
+    return source if stream else list(source)
+
+
+def check_model(*models) -> None:
+    """--model naming a file, where a checkpoint folder (or a hub id, or a bundled name) is expected."""
+    for model in models:
+        if model is not None and Path(str(model)).expanduser().is_file():
+            raise UsageError(f"--model {model} is a file; a checkpoint folder is expected")
+
+
+def check_backend(name: str) -> None:
+    """--backend: a known one, with its optional dependencies installed; checked before any model loads."""
+    from . import backends
+
+    try:
+        backends.check_name(name)
+    except ValueError as e:  # the library's own check, made before anything loads
+        raise InputError(str(e)) from None
+    try:
+        if name == "onnx":
+            from .onnx_export import require_onnx
+
+            require_onnx()
+        elif name == "openvino":
+            backends.require_openvino()
+    except ImportError as e:
+        raise MissingExtra(str(e)) from None
+
+
+def check_via(via: Optional[str]) -> None:
+    """--via: one of the decoders' ways to read an embedding (or None: the model's default)."""
+    from .decoders import VIA
+
+    if via is not None and via not in VIA:
+        raise UsageError(f"--via must be one of {', '.join(VIA)}, got {via!r}")
+
+
+def require_faiss() -> None:
+    """faiss, which `index build` and `search` need, is installed (checked before any model loads)."""
+    import importlib.util
+
+    if importlib.util.find_spec("faiss") is None:
+        raise MissingExtra("genembed search needs faiss: pip install 'genembed[search]'")
 
 
 @app.command()
@@ -59,14 +157,14 @@ def generate(
     backbone: str = typer.Option("smollm2-135m-instruct", help="Alias, .gguf file, folder or hub id."),
     input_file: Optional[Path] = typer.Option(None, "--input", help="Queries: .jsonl (key --field) or text, one per line. Default: ShareGPT training split."),
     field: str = typer.Option("query", help="Key of the query in an --input JSONL."),
-    limit: Optional[int] = typer.Option(None, help="Answer only the first N queries."),
-    max_new_tokens: int = typer.Option(64),
-    max_query_tokens: int = typer.Option(256, help="Queries are cut to this many tokens."),
-    batch_size: int = typer.Option(16),
+    limit: Optional[int] = typer.Option(None, min=1, help="Answer only the first N queries."),
+    max_new_tokens: int = typer.Option(64, min=1, help="Tokens each answer may have at most (a longer one is cut)."),
+    max_query_tokens: int = typer.Option(256, min=1, help="Queries are cut to this many tokens."),
+    batch_size: int = typer.Option(16, min=1, help="Queries answered together in one generation call."),
     sample: bool = typer.Option(False, help="Sample instead of greedy decoding."),
-    temperature: float = typer.Option(0.7),
-    top_p: float = typer.Option(0.9),
-    seed: int = typer.Option(0),
+    temperature: float = typer.Option(0.7, help="Sampling temperature, > 0 (with --sample)."),
+    top_p: float = typer.Option(0.9, help="Nucleus sampling: the smallest set of tokens holding this much probability (with --sample)."),
+    seed: int = typer.Option(0, help="Random seed of the sampling (with --sample)."),
     bf16: bool = typer.Option(False, help="bf16 autocast (CPU or GPU)."),
     dtype: str = typer.Option("float32", help="The backbone's weights: float32, bfloat16 or float16 (an 8B backbone is 32 GB in float32)."),
 ):
@@ -75,6 +173,10 @@ def generate(
     from .backbone import load_backbone
     from .generate import answer_queries
 
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if not temperature > 0 or not 0 < top_p <= 1:
+        raise UsageError(f"--temperature must be > 0 and --top-p in (0, 1], got {temperature} and {top_p}")
     if input_file is None:
         queries = [(c.id, c.query) for c in load_sharegpt("train")]
     else:
@@ -82,7 +184,7 @@ def generate(
     if limit is not None:
         queries = queries[:limit]
     if not queries:
-        raise typer.BadParameter("no queries to answer")
+        raise UsageError("no queries to answer")
     rows = answer_queries(load_backbone(backbone, dtype=dtype, device=distributed.current().device), queries, out,
                           max_new_tokens=max_new_tokens,
                           batch_size=batch_size, max_query_tokens=max_query_tokens, sample=sample,
@@ -103,13 +205,27 @@ def _train_option(f: dataclasses.Field, annotation) -> pyinspect.Parameter:
                                default=typer.Option(default, *flags, help=f.metadata.get("help")))
 
 
-def train(resume: bool = False, **settings):
+def _recipe_option() -> pyinspect.Parameter:
+    """`genembed train --recipe NAME`: the named recipes of recipe.py, each with its description."""
+    from .recipe import RECIPES
+
+    names = "; ".join(f"'{name}': {r.description}" for name, r in RECIPES.items())
+    return pyinspect.Parameter("recipe", pyinspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        "default", "--recipe", help=f"The named recipe to start from ({names}). Options given explicitly override its "
+                                    f"settings; the defaults shown here are the 'default' recipe's."))
+
+
+def train(ctx: typer.Context, resume: bool = False, recipe: str = "default", **settings):
     """Train the special tokens and projections on a frozen backbone."""
     from .train import loss_summary, train as run
 
-    if not Path(settings["responses"]).exists():
-        raise typer.BadParameter(f"responses file not found: {settings['responses']}")
-    cfg = TrainConfig(**settings)
+    # the recipe's settings, then every option given on the command line (or in the environment) on top
+    # (click's ParameterSource by name: typer may carry its own copy of click)
+    sources = {k: getattr(ctx.get_parameter_source(k), "name", "DEFAULT") for k in settings}
+    given = {k: v for k, v in settings.items() if sources[k] not in ("DEFAULT", "DEFAULT_MAP")}
+    cfg = TrainConfig.from_recipe(recipe, **given)
+    if not Path(cfg.responses).exists():
+        raise typer.BadParameter(f"responses file not found: {cfg.responses}")
     run(cfg, resume=resume)
     if not distributed.current().is_main:
         return  # one summary, from the process that wrote the run
@@ -123,10 +239,12 @@ def train(resume: bool = False, **settings):
     typer.echo(f"model: {out / 'model'}   log: {out / 'log.jsonl'}   plot: {out / 'losses.png'}")
 
 
-# the options are TrainConfig's fields, written once there (recipe.py), plus --resume
+# the options are TrainConfig's fields, written once there (recipe.py), plus --resume and --recipe
 train.__signature__ = pyinspect.Signature(
-    [pyinspect.Parameter("resume", pyinspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                         default=typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state."))]
+    [pyinspect.Parameter("ctx", pyinspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+     pyinspect.Parameter("resume", pyinspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                         default=typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state.")),
+     _recipe_option()]
     + [_train_option(f, typing.get_type_hints(TrainConfig)[f.name]) for f in dataclasses.fields(TrainConfig)])
 app.command()(train)
 
@@ -140,19 +258,19 @@ def encode(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
-    instruction: Optional[str] = typer.Option(None, help="'query', 'document', or an instruction text."),
-    batch_size: int = typer.Option(32),
+    instruction: Optional[str] = typer.Option(None, help=INSTRUCTION_HELP),
+    batch_size: int = typer.Option(32, min=1, help=BATCH_HELP),
     normalize: bool = typer.Option(False, help="L2-normalise the embeddings."),
     bf16: bool = typer.Option(False, help=BF16_HELP),
 ):
     """Embed texts and write a float32 .npy array [n, dim]."""
-
-
+    if out.suffix != ".npy":
+        raise UsageError(f"--out must be a .npy file, got {out}")
+    check_model(model)
+    check_backend(backend)
     items = read_texts(texts or [], input_file, field, stream=True)
     if not len(items):
-        raise typer.BadParameter("no texts to encode: give them as arguments or with --input")
-    if out.suffix != ".npy":
-        raise typer.BadParameter(f"--out must be a .npy file, got {out}")
+        raise UsageError("no texts to encode: give them as arguments or with --input")
     # texts are read, tokenized and embedded batch by batch and rows go to the file as they come
     # (a memory map), so neither the corpus nor its vectors sit in RAM
     vectors = load(model, backbone=backbone, backend=backend).encode(items, instruction=instruction, batch_size=batch_size, normalize=normalize,
@@ -166,7 +284,7 @@ def query_lens(
     input_file: Optional[Path] = typer.Option(None, "--input", help="The queries: .jsonl (key --field) or text, one per line."),
     sharegpt: bool = typer.Option(False, "--sharegpt", help="Every ShareGPT training-split query instead (the lens keeps their ids, not their text)."),
     field: str = typer.Option("query", help="Key of the query in an --input JSONL (a responses file has 'query')."),
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(32, min=1, help=BATCH_HELP),
     bf16: bool = typer.Option(False, help="bf16 autocast, as `genembed train --bf16` builds it."),
 ):
     """(Re)build a checkpoint's query lens from queries (`genembed train` writes one from its training
@@ -175,10 +293,9 @@ def query_lens(
     from .query_lens import QueryLens
 
     if (input_file is None) == (not sharegpt):
-        raise typer.BadParameter("give the queries with --input or --sharegpt (one of them)")
+        raise UsageError("give the queries with --input or --sharegpt (one of them)")
+    check_model(model)
     items = read_texts([], input_file, field) if input_file is not None else None
-    if items is not None and not items:
-        raise typer.BadParameter(f"no queries in {input_file}")
     m = load(model)
     kw = dict(batch_size=batch_size, show_progress_bar=True, bf16=bf16)
     m.query_lens = QueryLens.build_sharegpt(m, **kw) if sharegpt else QueryLens.build(m, items, **kw)
@@ -186,7 +303,8 @@ def query_lens(
     typer.echo(f"query lens of {len(m.query_lens.queries)} queries written to {model}")
 
 
-index_app = typer.Typer(no_args_is_help=True, help="Build a faiss index of a corpus for `genembed search`.")
+index_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                        help="Build a faiss index of a corpus for `genembed search`.")
 app.add_typer(index_app, name="index")
 
 
@@ -201,18 +319,21 @@ def index_build(
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     kind: str = typer.Option("auto", help="'flat' (exact), 'hnsw' (approximate) or 'auto' (flat below 100k rows)."),
     instruction: str = typer.Option("document", help="Instruction of the indexed texts: 'document', 'query' or a text."),
-    batch_size: int = typer.Option(32),
-    chunk_size: int = typer.Option(4096, help="Rows encoded between two saved progress points."),
+    batch_size: int = typer.Option(32, min=1, help=BATCH_HELP),
+    chunk_size: int = typer.Option(4096, min=1, help="Rows encoded between two saved progress points."),
 ):
     """Embed a corpus into a faiss index folder, resumably."""
-    from .index import build_index
+    from .index import KINDS, build_index
 
-    try:
-        index = build_index(load(model, backbone=backbone) if backbone else model, source, out, field=field, id_field=id_field or None, instruction=instruction,
-                            kind=kind, batch_size=batch_size, chunk_size=chunk_size, backend=backend)
-    except ImportError as e:  # faiss missing: one line, as for other known errors
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(2)
+    if kind not in KINDS:
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if source.is_dir():
+        raise UsageError(f"{source} is a folder; a corpus file is expected")
+    check_model(model)
+    check_backend(backend)
+    require_faiss()
+    index = build_index(load(model, backbone=backbone) if backbone else model, source, out, field=field, id_field=id_field or None, instruction=instruction,
+                        kind=kind, batch_size=batch_size, chunk_size=chunk_size, backend=backend)
     typer.echo(f"{len(index)} rows indexed ({index.kind}, dimension {index.manifest['dim']}) in {out}")
 
 
@@ -228,22 +349,21 @@ def search(
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     instruction: str = typer.Option("query", help="Instruction of the queries: 'query', 'document' or a text."),
-    batch_size: int = typer.Option(32),
-    width: int = typer.Option(100, help="Characters of each hit's text shown (not with --json)."),
+    batch_size: int = typer.Option(32, min=1, help=BATCH_HELP),
+    width: int = typer.Option(100, min=1, help="Characters of each hit's text shown (not with --json)."),
 ):
     """Search an index with query texts: ranked hits (rank, score, id, text)."""
     from .index import Index
 
     if k < 1:
-        raise typer.BadParameter(f"-k must be >= 1, got {k}")
+        raise UsageError(f"-k must be >= 1, got {k}")
+    check_model(model)
+    check_backend(backend)
+    require_faiss()
     items = read_texts(queries or [], input_file, field, stream=True)
     if not len(items):
-        raise typer.BadParameter("no queries: give them as arguments or with --input")
-    try:
-        index = Index.open(index_dir, model=load(model, backbone=backbone) if backbone else model, backend=backend)
-    except ImportError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(2)
+        raise UsageError("no queries: give them as arguments or with --input")
+    index = Index.open(index_dir, model=load(model, backbone=backbone) if backbone else model, backend=backend)
     for batch in chunked(items, 256):  # a batch of queries at a time: a long --input file is never held whole
         for query, hits in zip(batch, index.search(batch, k=k, instruction=instruction, batch_size=batch_size)):
             if as_json:
@@ -266,20 +386,22 @@ VIA_HELP = ("'queries': the LLM answers the nearest training query followed by t
 @app.command()
 def decode(
     texts: list[str] = typer.Argument(None, help="Texts whose embeddings to decode."),
-    input_file: Optional[Path] = typer.Option(None, "--input"),
-    field: str = typer.Option("text"),
+    input_file: Optional[Path] = typer.Option(None, "--input", help=".jsonl (key --field) or text file, one per line."),
+    field: str = typer.Option("text", help="Key of the text in an --input JSONL."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
-    instruction: Optional[str] = typer.Option(None),
-    max_new_tokens: int = typer.Option(64),
+    instruction: Optional[str] = typer.Option(None, help=INSTRUCTION_HELP),
+    max_new_tokens: int = typer.Option(64, min=1, help="Tokens each decoded text may have at most."),
     via: Optional[str] = typer.Option(None, help=VIA_HELP),
 ):
     """Show what each text's embedding "says": text the frozen LLM writes from it (greedy)."""
-
+    check_model(model)
+    check_backend(backend)
+    check_via(via)
     items = read_texts(texts or [], input_file, field)
     if not items:
-        raise typer.BadParameter("no texts to decode: give them as arguments or with --input")
+        raise UsageError("no texts to decode: give them as arguments or with --input")
     decoded = load(model, backbone=backbone, backend=backend).decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
     for text, said in zip(items, decoded):
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
@@ -291,18 +413,20 @@ def serve(
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to bind; the default answers this machine only."),
-    port: int = typer.Option(8000),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free one)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENEMBED_API_KEY", show_default=False,
                                           help="Require 'Authorization: Bearer KEY' (all but /health). Also from $GENEMBED_API_KEY."),
-    max_batch: int = typer.Option(32, help="Texts per forward pass when concurrent requests are batched."),
-    max_wait_ms: float = typer.Option(5.0, help="How long a request may wait for others to batch with (0: no batching)."),
-    max_texts: int = typer.Option(2048, help="Texts per request (more: 413)."),
-    max_chars: int = typer.Option(16384, help="Characters per text (more: 413)."),
+    max_batch: int = typer.Option(32, min=1, help="Texts per forward pass when concurrent requests are batched."),
+    max_wait_ms: float = typer.Option(5.0, min=0.0, help="How long a request may wait for others to batch with (0: no batching)."),
+    max_texts: int = typer.Option(2048, min=1, help="Texts per request (more: 413)."),
+    max_chars: int = typer.Option(16384, min=1, help="Characters per text (more: 413)."),
     bf16: bool = typer.Option(False, help=BF16_HELP + " Decoding stays float32."),
 ):
     """Serve an OpenAI-compatible /v1/embeddings (plus /v1/decode, /health, /metrics) over HTTP."""
     from .serve import serve as run
 
+    check_model(model)
+    check_backend(backend)
     run(load(model, backbone=backbone) if backbone else model, host=host, port=port, api_key=api_key,
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_texts=max_texts, max_chars=max_chars, backend=backend,
         bf16=bf16)
@@ -315,15 +439,17 @@ def export(
     format: str = typer.Option("llm2vec-gen", "--format", help="'llm2vec-gen': the official code's layout "
                                "(LLM2VecGenModel.from_pretrained loads it)."),
     backbone_path: Optional[str] = typer.Option(None, help="What the folder names as its backbone (a hub id or folder "
-                                                "the official code can load); default: the backbone's own, or for a "
-                                                "GGUF its de-quantised folder in the genembed cache."),
+                                                "the official code can load); default: the hub id of the model's "
+                                                "backbone (for the bundled alias, HuggingFaceTB/SmolLM2-135M-Instruct), "
+                                                "or its own folder; never a folder of this machine's caches."),
 ):
     """Write a model in another tool's layout: a model trained with --input-layout official as an official
     llm2vec-gen folder."""
     from .official import write_official
 
     if format != "llm2vec-gen":
-        raise typer.BadParameter(f"--format must be 'llm2vec-gen', got {format!r}")
+        raise UsageError(f"--format must be 'llm2vec-gen', got {format!r}")
+    check_model(model)
     write_official(load(model), out, backbone_path=backbone_path)
     typer.echo(f"official llm2vec-gen folder written to {out}")
 
@@ -338,17 +464,17 @@ def evaluate(
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for results.md / .json / .png and caches."),
     no_default: bool = typer.Option(False, "--no-default", help="Leave the bundled default out."),
     cost_only: bool = typer.Option(False, "--cost-only", help="Keep the scores in --out; measure only the encode cost again (run it on an idle machine)."),
-    cost_texts: int = typer.Option(32, help="Queries the encode cost is measured on."),
+    cost_texts: int = typer.Option(32, min=1, help="Queries the encode cost is measured on."),
     skip_cost: bool = typer.Option(False, "--skip-cost", help="Keep the encode cost rows in --out already have (measured on an idle machine)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast for every method that runs the backbone (default: only where bf16 is native: a GPU, a CPU with AVX-512 BF16 / AMX; emulated it is several times slower)."),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP + " (the students)"),
 ):
     """Score genembed checkpoints and the baselines on real offline tasks, in one table."""
     from .backbone import bf16_is_native
-    from .backends import check_name
     from .eval.suite import evaluate_models
 
-    check_name(backend)  # before anything loads
+    check_model(*(model or []))
+    check_backend(backend)
     evaluate_models(list(model or []), tasks.split(","), baselines.split(","), out, include_default=not no_default,
                     ridge_responses=ridge_responses, hyde_tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(",")),
                     cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost,
@@ -371,13 +497,13 @@ def benchmark(
 ):
     """The broad offline benchmark (24 tasks, MTEB's six task types, a selection and a report set)."""
     from .backbone import bf16_is_native
-    from .backends import check_name
     from .eval import benchmark as bench
     from .eval.suite import build_methods
 
     names = bench.task_names(sets.split(","), [t for t in tasks.split(",") if t])
+    check_model(*(model or []))
+    check_backend(backend)
     use_bf16 = bf16_is_native() if bf16 is None else bf16
-    check_name(backend)  # before anything loads
     methods = build_methods(list(model or []), baselines.split(","), include_default=not no_default,
                             cache_dir=out / "cache", bf16=use_bf16, backend=backend)
     results = bench.run(methods, names, out, rescore=rescore)
@@ -391,23 +517,26 @@ def benchmark(
 def inspect(
     texts: list[str] = typer.Argument(None, help="Texts whose embeddings to look into."),
     input_file: Optional[Path] = typer.Option(None, "--input", help=".jsonl (key --field) or text file, one per line."),
-    field: str = typer.Option("text"),
+    field: str = typer.Option("text", help="Key of the text in an --input JSONL."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
-    instruction: Optional[str] = typer.Option(None),
-    top_k: int = typer.Option(5),
-    max_new_tokens: int = typer.Option(48),
+    instruction: Optional[str] = typer.Option(None, help=INSTRUCTION_HELP),
+    top_k: int = typer.Option(5, min=1, help="Top tokens the logit lens shows for each compression token."),
+    max_new_tokens: int = typer.Option(48, min=1, help="Tokens each decoded text may have at most."),
     via: Optional[str] = typer.Option(None, help=VIA_HELP),
-    words: int = typer.Option(10, help="Nearest words shown (with via 'words' or 'queries')."),
+    words: int = typer.Option(10, min=1, help="Nearest words shown (with via 'words' or 'queries')."),
 ):
     """What an embedding holds: its nearest words in the teacher's space, the decoded text, and the
     logit lens on each compression token."""
     from .inspection import inspect as look
 
+    check_model(model)
+    check_backend(backend)
+    check_via(via)
     items = read_texts(texts or [], input_file, field)
     if not items:
-        raise typer.BadParameter("no texts to inspect: give them as arguments or with --input")
+        raise UsageError("no texts to inspect: give them as arguments or with --input")
     for item in look(load(model, backbone=backbone, backend=backend), items, via=via, instruction=instruction, top_k=top_k,
                      max_new_tokens=max_new_tokens, words=words):
         typer.echo(f"input:   {item.text}")
@@ -423,13 +552,15 @@ def inspect(
 
 
 def main():
-    """Entry point: known errors (bad checkpoint, missing file, bad value) print one clear line."""
+    """Entry point: a user's mistake (a GenembedError: bad input, file, checkpoint, option, a missing
+    optional dependency; or a file the system refuses) prints one `error:` line, exit code 2 (click's
+    usage errors are printed so by the app itself). Anything else is a bug: its traceback shows."""
     try:
         app()
-    except (ValueError, TypeError) as e:  # CheckpointError and JsonlError are ValueErrors
-        typer.secho(f"error: {e}", fg="red", err=True)
+    except GenembedError as e:
+        error_line(str(e))
         sys.exit(2)
     except OSError as e:  # a missing file, a full disk, a folder that cannot be written
         where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
-        typer.secho(f"error: {e.strerror or e}{': ' + where if where else ''}", fg="red", err=True)
+        error_line(f"{e.strerror or e}{': ' + where if where else ''}")
         sys.exit(2)

@@ -19,7 +19,6 @@ opened: `import genembed` never loads it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -90,14 +89,12 @@ def source_rows(path: str | Path, field: str = "text", id_field: str | None = "i
 
 
 # -- the model a build used ---------------------------------------------------------------
-def model_fingerprint(model) -> str:
-    """sha1 of the model's config and trained tensors: a resume or a search with another model
-    (whose vectors would not be comparable) is refused."""
-    digest = hashlib.sha1(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+def _fingerprint(model) -> str:
+    """checkpoint.model_fingerprint (imported here, not above: importing genembed.index stays torch-free): a
+    resume or a search with another model than the build's (whose vectors would not be comparable) is refused."""
+    from .checkpoint import model_fingerprint
+
+    return model_fingerprint(model)
 
 
 def _resolve_model(model, backend: str | None = None):
@@ -139,7 +136,7 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
         raise ValueError(f"{source} has no rows to index")
     model, model_ref = _resolve_model(model, backend)
     settings = {
-        "format": FORMAT, "model": model_ref, "model_fingerprint": model_fingerprint(model),
+        "format": FORMAT, "model": model_ref, "model_fingerprint": _fingerprint(model),
         "instruction": instruction, "instruction_text": model.resolve_instruction(instruction),
         "field": field, "id_field": id_field,
         "count": count, "dim": model.config.embedding_dim,
@@ -389,7 +386,7 @@ class Index:
         return self._model
 
     def _check_model(self, model, ref):
-        if model_fingerprint(model) != self.manifest["model_fingerprint"]:
+        if _fingerprint(model) != self.manifest["model_fingerprint"]:
             where = ref or "the model given"
             raise ValueError(f"{where} is not the model the index in {self.folder} was built with: "
                              f"its vectors would not be comparable")

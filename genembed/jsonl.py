@@ -1,9 +1,10 @@
 """JSONL rows, read strictly and appended so that a kill loses nothing.
 
-Reading: every line is a JSON object (blank lines are skipped); a line that is not one is an
-error naming the file and line, never a silent stop. A last line without "\n" that parses is a
-row. Only a file genembed itself appends to (`repair=True`) may have a torn last line (a kill
-mid-write): that tail alone is cut away, nothing before it.
+Reading: every line is a JSON object (blank lines are skipped, unless the reader asks to see them,
+as reader.TextFile does: its row i is line i); a line that is not one is an error naming the file
+and line, never a silent stop. A last line without "\n" that parses is a row. Only a file genembed
+itself appends to (`repair=True`) may have a torn last line (a kill mid-write): that tail alone is
+cut away, nothing before it.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import json
 import os
 from pathlib import Path
 
+from .errors import InputError
 
-class JsonlError(ValueError):
+
+class JsonlError(InputError):
     """A JSONL file that cannot be read as rows; the message names the file and line."""
 
 
@@ -43,13 +46,16 @@ def read_rows(path: str | Path, repair: bool = False) -> list[dict]:
     return rows
 
 
-def numbered_rows(path: str | Path):
-    """(line number, row) for every row of a JSONL file someone else wrote: strict, no repair."""
+def numbered_rows(path: str | Path, blank_lines: bool = False):
+    """(line number, row) for every row of a JSONL file someone else wrote: strict, no repair.
+    blank_lines=True: a blank line is yielded too, as (line number, None), instead of skipped."""
     path = Path(path)
     with open(path, "rb") as f:  # line by line: a large file is never read whole
         for number, line in enumerate(f, 1):
             if line.strip():
                 yield number, _parse(path, number, line)
+            elif blank_lines:
+                yield number, None
 
 
 def _parse(path: Path, number: int, line: bytes) -> dict:

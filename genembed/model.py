@@ -20,6 +20,7 @@ from torch import nn
 from . import batching
 from .arrays import NpyWriter
 from .backbone import Backbone, cache_keyword
+from .errors import InputError, InputTypeError
 from .inputs import encoder_ids, pad, positions
 from .prefix_cache import SharedPrefixCache, drop_head
 from .st_compat import SentenceTransformerAPI, check_st_options, st_instruction, st_output
@@ -193,8 +194,10 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         instruction = st_instruction(self, instruction, prompt_name, prompt)
         check_st_options(self, truncate_dim, precision, output_value, device)
         if (convert_to_tensor or not convert_to_numpy) and output_path is not None:
-            raise ValueError("output_path writes a .npy file: it cannot be combined with convert_to_tensor / "
+            raise InputError("output_path writes a .npy file: it cannot be combined with convert_to_tensor / "
                              "convert_to_numpy=False")
+        if not isinstance(texts, str) and (isinstance(texts, (bytes, bytearray)) or not hasattr(texts, "__iter__")):
+            raise InputTypeError(f"encode() expects a string or a list of strings, got {type(texts).__name__}")
         texts, single = batching.as_sized(texts)
         shape, normalize = (len(texts), self.config.embedding_dim), normalize or bool(normalize_embeddings)
         windows = self.batches(texts, instruction, batch_size, show_progress_bar, windowed=True)

@@ -2,9 +2,11 @@
 
 Only the backbone is exported, never what a checkpoint trains: the special tokens enter as input
 embeddings and `recon` / `align` stay in torch (two small matrices). So one export serves every
-checkpoint around the same backbone, and it is keyed by a digest of the backbone's weights:
+checkpoint around the same backbone. It is keyed by a digest of the backbone's weights and by the
+onnxruntime version, so environments with different onnxruntime versions sharing one cache each keep
+their own export instead of rebuilding each other's:
 
-    <cache>/onnx/<weights digest>/
+    <cache>/onnx/<weights digest>-ort<onnxruntime version>/
         manifest.json      format, versions, the weights digest and every file's size and SHA-256
         body.onnx(+.data)  input embeddings, an additive attention mask, positions and the past
                            keys/values of every layer → last-layer states and the new keys/values
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import warnings
 import weakref
@@ -64,7 +67,11 @@ def weights_digest(backbone: Backbone) -> str:
 
 
 def export_folder(backbone: Backbone) -> Path:
-    return cache_root() / "onnx" / weights_digest(backbone)[:32]
+    """Where this backbone's export lives for the installed onnxruntime (a version's characters other than
+    letters, digits, '.', '-' and '_' become '_')."""
+    _, ort = require_onnx()
+    version = re.sub(r"[^A-Za-z0-9._-]", "_", ort.__version__)
+    return cache_root() / "onnx" / f"{weights_digest(backbone)[:32]}-ort{version}"
 
 
 def ensure_export(backbone: Backbone) -> Path:
@@ -122,8 +129,9 @@ class _Body(nn.Module):
 
 
 class _Head(nn.Module):
-    """The LM head as one MatMul over [B, 1, hidden] (a Linear on 2-D input exports as Gemm, which
-    the 8-bit quantizer leaves alone)."""
+    """The LM head as one MatMul over [B, 1, hidden]: a Linear on 2-D input would export as Gemm, which
+    onnxruntime's 8-bit weight quantizer leaves alone, and the 8-bit screen (the module's docstring) needed
+    the head quantizable."""
 
     def __init__(self, head: nn.Linear):
         super().__init__()

@@ -1,14 +1,24 @@
 """Texts from a file, streamed: a corpus larger than memory is never held as a list.
 
-Row i is line i of a text file (a blank line is a text too, the empty one: rows never shift) or
-the `field` of the i-th row of a JSONL file. Only "\\n" ends a line ("\\r\\n" too); a file is
-read as bytes and decoded line by line, so a bad byte is an error naming its line.
+Row i of the output is line i of the file, in both formats, so a row's number finds its line:
+
+* a text file: each line is a text, a blank line too (the empty text; that is how a text file
+  writes one, and rows never shift);
+* a `.jsonl` file: each line is a JSON object and its `field` is the text. A blank line is an error
+  naming the file and line, not a row: the empty text is written `{"text": ""}`, so a blank line is
+  no text at all, and skipping it would shift every later row off its line (and guessing "" would
+  hide a damaged file).
+
+Only "\\n" ends a line ("\\r\\n" too); a file is read as bytes and decoded line by line, so a bad
+byte is an error naming its line.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from .jsonl import numbered_rows, string_field
+from .errors import InputError
+from .jsonl import JsonlError, numbered_rows, string_field
 
 
 class TextFile:
@@ -19,8 +29,10 @@ class TextFile:
     def __init__(self, path: str | Path, field: str = "text"):
         self.path = Path(path)
         self.field = field
+        if self.path.is_dir():
+            raise InputError(f"{self.path} is a folder; a file of texts is expected")
         if not self.path.is_file():
-            raise ValueError(f"input file not found: {self.path}")
+            raise InputError(f"input file not found: {self.path}")
         self._count: int | None = None
 
     def __len__(self) -> int:
@@ -35,7 +47,10 @@ class TextFile:
             yield from self._lines()
 
     def _jsonl_texts(self):
-        for n, row in numbered_rows(self.path):
+        for n, row in numbered_rows(self.path, blank_lines=True):
+            if row is None:
+                raise JsonlError(f"{self.path}:{n}: blank line (row i is line i of the file: write an empty text as "
+                                 f"{json.dumps({self.field: ''})}, or remove the line)")
             yield string_field(self.path, n, row, self.field)
 
     def _lines(self):
@@ -45,7 +60,7 @@ class TextFile:
                 try:
                     yield line.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    raise ValueError(f"{self.path}:{n} is not UTF-8 text (byte {e.start} of the line)") from None
+                    raise InputError(f"{self.path}:{n} is not UTF-8 text (byte {e.start} of the line)") from None
 
 
 def chunked(items, size: int):

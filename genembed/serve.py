@@ -4,8 +4,10 @@
     serve("path/to/checkpoint", port=8000, api_key="secret")   # blocks, runs uvicorn
     app = create_app(genembed.load())                          # a FastAPI app to mount or test
 
-Endpoints: POST /v1/embeddings (the OpenAI request/response shapes), POST /v1/decode,
-GET /health, GET /metrics (Prometheus text).
+Endpoints: POST /v1/embeddings (the OpenAI request/response shapes), GET /v1/models and
+GET /v1/models/{id} (the one model served, in OpenAI's list and model shapes), POST /v1/decode,
+GET /health, GET /metrics (Prometheus text). A request naming another `model` than the one served
+gets OpenAI's 404 `model_not_found`; one naming none gets the served model.
 
 The model is not thread-safe (nor is its prefix cache, nor its fast tokenizer under changing
 truncation settings), so it is owned by one worker thread: requests become jobs on a queue and
@@ -30,17 +32,18 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from . import decoders, load
+from .errors import MissingDependency
 from .inputs import plain_ids
 
 log = logging.getLogger("genembed.serve")
 
-ENDPOINTS = ("/v1/embeddings", "/v1/decode", "/health", "/metrics")
+ENDPOINTS = ("/v1/embeddings", "/v1/models", "/v1/decode", "/health", "/metrics")
+MODEL_PATH = "/v1/models/{id}"  # GET /v1/models/<id>: one metrics label for every id asked for
 OPEN_PATHS = ("/health",)  # answered without the API key: load balancers probe it
 
 
-class MissingServeDependencies(ImportError, ValueError):
-    """fastapi / uvicorn / prometheus_client are not installed. A ValueError too, so the CLI
-    prints it as its one `error:` line."""
+class MissingServeDependencies(MissingDependency, ValueError):
+    """fastapi / uvicorn / prometheus_client are not installed (a ValueError too, as it always was)."""
 
 
 def _require():
@@ -253,7 +256,8 @@ class _Gate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        endpoint = path if path in ENDPOINTS else "other"  # bounded label values, whatever the URL
+        # bounded label values, whatever the URL
+        endpoint = path if path in ENDPOINTS else MODEL_PATH if path.startswith("/v1/models/") else "other"
         status, start = None, time.perf_counter()
 
         async def send_status(message):
@@ -354,6 +358,9 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
                bf16: bool = False):
     """A FastAPI app serving `model` (a GenEmbed; this app's worker thread is then its only user).
 
+    model_name: the name it is served by: what GET /v1/models lists and every response names. A request
+    whose `model` is another name gets a 404 (`model_not_found`, OpenAI's answer); one without `model` is
+    answered by this model.
     POST /v1/embeddings returns exactly `model.encode(texts)`: the checkpoint's default
     instruction and NO normalisation (OpenAI's vectors are unit length; send `"normalize": true`
     for that). Extra request fields: `"instruction"` (a name such as "query" / "document", or the
@@ -378,6 +385,8 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
             raise ValueError(f"{name} must be >= {low}, got {value}")
     if api_key is not None and not api_key.strip():
         raise ValueError("api_key is empty: give a key, or none to serve without one")
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise ValueError(f"model_name must be a non-empty string (the name clients send as 'model'), got {model_name!r}")
     dim = int(model.config.embedding_dim)
 
     registry = CollectorRegistry()  # per app: two apps in one process keep separate counts
@@ -393,7 +402,7 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
         yield
         await asyncio.get_running_loop().run_in_executor(None, worker.close)
 
-    # no /docs or /openapi.json: nothing served beyond the four endpoints
+    # no /docs or /openapi.json: nothing served beyond the endpoints of the module's docstring
     app = FastAPI(title="genembed", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.worker, app.state.registry, app.state.model_name = worker, registry, model_name
 
@@ -404,12 +413,19 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
 
 
 def _routes(app, worker, model, model_name: str, dim: int, max_texts: int, max_chars: int, max_new_tokens: int):
-    """The four endpoints."""
+    """The endpoints."""
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from pydantic import BaseModel, ConfigDict
 
     registry = app.state.registry
+    card = {"id": model_name, "object": "model", "created": int(time.time()), "owned_by": "genembed"}
+
+    def served(asked: Optional[str]) -> None:
+        """A request's `model` must be the one served (or left out): else OpenAI's 404."""
+        if asked is not None and asked != model_name:
+            raise APIError(404, f"the model {asked!r} is not served here; this server serves {model_name!r} "
+                                "(GET /v1/models)", param="model", code="model_not_found")
 
     class Loose(BaseModel):
         model_config = ConfigDict(extra="ignore")  # OpenAI clients may send fields added later
@@ -439,8 +455,18 @@ def _routes(app, worker, model, model_name: str, dim: int, max_texts: int, max_c
             raise APIError(500, f"the model failed on this request ({type(e).__name__}); see the server log",
                            type="server_error") from e
 
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [card]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def one_model(model_id: str):
+        served(model_id)
+        return card
+
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest):
+        served(body.model)
         texts = _texts(body.input, max_texts, max_chars)
         if body.dimensions is not None and body.dimensions != dim:
             raise APIError(400, f"'dimensions' must be {dim} (this model's size) or left out; "
@@ -459,6 +485,7 @@ def _routes(app, worker, model, model_name: str, dim: int, max_texts: int, max_c
 
     @app.post("/v1/decode")
     async def decode(body: DecodeRequest):
+        served(body.model)
         texts = _texts(body.input, max_texts, max_chars)
         if not 1 <= body.max_new_tokens <= max_new_tokens:
             raise APIError(400, f"'max_new_tokens' must be between 1 and {max_new_tokens}, got {body.max_new_tokens}",
@@ -518,16 +545,17 @@ def _error_handlers(app):
 def serve(model=None, *, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
           model_name: Optional[str] = None, log_level: str = "info", backend: Optional[str] = None,
           **options) -> None:
-    """Load `model` (a checkpoint folder, None for the bundled default, or a GenEmbed) once and
-    serve it with uvicorn until interrupted. `options` go to create_app (max_batch, max_wait_ms,
-    max_texts, max_chars, ...). backend: how the model runs (backends.py; None: "torch" for a model
-    loaded here, a given model's own). Binds loopback unless `host` says otherwise."""
+    """Load `model` (a name `genembed.load` takes: a checkpoint folder, a hub id, None for the bundled
+    default; or a GenEmbed) once and serve it with uvicorn until interrupted. model_name: the name it
+    is served by (create_app); None: the name it was loaded by, as given ("default" for None, the
+    folder or hub id), or "genembed" for a GenEmbed passed in. `options` go to create_app (max_batch,
+    max_wait_ms, max_texts, max_chars, ...). backend: how the model runs (backends.py; None: "torch"
+    for a model loaded here, a given model's own). Binds loopback unless `host` says otherwise."""
     _require()
     import uvicorn
 
     if model_name is None:
-        model_name = "genembed-default" if model is None else (
-            Path(model).name if isinstance(model, (str, Path)) else "genembed")
+        model_name = "default" if model is None else str(model) if isinstance(model, (str, Path)) else "genembed"
     if isinstance(model, (str, Path)) or model is None:
         model = load(model, backend=backend or "torch")
     elif backend is not None:

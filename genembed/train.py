@@ -18,7 +18,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -33,12 +32,9 @@ from .jsonl import append_rows, read_rows
 from .losses import alignment_loss, reconstruction_loss
 from .model import GenEmbed
 from .query_lens import QueryLens
-from .recipe import REMOVED, RESULT_NEUTRAL, TrainConfig, removed_setting_error
+from .recipe import RESULT_NEUTRAL, TrainConfig
 from .ridge import ridge_fit
 from .teachers import alignment_targets, cached_targets, load_teacher
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 
 def example_order(n: int, seed: int, position: int) -> int:
@@ -115,10 +111,14 @@ def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list
 
 def changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
     """Settings of `cfg` that differ from a saved run's and change its results (a setting the
-    saved run predates counts as its default; a removed one must have held today's only value)."""
+    saved run predates counts as its default)."""
     current, defaults = asdict(cfg), asdict(TrainConfig(responses="", out_dir=""))
-    removed = [k for k in REMOVED if removed_setting_error(k, saved.get(k, REMOVED[k]), "")]
-    return removed + [k for k in current if k not in RESULT_NEUTRAL and saved.get(k, defaults[k]) != current[k]]
+    return [k for k in current if k not in RESULT_NEUTRAL and saved.get(k, defaults[k]) != current[k]]
+
+
+def unknown_settings(saved: dict) -> list[str]:
+    """Settings a saved run recorded that TrainConfig does not have (removed since, or from another version)."""
+    return sorted(set(saved) - set(TrainConfig.__dataclass_fields__))
 
 
 def loss_summary(log: list[dict], key: str, k: int = 10) -> tuple[float, float] | None:
@@ -131,13 +131,20 @@ def loss_summary(log: list[dict], key: str, k: int = 10) -> tuple[float, float] 
 
 
 def plot_losses(log_path: Path, png_path: Path) -> None:
+    """losses.png: each trained loss per step, raw and smoothed. A matplotlib Figure on its own Agg canvas:
+    no pyplot, and the process's matplotlib backend is left as it was."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     rows = read_rows(log_path)
     # a panel per loss the run trained (a run without reconstruction has no cross-entropy to show)
     panels = [(key, title) for key, title in (("rec", "reconstruction cross-entropy"), ("align", "alignment loss"))
               if any(r.get(key) is not None for r in rows)]
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(5 * len(panels), 3.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (key, title) in zip(axes[0], panels):
         kept = [r for r in rows if r.get(key) is not None]
         steps, values = [r["step"] for r in kept], [r[key] for r in kept]
@@ -149,7 +156,6 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
         ax.set_xlabel("step")
     fig.tight_layout()
     replace_file(png_path, lambda p: fig.savefig(p, dpi=120, format="png"))
-    plt.close(fig)
 
 
 def open_run(cfg: TrainConfig, resume: bool, procs) -> bool:
@@ -190,6 +196,10 @@ def student(cfg: TrainConfig, backbone, teacher, resume_dir: Path, has_state: bo
     if state.get("responses_sha1", responses_sha1) != responses_sha1:
         raise ValueError(f"{cfg.responses} changed since {cfg.out_dir} was started (its contents differ from the "
                          f"file the run trained on): use a new --out")
+    unknown = unknown_settings(state["train_config"])
+    if unknown:
+        raise ValueError(f"{resume_dir} was written with settings this genembed does not have "
+                         f"({', '.join(unknown)}): it cannot be resumed; use a new --out")
     changed = changed_settings(state["train_config"], cfg)
     if changed:
         raise ValueError(f"{resume_dir} was written by a run with other settings ({', '.join(changed)}); "

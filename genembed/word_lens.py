@@ -23,8 +23,8 @@ from .inputs import prompt_ids
 from .vectors import nearest, unit
 
 WORD = re.compile(r"[A-Za-z]{3,}")  # a vocabulary token " word": letters only, 3 or more
-REQUEST = "Write about {}."  # the user's turn the LLM answers; best of the frames screened (docs/decoding.md)
-WORDS_PER_TEXT = 10  # words per decoded request (10 vs 20 in docs/decoding.md)
+REQUEST = "Write about {}."  # the user's turn the LLM answers; best of the frames screened (lab/reports/decoding.md)
+WORDS_PER_TEXT = 10  # words per decoded request (10 vs 20 in lab/reports/decoding.md)
 
 
 def vocabulary_words(tokenizer) -> tuple[list[str], list[int]]:

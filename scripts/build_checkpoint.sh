@@ -4,9 +4,10 @@
 #   1-2. SmolLM2-135M-Instruct answers 2,400 ShareGPT training queries (greedy, 64 new tokens) into
 #        ANSWERS (default runs/default: every bundled checkpoint trains on the same answers) and rows
 #        outside the current training split are dropped (scripts/answer_queries.sh)
-#   3. training with the defaults of `genembed train` plus the arguments given (STEPS=N overrides the steps)
+#   3. `genembed train` with the arguments given (`--recipe NAME`; STEPS=N overrides the steps)
 #   4. its query lens (the default decoder) embeds every ShareGPT training-split query
-#   5. the final checkpoint is copied into genembed/NAME/, its loss curve, settings and log into docs/NAME-*
+#   5. the final checkpoint and the settings it was trained with (train-config.json) are copied into
+#      genembed/NAME/, its loss curve and log into lab/bundled/NAME-*
 # Every stage resumes where it stopped if the script is run again.
 #   usage: bash scripts/build_checkpoint.sh NAME [genembed train arguments ...]
 set -euo pipefail
@@ -27,13 +28,13 @@ resume=""
 if [ -e "$RUN/run/log.jsonl" ]; then resume="--resume"; fi  # a started run continues (from step 0 if nothing was saved)
 $ge train --responses "$ANSWERS/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} $BF16 --no-query-lens $resume "$@"
 # the query lens (the default decoder) holds every ShareGPT training-split query, answered or not:
-# more queries, nearer neighbours (2,400 -> 9,449: decoding gap 0.25 -> 0.32, docs/decoding.md)
+# more queries, nearer neighbours (2,400 -> 9,449: decoding gap 0.25 -> 0.32, lab/reports/decoding.md)
 if [ ! -e "$RUN/run/model/query-lens.safetensors" ]; then  # (it keeps their ids, not their text)
   $ge query-lens --model "$RUN/run/model" --sharegpt $BF16
 fi
-mkdir -p "genembed/$NAME" docs
+mkdir -p "genembed/$NAME" lab/bundled
 cp "$RUN/run/model/config.json" "$RUN/run/model/model.safetensors" "$RUN/run/model/query-lens.safetensors" "genembed/$NAME/"
-cp "$RUN/run/losses.png" "docs/$NAME-losses.png"
-cp "$RUN/run/log.jsonl" "docs/$NAME-train-log.jsonl"
-cp "$RUN/run/train_config.json" "docs/$NAME-train-config.json"
+cp "$RUN/run/train_config.json" "genembed/$NAME/train-config.json"  # tests/test_bundled_recipes.py checks it
+cp "$RUN/run/losses.png" "lab/bundled/$NAME-losses.png"
+cp "$RUN/run/log.jsonl" "lab/bundled/$NAME-train-log.jsonl"
 echo "$NAME rebuilt in $(( $(date +%s) - start )) s (this run; resumed stages count only their remaining work)"

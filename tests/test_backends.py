@@ -119,6 +119,34 @@ def test_one_export_serves_every_later_load(tiny_model, capsys):
     assert "exporting" not in capsys.readouterr().out
 
 
+def test_two_onnxruntime_versions_sharing_a_cache_keep_their_own_export(tiny_model, monkeypatch, capsys):
+    """Two environments with one cache and different onnxruntime versions: each builds its export once,
+    and then each loads its own without rebuilding the other's."""
+    import onnxruntime
+
+    def attach_as(version):
+        monkeypatch.setattr(onnxruntime, "__version__", version)
+        backends._runtimes.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a rebuild would warn
+            on(tiny_model, "onnx")
+        return export_folder(tiny_model.backbone), capsys.readouterr().out
+
+    folders = {}
+    for version in ("1.32.0", "1.23.0+cpu"):
+        folders[version], _ = attach_as(version)
+    assert folders["1.32.0"] != folders["1.23.0+cpu"]
+    assert folders["1.32.0"].name.endswith("-ort1.32.0") and folders["1.23.0+cpu"].name.endswith("-ort1.23.0_cpu")
+    stamps = {v: (f / "manifest.json").stat().st_mtime_ns for v, f in folders.items()}
+    for version in ("1.32.0", "1.23.0+cpu", "1.32.0"):
+        folder, printed = attach_as(version)
+        assert folder == folders[version] and "exporting" not in printed
+        assert json.loads((folder / "manifest.json").read_text())["onnxruntime"] == version
+    assert {v: (f / "manifest.json").stat().st_mtime_ns for v, f in folders.items()} == stamps
+    monkeypatch.undo()
+    assert tiny_model.encode(TEXTS[:1]).shape == (1, tiny_model.config.embedding_dim)  # a fake version's export runs
+
+
 def _damage_manifest(folder: Path, **changes):
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest.update(changes)
@@ -154,7 +182,10 @@ def test_openvino_runs_in_bf16_under_bf16_autocast_where_bf16_is_native(tiny_mod
     on(tiny_model, "openvino").encode(TEXTS, batch_size=3)  # the prefix cache warm, as for the calls after
     reference = tiny_model.encode(TEXTS, batch_size=3)
     assert tiny_model.runtime.session("encode")[0].compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
-    low = tiny_model.encode(TEXTS, batch_size=3, bf16=True)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        low = tiny_model.encode(TEXTS, batch_size=3, bf16=True)
+    assert any("runs in float32 instead" in str(w.message) for w in said) == (not bf16_is_native())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         compiled = tiny_model.runtime.session("encode")[0].compiled
     want = "bf16" if bf16_is_native() else "f32"  # no emulated bf16: float32 is the faster path there
@@ -164,6 +195,28 @@ def test_openvino_runs_in_bf16_under_bf16_autocast_where_bf16_is_native(tiny_mod
     if want == "bf16":
         assert np.abs(low - reference).max() > 1e-6  # it really ran in another precision
     np.testing.assert_array_equal(tiny_model.encode(TEXTS, batch_size=3), reference)  # float32 again after it
+
+
+def test_bf16_that_cannot_run_warns_once_naming_the_backend(tiny_model, monkeypatch):
+    """onnx runs float32 only: bf16 asked of it warns once per loaded model, and the float32 result comes back."""
+    reference = on(tiny_model, "onnx").encode(TEXTS, batch_size=3)
+    with pytest.warns(UserWarning, match=r"bf16 was asked for on the onnx backend; it runs in float32 instead "
+                                         r"\(onnxruntime runs the export in float32 only\)"):
+        low = tiny_model.encode(TEXTS, batch_size=3, bf16=True)
+    np.testing.assert_array_equal(low, reference)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: the next bf16 call, and torch's bf16, say nothing
+        tiny_model.encode(TEXTS, batch_size=3, bf16=True)
+        on(tiny_model, "torch").encode(TEXTS[:1], bf16=True)
+    if HAS_OPENVINO:  # openvino on a CPU without native bf16 says so too
+        from genembed import backbone
+
+        monkeypatch.setattr(backbone, "bf16_is_native", lambda device=None: False)
+        with pytest.warns(UserWarning, match=r"on the openvino backend; it runs in float32 instead \(this CPU has no "
+                                             r"native bf16, AVX-512 BF16 or AMX"):
+            on(tiny_model, "openvino").encode(TEXTS, batch_size=3, bf16=True)
+        monkeypatch.setattr(backbone, "bf16_is_native", lambda device=None: True)
+        assert tiny_model.runtime.bf16_unavailable() is None  # where it has it, bf16 runs: nothing to say
 
 
 def test_unknown_backends_and_missing_packages_are_named(tiny_model, monkeypatch):
@@ -195,9 +248,14 @@ def test_the_commands_take_backend(tiny_model, tmp_path):
                for name in ("torch", "onnx")}
     assert decoded["onnx"] == decoded["torch"] and "decoded:" in decoded["torch"]
     if HAS_OPENVINO:  # the fast path as a user asks for it
-        result = runner.invoke(app, ["encode", *TEXTS, "--model", str(ckpt), "--out", str(tmp_path / "ov.npy"),
-                                     "--backend", "openvino", "--bf16"])
+        from genembed.backbone import bf16_is_native
+
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            result = runner.invoke(app, ["encode", *TEXTS, "--model", str(ckpt), "--out", str(tmp_path / "ov.npy"),
+                                         "--backend", "openvino", "--bf16"])
         assert result.exit_code == 0, result.output
+        assert any("runs in float32 instead" in str(w.message) for w in said) == (not bf16_is_native())
         low, ref = np.load(tmp_path / "ov.npy"), np.load(outs["torch"])
         assert ((low * ref).sum(1) / np.linalg.norm(low, axis=1) / np.linalg.norm(ref, axis=1)).min() > 0.99
     result = runner.invoke(app, ["encode", "x", "--model", str(ckpt), "--backend", "fast"])

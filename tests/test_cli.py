@@ -138,3 +138,175 @@ def test_python_dash_m_runs_the_command_with_its_error_handling(tmp_path):
     assert result.returncode == 0 and "--responses" in result.stdout
     result = run("train", "--responses", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "missing.jsonl" in result.stderr and "Traceback" not in result.stderr
+
+
+def run_main(monkeypatch, capsys, *args):
+    """`genembed ARGS` in this process, as the installed command runs it: (exit code, stdout, stderr)."""
+    from genembed.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["genembed", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_lines(err):
+    return [line for line in err.splitlines() if line.strip() and "Loading weights" not in line]
+
+
+def test_every_user_error_is_one_line_on_stderr_and_exit_code_2(tiny_model, tmp_path, monkeypatch, capsys):
+    """Usage errors, file errors and library errors alike: `error: ...` on one line (no box, no wrapped
+    path), whatever the command."""
+    ckpt = str(save_checkpoint(tiny_model, tmp_path / "ckpt"))
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "texts.jsonl"
+    deep.parent.mkdir()
+    deep.write_text('{"text": "ok"}\n{"txt": "wrong key"}\n')
+    cases = [
+        (["encode", "x", "--model", ckpt, "--colour", "red"], "--colour"),  # click: unknown option
+        (["export", "--out", str(tmp_path / "x")], "--model"),  # click: missing option
+        (["encode", "x", "--batch-size", "many"], "--batch-size"),  # click: bad type
+        (["index", "build", str(deep), "--bogus"], "--bogus"),  # a sub-command's usage error
+        (["encode", "--input", str(deep), "--model", ckpt], f"{deep}:2"),  # a file error, its path whole
+        (["decode", "--input", str(deep), "--model", ckpt], f"{deep}:2"),
+        (["search", str(tmp_path), "a", "-k", "0"], "-k must be >= 1"),
+        (["encode", "x", "--model", str(tmp_path / "missing")], "not found"),  # the library's CheckpointError
+        (["train", "--responses", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "run")], "none.jsonl"),
+    ]
+    for args, named in cases:
+        code, out, err = run_main(monkeypatch, capsys, *args)
+        lines = error_lines(err)
+        assert code == 2, (args, err)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], (args, err)
+        assert "Traceback" not in err and "│" not in err and not out, (args, err)
+
+
+def test_a_bug_shows_its_traceback_not_an_error_line(monkeypatch, capsys, tmp_path):
+    """Only a user's mistake (a GenembedError) becomes the one-line error; a ValueError or TypeError
+    from a bug propagates (its traceback shows)."""
+    import pytest
+
+    import genembed.cli
+
+    for bug in (ValueError("a bug in genembed"), TypeError("another bug")):
+        def broken(*args, **kwargs):
+            raise bug
+
+        monkeypatch.setattr(genembed.cli, "load", broken)
+        with pytest.raises(type(bug), match="bug"):
+            run_main(monkeypatch, capsys, "encode", "x", "--out", str(tmp_path / "v.npy"))
+
+
+def test_options_are_refused_before_any_model_loads(monkeypatch, capsys, tmp_path):
+    import pytest
+
+    import genembed.backbone
+    import genembed.cli
+    import genembed.index
+    import genembed.serve
+
+    def no_load(*args, **kwargs):
+        pytest.fail("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(genembed.cli, "load", no_load)
+    monkeypatch.setattr(genembed.backbone, "load_backbone", no_load)
+    monkeypatch.setattr(genembed.index, "build_index", no_load)
+    monkeypatch.setattr(genembed.index.Index, "open", no_load)
+    monkeypatch.setattr(genembed.serve, "serve", no_load)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a\nb\n")
+    cases = [
+        (["encode", "x", "--backend", "tensorrt"], "unknown backend 'tensorrt'"),
+        (["encode", "x", "--batch-size", "0"], "--batch-size"),
+        (["encode", "x", "--batch-size", "-3"], "--batch-size"),
+        (["decode", "x", "--via", "telepathy"], "--via"),
+        (["decode", "x", "--max-new-tokens", "0"], "--max-new-tokens"),
+        (["inspect", "x", "--top-k", "0"], "--top-k"),
+        (["search", str(tmp_path), "x", "-k", "0"], "-k"),
+        (["search", str(tmp_path), "x", "--backend", "tensorrt"], "unknown backend"),
+        (["index", "build", str(corpus), "--out", str(tmp_path / "idx"), "--kind", "ivf"], "--kind"),
+        (["index", "build", str(corpus), "--out", str(tmp_path / "idx"), "--batch-size", "0"], "--batch-size"),
+        (["export", "--model", "default", "--out", str(tmp_path / "x"), "--format", "gguf"], "--format"),
+        (["serve", "--max-batch", "0"], "--max-batch"),
+        (["serve", "--backend", "tensorrt"], "unknown backend"),
+        (["generate", "--out", str(tmp_path / "r.jsonl"), "--input", str(corpus), "--batch-size", "0"], "--batch-size"),
+        (["generate", "--out", str(tmp_path / "r.jsonl"), "--input", str(corpus), "--dtype", "int3"], "--dtype"),
+        (["eval", "--backend", "tensorrt", "--out", str(tmp_path / "e")], "unknown backend"),
+    ]
+    for args, named in cases:
+        code, out, err = run_main(monkeypatch, capsys, *args)
+        assert code == 2 and named in err, (args, err)
+        assert len(error_lines(err)) == 1, (args, err)
+
+
+def test_messages_name_the_real_problem(tiny_model, tmp_path, monkeypatch, capsys):
+    import pytest
+
+    ckpt = str(save_checkpoint(tiny_model, tmp_path / "ckpt"))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(empty), "--model", ckpt)
+    assert code == 2 and f"{empty} holds no texts" in err
+    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(tmp_path), "--model", ckpt)
+    assert code == 2 and f"{tmp_path} is a folder; a file of texts is expected" in err
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    code, _, err = run_main(monkeypatch, capsys, "encode", "x", "--model", str(weights))
+    assert code == 2 and f"--model {weights} is a file; a checkpoint folder is expected" in err
+    with pytest.raises(TypeError, match="expects a string or a list of strings, got NoneType"):
+        tiny_model.encode(None)
+
+
+def test_a_blank_line_in_a_jsonl_input_stops_the_command_naming_its_line(tiny_model, tmp_path, monkeypatch, capsys):
+    """Row i is line i in both formats: a .txt blank line is the empty text, a .jsonl blank line an error
+    (it once vanished silently: 3 lines gave 2 rows, every later row off its line)."""
+    ckpt = str(save_checkpoint(tiny_model, tmp_path / "ckpt"))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a"}\n\n{"text": "b"}\n')
+    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(rows), "--model", ckpt,
+                            "--out", str(tmp_path / "v.npy"))
+    assert code == 2 and f"{rows}:2: blank line" in err and '{"text": ""}' in err
+    assert not (tmp_path / "v.npy").exists()
+    lines = tmp_path / "lines.txt"
+    lines.write_text("a\n\nb\n")
+    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(lines), "--model", ckpt,
+                            "--out", str(tmp_path / "v.npy"))
+    assert code == 0 and np.load(tmp_path / "v.npy").shape[0] == 3
+
+
+def commands(group=None, path=()):
+    """(name path, click command) of every command of the app, sub-commands included."""
+    import typer.main
+
+    group = typer.main.get_command(app) if group is None else group
+    for name, command in group.commands.items():
+        if getattr(command, "commands", None):
+            yield from commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_help_shows_what_the_source_says_and_every_option_has_help():
+    """Every command's --help shows each option's help as written (rich markup once dropped every
+    [bracketed] word: pip install 'genembed' instead of 'genembed[onnx]')."""
+    import re
+
+    def flat(text):  # the help wraps lines, at spaces and after hyphens
+        return re.sub(r"-\s+", "-", " ".join(text.split()))
+
+    seen = set()
+    for path, command in commands():
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        shown = flat(result.output)
+        for param in command.params:
+            if param.param_type_name != "option" or param.name == "help":
+                continue
+            assert (param.help or "").strip(), f"{' '.join(path)} {param.opts[0]} has no help"
+            assert flat(param.help) in shown, (path, param.opts[0])
+        assert flat((command.help or "").split("\n\n")[0]) in shown, path
+        seen |= {word for word in ("genembed[onnx]", "genembed[openvino]", "[n, dim]") if word in shown}
+    assert seen == {"genembed[onnx]", "genembed[openvino]", "[n, dim]"}
+    assert {("encode",), ("decode",), ("index", "build"), ("train",)} <= {p for p, _ in commands()}

@@ -1,6 +1,7 @@
 """Per-row reconstruction (losses.py): what the decoding evaluation scores a prompt by. The levers
-screened for a decodable soft prompt (margin, centred recon, chat frame) lost and were removed in
-issue 24; tests/test_recipe.py checks that a checkpoint or run that used one is refused by name."""
+tried for a decodable soft prompt (margin, centred recon, chat frame) lost and were removed
+(lab/reports/removed-settings.md); tests/test_recipe.py checks that a checkpoint or run recording a
+setting the schema does not know is refused by name."""
 import pytest
 import torch
 

@@ -98,6 +98,32 @@ def test_real_task_loaders():
     assert len(clu.texts) == 313 and len(set(clu.labels)) == 6
 
 
+def test_importing_and_plotting_leave_the_matplotlib_backend_alone(tmp_path):
+    """genembed's charts draw on their own Agg canvas: importing genembed.train / genembed.eval.* or writing a
+    chart neither changes the backend a program chose nor loads pyplot."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "align": 1 / (s + 1)}) + "\n" for s in range(30)))
+    code = f"""
+import json, sys, matplotlib
+matplotlib.use("svg")
+import genembed.train, genembed.eval.run, genembed.eval.benchmark, genembed.eval.methods
+seen = [matplotlib.get_backend()]
+genembed.train.plot_losses({str(log)!r}, {str(tmp_path / "losses.png")!r})
+genembed.eval.run.plot({{"tasks": {{"qa": {{}}}}, "methods": {{"m": {{"qa": {{"ndcg@10": 0.5}}}}}}}}, {str(tmp_path / "run.png")!r})
+genembed.eval.benchmark.plot({{"methods": {{"m": {{"stsb-dev": {{"spearman": 0.5}}}}}}}}, {str(tmp_path / "bench.png")!r})
+seen.append(matplotlib.get_backend())
+print(json.dumps([seen, "matplotlib.pyplot" in sys.modules]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == [["svg", "svg"], False]
+    for name in ("losses.png", "run.png", "bench.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_end_to_end_eval_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
     from genembed.eval import run
     from genembed.eval.methods import Student

@@ -255,3 +255,21 @@ def test_faiss_is_imported_lazily_and_its_absence_is_one_line(tiny_model, tmp_pa
     ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
     result = runner.invoke(app, ["index", "build", str(src), "--out", str(tmp_path / "idx"), "--model", str(ckpt)])
     assert result.exit_code == 2 and "pip install 'genembed[search]'" in result.output
+
+
+def test_the_model_fingerprint_lives_with_checkpoints(tiny_model, tmp_path, monkeypatch):
+    """An index and an evaluation score record the same fingerprint of a model, checkpoint.model_fingerprint,
+    and fingerprinting a model for an evaluation does not load the faiss index module."""
+    from genembed.checkpoint import model_fingerprint
+    from genembed.eval.methods import Student
+
+    src = write_jsonl(tmp_path / "corpus.jsonl", [{"text": t} for t in TEXTS[:3]])
+    build_index(tiny_model, src, tmp_path / "idx")
+    recorded = json.loads((tmp_path / "idx" / "index.json").read_text())["model_fingerprint"]
+    assert recorded == model_fingerprint(tiny_model)
+    monkeypatch.delitem(sys.modules, "genembed.index")
+    assert Student(tiny_model, "tiny").identity()["model"] == recorded
+    assert "genembed.index" not in sys.modules
+    with __import__("torch").no_grad():
+        tiny_model.align.bias.add_(1.0)  # other weights: another fingerprint
+    assert model_fingerprint(tiny_model) != recorded

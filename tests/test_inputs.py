@@ -27,3 +27,36 @@ def test_response_ids_end_with_eos_unless_cut(tiny_backbone):
     short, cut = response_ids(tok, ["paris", "the sea is wide and blue and deep " * 10], max_tokens=6)
     assert short[-1] == tok.eos_token_id
     assert len(cut) == 6 and cut[-1] != tok.eos_token_id
+
+
+def test_a_text_file_keeps_blank_lines_and_a_jsonl_file_refuses_them(tmp_path):
+    """Row i is line i in both formats: a blank line of a .txt is the empty text; one of a .jsonl is an
+    error naming the file and line (skipped, it shifted every later row off its line)."""
+    import pytest
+
+    from genembed.jsonl import JsonlError, numbered_rows
+    from genembed.reader import TextFile
+
+    txt = tmp_path / "t.txt"
+    txt.write_text("a\n\nb\n")
+    assert list(TextFile(txt)) == ["a", "", "b"]
+    for blank in ("\n", "  \t\n", "\r\n"):
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text('{"q": "a"}\n' + blank + '{"q": "b"}\n')
+        with pytest.raises(JsonlError, match=r"rows\.jsonl:2: blank line .*\{\"q\": \"\"\}"):
+            len(TextFile(rows, "q"))
+        assert [n for n, _ in numbered_rows(rows)] == [1, 3]  # other readers (an index's line ids) skip it
+    rows.write_text('{"q": "a"}\n{"q": ""}\n{"q": "b"}')
+    assert list(TextFile(rows, "q")) == ["a", "", "b"]
+
+
+def test_a_missing_file_and_a_folder_are_named_for_what_they_are(tmp_path):
+    import pytest
+
+    from genembed import GenembedError
+    from genembed.reader import TextFile
+
+    with pytest.raises(GenembedError, match="is a folder; a file of texts is expected"):
+        TextFile(tmp_path)
+    with pytest.raises(ValueError, match="input file not found"):  # a ValueError too, as it always was
+        TextFile(tmp_path / "none.txt")

@@ -56,7 +56,7 @@ def test_a_wrong_type_is_named(tiny_model, bad):
                               max_size=20), min_size=1, max_size=8),
        final_newline=st.booleans())
 def test_text_file_reader_keeps_one_row_per_line(tmp_path_factory, lines, final_newline):
-    from genembed.cli import read_texts
+    from genembed.cli import UsageError, read_texts
 
     path = tmp_path_factory.mktemp("in") / "texts.txt"
     body = "\n".join(lines) + ("\n" if final_newline else "")
@@ -64,6 +64,10 @@ def test_text_file_reader_keeps_one_row_per_line(tmp_path_factory, lines, final_
     expected = [line.removesuffix("\r") for line in lines]
     if not final_newline and lines[-1] == "" and len(lines) > 0:
         expected = expected[:-1]  # "a\n" and "a\n" + "" are the same file
+    if not expected:  # an empty file: the command stops, naming it
+        with pytest.raises(UsageError, match="holds no texts"):
+            read_texts([], path)
+        return
     assert read_texts([], path) == expected
 
 
@@ -86,17 +90,22 @@ def test_jsonl_reader_round_trips_any_text(tmp_path_factory, rows):
 @settings(max_examples=80, deadline=None)
 @given(data=st.binary(max_size=64), suffix=st.sampled_from([".txt", ".jsonl"]))
 def test_any_bytes_give_rows_or_an_error_naming_the_line(tmp_path_factory, data, suffix):
-    """Whatever a file holds, the reader returns its rows or one ValueError naming file:line."""
+    """Whatever a file holds, the reader returns its rows, one per line, or one GenembedError (a
+    ValueError too) naming file:line."""
+    from genembed import GenembedError
     from genembed.reader import TextFile
 
     path = tmp_path_factory.mktemp("in") / f"input{suffix}"
     path.write_bytes(data)
     try:
         rows = list(TextFile(path))
-    except ValueError as e:
+    except GenembedError as e:
+        assert isinstance(e, ValueError)
         assert f"input{suffix}:" in str(e) and "\n" not in str(e)
     else:
         assert all(isinstance(r, str) for r in rows)
+        lines = data.count(b"\n") + (not data.endswith(b"\n") if data else 0)
+        assert len(rows) == lines  # row i is line i, in both formats
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -121,7 +130,10 @@ def test_the_cli_ends_in_rows_or_one_error_line_never_a_traceback(tiny_model, tm
     err = capsys.readouterr().err
     assert done.value.code in (0, 2), err
     assert "Traceback" not in err
-    if done.value.code == 0 and suffix == ".txt":  # one row per line, the blank ones included
+    if done.value.code == 2:
+        lines = [line for line in err.splitlines() if line.strip() and "Loading weights" not in line]
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+    if done.value.code == 0:  # one row per line, the blank ones included (.txt) or refused (.jsonl)
         lines = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
         assert np.load(folder / "v.npy").shape[0] == len(lines)
 

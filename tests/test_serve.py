@@ -70,23 +70,77 @@ def test_openai_client_gets_exactly_model_encode(server, client, ref):
     expected = ref.encode(TEXTS)
     # the client asks for base64 by default and decodes it itself
     for kwargs in ({}, {"encoding_format": "float"}):
-        out = client.embeddings.create(model="whatever-name", input=TEXTS, user="someone", **kwargs)
+        out = client.embeddings.create(model="tiny", input=TEXTS, user="someone", **kwargs)
         assert out.model == "tiny" and [d.index for d in out.data] == [0, 1, 2]
         np.testing.assert_allclose(np.array([d.embedding for d in out.data]), expected, atol=1e-5)
     tokens = sum(len(ids) for ids in plain_ids(ref.backbone.tokenizer, TEXTS))
     assert out.usage.prompt_tokens == out.usage.total_tokens == tokens > 0
     # asked for explicitly, base64 comes back as the raw string: little-endian float32 bytes
-    raw = client.embeddings.create(model="m", input=TEXTS, encoding_format="base64")
+    raw = client.embeddings.create(model="tiny", input=TEXTS, encoding_format="base64")
     decoded = np.array([np.frombuffer(base64.b64decode(d.embedding), dtype="<f4") for d in raw.data])
     np.testing.assert_allclose(decoded, expected, atol=1e-5)
-    one = client.embeddings.create(model="m", input="paris", encoding_format="float")  # one string
+    one = client.embeddings.create(model="tiny", input="paris", encoding_format="float")  # one string
     np.testing.assert_allclose(one.data[0].embedding, expected[1], atol=1e-5)
-    empty = client.embeddings.create(model="m", input=["", "paris"], encoding_format="float")  # "" is a text
+    empty = client.embeddings.create(model="tiny", input=["", "paris"], encoding_format="float")  # "" is a text
     np.testing.assert_allclose(np.array([d.embedding for d in empty.data]), ref.encode(["", "paris"]), atol=1e-5)
 
 
+def test_the_served_model_is_listed_and_another_is_refused(server, client):
+    """GET /v1/models lists the one model served (OpenAI's list shape, which the client reads); a request
+    naming another model gets OpenAI's 404 model_not_found, on every endpoint that takes one."""
+    listed = client.models.list()
+    assert [(m.id, m.object, m.owned_by) for m in listed.data] == [("tiny", "model", "genembed")]
+    assert isinstance(listed.data[0].created, int) and listed.data[0].created > 0
+    assert client.models.retrieve("tiny") == listed.data[0]
+    raw = httpx.get(f"{server.url}/v1/models", headers=AUTH).json()
+    assert raw == {"object": "list", "data": [{"id": "tiny", "object": "model", "created": listed.data[0].created,
+                                               "owned_by": "genembed"}]}
+    with pytest.raises(openai.NotFoundError) as e:
+        client.embeddings.create(model="text-embedding-3-small", input="paris")
+    assert e.value.status_code == 404 and e.value.code == "model_not_found" and e.value.param == "model"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("text-embedding-3-small")
+    for path, body in (("/v1/embeddings", {"model": "other", "input": "paris"}),
+                       ("/v1/decode", {"model": "other", "input": "paris"})):
+        r = post(server, path, body)
+        assert r.status_code == 404 and set(r.json()) == {"error"}, r.text
+        error = r.json()["error"]
+        assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", "model", "model_not_found")
+        assert "'other'" in error["message"] and "'tiny'" in error["message"] and "\n" not in error["message"]
+    for name in ("owner/name", "tiny/extra"):  # ids with a slash (hub ids) reach the check too
+        r = httpx.get(f"{server.url}/v1/models/{name}", headers=AUTH)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert httpx.get(f"{server.url}/v1/models").status_code == 401  # behind the API key like the rest
+    assert post(server, "/v1/embeddings", {"input": "paris"}).json()["model"] == "tiny"  # no model: the served one
+    assert metric(server, "genembed_requests_total", endpoint="/v1/models/{id}", status="404") >= 2
+
+
+def test_a_hub_id_is_served_by_its_name(ckpt):
+    app = create_app(genembed.load(ckpt), model_name="McGill-NLP/LLM2Vec-Gen-Qwen3-8B")
+    with BackgroundServer(app) as s:
+        client = openai.OpenAI(base_url=f"{s.url}/v1", api_key="none", max_retries=0, timeout=30)
+        assert client.models.retrieve("McGill-NLP/LLM2Vec-Gen-Qwen3-8B").id == "McGill-NLP/LLM2Vec-Gen-Qwen3-8B"
+        out = client.embeddings.create(model="McGill-NLP/LLM2Vec-Gen-Qwen3-8B", input="paris")
+        assert out.model == "McGill-NLP/LLM2Vec-Gen-Qwen3-8B"
+
+
+def test_serve_names_the_model_as_it_was_loaded(monkeypatch, tiny_model):
+    import uvicorn
+
+    import genembed.serve as serving
+
+    names = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: names.append(app.state.model_name))
+    monkeypatch.setattr(serving, "load", lambda name, backend: tiny_model)
+    for model in (None, "runs/x/model", "owner/name"):
+        serving.serve(model)
+    serving.serve(tiny_model)
+    serving.serve("runs/x/model", model_name="mine")
+    assert names == ["default", "runs/x/model", "owner/name", "genembed", "mine"]
+
+
 def test_raw_base64_and_dimensions(server, ref):
-    r = post(server, "/v1/embeddings", {"model": "m", "input": TEXTS, "encoding_format": "base64",
+    r = post(server, "/v1/embeddings", {"model": "tiny", "input": TEXTS, "encoding_format": "base64",
                                         "dimensions": 32})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -94,13 +148,13 @@ def test_raw_base64_and_dimensions(server, ref):
     vectors = np.array([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in body["data"]])
     assert vectors.shape == (3, 32)
     np.testing.assert_allclose(vectors, ref.encode(TEXTS), atol=1e-5)
-    r = post(server, "/v1/embeddings", {"model": "m", "input": TEXTS, "dimensions": 8})
+    r = post(server, "/v1/embeddings", {"model": "tiny", "input": TEXTS, "dimensions": 8})
     assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions" and "32" in r.json()["error"]["message"]
 
 
 def test_instruction_and_normalize_fields(server, client, ref):
     default = ref.encode(TEXTS)
-    out = client.embeddings.create(model="m", input=TEXTS, encoding_format="float",
+    out = client.embeddings.create(model="tiny", input=TEXTS, encoding_format="float",
                                    extra_body={"instruction": "document"})
     got = np.array([d.embedding for d in out.data])
     np.testing.assert_allclose(got, ref.encode(TEXTS, instruction="document"), atol=1e-5)
@@ -122,7 +176,7 @@ def test_api_key_is_required_except_for_health(server):
         assert httpx.get(f"{server.url}/metrics", headers=headers).status_code == 401
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0).embeddings.create(
-            model="m", input="paris")
+            model="tiny", input="paris")
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": "tiny", "dimension": 32}
 
 
@@ -135,7 +189,7 @@ def test_limits_answer_413_in_openai_shape(server, client):
     r = post(server, "/v1/embeddings", {"input": ["x" * 150] * 150})  # a body over max_body_bytes
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     with pytest.raises(openai.APIStatusError) as e:
-        client.embeddings.create(model="m", input=["a"] * 9)
+        client.embeddings.create(model="tiny", input=["a"] * 9)
     assert e.value.status_code == 413
     r = post(server, "/v1/decode", {"input": ["a"] * 9})
     assert r.status_code == 413
@@ -145,7 +199,7 @@ def test_bad_requests_are_refused_with_json(server):
     bad = httpx.post(f"{server.url}/v1/embeddings", content=b'{"input": ["paris"', timeout=30,
                      headers={**AUTH, "Content-Type": "application/json"})
     assert bad.status_code == 422 and "error" in bad.json()
-    for body in ({"input": 5}, {"input": ["ok", 3]}, {"model": "m"}, {"input": "a", "encoding_format": "hex"},
+    for body in ({"input": 5}, {"input": ["ok", 3]}, {"model": "tiny"}, {"input": "a", "encoding_format": "hex"},
                  {"input": "a", "dimensions": "many"}):
         r = post(server, "/v1/embeddings", body)
         assert r.status_code == 422, body
@@ -272,6 +326,8 @@ def test_bad_settings_are_refused(ref):
         create_app(ref, max_wait_ms=-1)
     with pytest.raises(ValueError, match="api_key"):
         create_app(ref, api_key=" ")
+    with pytest.raises(ValueError, match="model_name must be a non-empty string"):
+        create_app(ref, model_name="")
 
 
 def test_cli_serve_is_a_thin_call(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ from genembed.train import TrainConfig, example_order, lr_factor, train
 def config(tiny_backbone_path, responses, out, **kw):
     base = dict(responses=str(responses), out_dir=str(out), backbone=tiny_backbone_path, teacher="self",
                 num_thought_tokens=2, num_compression_tokens=3, batch_size=2, steps=6, warmup_steps=2,
-                save_every=3, max_query_tokens=16, max_response_tokens=12, ridge_examples=4, w_rec=1.0)
+                save_every=3, max_query_tokens=16, max_response_tokens=12, ridge_examples=4, w_rec=1.0, target="response")
     base.update(kw)
     return TrainConfig(**base)
 

@@ -4,7 +4,7 @@
     genembed benchmark --set selection                  # the bundled default and the baselines
     genembed benchmark --model runs/x/run/model --set selection --no-default --baselines ""
 
-Scores accumulate in OUT/results.json, one entry per (method, task), each with what made it (the
+Scores accumulate in OUT/results.json (results.py), one entry per (method, task), each with what made it (the
 method's identity: a checkpoint's weights, backend and precision): a rerun scores only what is
 missing or was made otherwise, so a killed run loses at most the task in flight and a retrained
 checkpoint is never reported with its predecessor's scores. Per set: every task's main score, the
@@ -12,13 +12,12 @@ mean per task type, and the mean of those means (MTEB's way), as OUT/results.md 
 OUT/results.png. A task whose data package is missing is skipped with one line naming the package;
 a malformed data file stops that task (file and line named) and the command ends non-zero.
 
-The split is fixed here, before any recipe is compared (docs/broad-benchmark.md: what each task is, why
+The split is fixed here, before any recipe is compared (docs/benchmark.md: what each task is, why
 it sits in its set). Every data set sits in one set only; STS Benchmark's official dev split is
 in selection and its test split in report.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -27,18 +26,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
 
-import matplotlib
 import numpy as np
 
-from ..atomic import replace_file, write_text
 from . import benchmark_tasks as bt
 from . import metrics
 from .datasets import rotten_tomatoes, strongreject_clusters
 from .methods import memo_encode
+from .results import ResultsFile, cell, colours, figure, made_otherwise, save_png
 from .run import score_task
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 SETS = ("selection", "report")
 TYPES = ("retrieval", "reranking", "sts", "pair classification", "classification", "clustering")
@@ -125,7 +120,7 @@ def stale_scores(method, row: dict, names: list[str], made_by: dict, path: Path)
     scored again, and one line says what changed. A score stored without "made_by" (an older file)
     is kept, and one line says so (--rescore scores it again)."""
     stored = {n: row[n] for n in names if n in row}
-    stale = {n for n, entry in stored.items() if entry.get("made_by", made_by) != made_by}
+    stale = {n for n, entry in stored.items() if made_otherwise(entry, made_by)}
     unknown = sorted(n for n, entry in stored.items() if "made_by" not in entry)
     if stale:
         before = stored[min(stale)]["made_by"]
@@ -142,10 +137,8 @@ def run(methods: list, names: list[str], out_dir: str | Path, rescore: bool = Fa
     """Score every method on every task named; results accumulate in OUT/results.json (a (method,
     task) already there is kept unless rescore). Returns the results; results["stopped"] lists the
     tasks a malformed data file stopped."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {"methods": {}}
+    store = ResultsFile(out_dir, lambda: {"methods": {}}, indent=1)
+    results, path = store.data, store.path
     results["stopped"] = {}
     loaded: dict = {}
     for method in methods:
@@ -173,10 +166,9 @@ def run(methods: list, names: list[str], out_dir: str | Path, rescore: bool = Fa
             main = row[name][MAIN[TASKS[name].type]]
             print(f"{method.name:<40} {name:<20} {MAIN[TASKS[name].type]} {main:.3f}  ({row[name]['seconds']:.0f} s)",
                   flush=True)
-            write_text(path, json.dumps(results, indent=1) + "\n")  # progress survives a kill
-    write_text(path, json.dumps(results, indent=1) + "\n")
-    write_text(out_dir / "results.md", markdown(results))
-    plot(results, out_dir / "results.png")
+            store.save()  # progress survives a kill
+    store.save()
+    store.report(markdown, plot)
     return results
 
 
@@ -193,10 +185,6 @@ def summary(row: dict, set_name: str) -> dict:
             "complete": all(n in row for n in tasks)}
 
 
-def _cell(x) -> str:
-    return "–" if x is None else f"{x:.3f}"
-
-
 def markdown(results: dict) -> str:
     lines = []
     for set_name in SETS:
@@ -208,13 +196,13 @@ def markdown(results: dict) -> str:
                   "| method | " + " | ".join(TYPES) + " | mean of type means |", "|---" * (len(TYPES) + 2) + "|"]
         for method, row in rows.items():
             s = summary(row, set_name)
-            mean = _cell(s["mean"]) + ("" if s["complete"] else " (incomplete)")
-            lines.append(f"| {method} | " + " | ".join(_cell(s["types"].get(t)) for t in TYPES) + f" | {mean} |")
+            mean = cell(s["mean"]) + ("" if s["complete"] else " (incomplete)")
+            lines.append(f"| {method} | " + " | ".join(cell(s["types"].get(t)) for t in TYPES) + f" | {mean} |")
         lines += ["", "Per task (" + ", ".join(f"{t}: {m}" for t, m in MAIN.items()) + "):", "",
                   "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for method, row in rows.items():
             lines.append(f"| {method} | " + " | ".join(
-                _cell(row[n][MAIN[TASKS[n].type]]) if n in row else "–" for n in names) + " |")
+                cell(row[n][MAIN[TASKS[n].type]]) if n in row else "–" for n in names) + " |")
         lines.append("")
     if results.get("stopped"):
         lines += ["Stopped by malformed data:", ""] + [f"- {n}: {e}" for n, e in results["stopped"].items()]
@@ -226,20 +214,19 @@ def plot(results: dict, path: Path) -> None:
     methods = list(results["methods"])
     if not methods:
         return
-    fig, axes = plt.subplots(1, len(SETS), figsize=(15, 4.5), sharey=True)
-    colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20").colors
+    fig = figure((15, 4.5))
+    axes = fig.subplots(1, len(SETS), sharey=True)
+    palette = colours(len(methods))
     width = 0.8 / len(methods)
     columns = list(TYPES) + ["mean"]
     for ax, set_name in zip(axes, SETS):
         for i, method in enumerate(methods):
             s = summary(results["methods"][method], set_name)
             values = [s["types"].get(t, 0.0) for t in TYPES] + [s["mean"] or 0.0]
-            ax.bar(np.arange(len(columns)) + i * width, values, width, label=method, color=colours[i % len(colours)])
+            ax.bar(np.arange(len(columns)) + i * width, values, width, label=method, color=palette[i % len(palette)])
         ax.set_xticks(np.arange(len(columns)) + width * (len(methods) - 1) / 2)
         ax.set_xticklabels([c.replace(" ", "\n") for c in columns], fontsize=8)
         ax.set_title(f"{set_name} set")
         ax.set_ylim(0, 1)
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
-    fig.tight_layout()
-    replace_file(path, lambda p: fig.savefig(p, dpi=120, format="png"))
-    plt.close(fig)
+    save_png(fig, path)

@@ -2,7 +2,7 @@
 
 One loader per task; each names its package file, reads it strictly and samples with fixed seeds,
 so every method and every run sees the same texts. The sources, sizes and licences are listed in
-docs/broad-benchmark.md. A malformed row stops the loader with a DataFileError naming the file and the
+docs/benchmark.md. A malformed row stops the loader with a DataFileError naming the file and the
 line: a task is scored on the data as published or not at all.
 
 Task types (MTEB's): retrieval and classification / clustering reuse datasets.py's RetrievalTask
@@ -26,12 +26,13 @@ import numpy as np
 import yaml
 
 from ..data import load_sharegpt, package_file
+from ..errors import InputError
 from .datasets import DOCUMENT_INSTRUCTION, LabelledTask, RetrievalTask, labelled_task
 
 MAX_CHARS = 2000  # every text is cut here (the student reads 128 tokens of it anyway)
 
 
-class DataFileError(ValueError):
+class DataFileError(InputError):
     """A data file that does not read as its format says: names the file and the line."""
 
     def __init__(self, path, line: int | None, problem: str):

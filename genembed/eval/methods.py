@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..backbone import load_backbone
+from ..checkpoint import model_fingerprint
 from ..generate import answer_queries, read_responses
 from ..ridge import ridge_fit
 from ..teachers import SelfTeacher, SentenceTransformerTeacher, cached_targets
@@ -32,8 +33,6 @@ class Student:
 
     def identity(self) -> dict:
         """What its scores depend on (a stored score made otherwise is stale): the weights, how they run."""
-        from ..index import model_fingerprint
-
         return {"model": model_fingerprint(self.model), "backend": self.model.backend, "bf16": self.bf16}
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Score methods on tasks; write a markdown table, a JSON file and a PNG chart.
 
-Rows accumulate in OUT/results.json: evaluating one method again replaces its scores on the
-tasks run (its scores on other tasks stay if the same method made them: each score keeps its
+Rows accumulate in OUT/results.json (results.py): evaluating one method again replaces its scores
+on the tasks run (its scores on other tasks stay if the same method made them: each score keeps its
 maker, method.identity(), as "made_by").
 Primary metrics: Q→A nDCG@10, classification accuracy, clustering V-measure (their mean is
 "avg"). Safety is reported apart: share of top-5 results that are harmful (lower is safer) and
@@ -11,20 +11,15 @@ encoded alone (latency).
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 
-from ..atomic import replace_file, write_text
 from . import metrics
 from .datasets import LabelledTask, RetrievalTask, advbench_safety, rotten_tomatoes, sharegpt_qa, strongreject_clusters
 from .decoding import sharegpt_decoding
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+from .results import ResultsFile, cell, colours, figure, made_otherwise, save_png
 
 TASKS = {"qa": sharegpt_qa, "safety": advbench_safety, "classification": rotten_tomatoes,
          "clustering": strongreject_clusters, "decoding": sharegpt_decoding}
@@ -79,7 +74,7 @@ def earlier_scores(results: dict, name: str, tasks: dict, made_by: dict) -> tupl
     shown as its own. A stopped run resumes: the tasks it finished are kept in results["unfinished"] until
     its row is complete, and not scored again."""
     row = {k: v for k, v in results["methods"].get(name, {}).items() if k in results["tasks"]}
-    other = sorted(k for k in set(row) - set(tasks) if row[k].get("made_by", made_by) != made_by)
+    other = sorted(k for k in set(row) - set(tasks) if made_otherwise(row[k], made_by))
     if other:
         print(f"{name}: dropping its earlier scores on {', '.join(other)}: made by another version of it "
               "(other weights, backend or precision)", flush=True)
@@ -99,15 +94,13 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
     """Score every method on every task (rows accumulate in OUT/results.json). cost_only: keep the
     scores already there and measure only the encode cost again (e.g. on an idle machine);
     skip_cost: the reverse, keep the cost a row already has (a row without one is measured)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # rows accumulate: a method evaluated again replaces its row, the others stay
+    store = ResultsFile(out_dir, lambda: {"tasks": {}, "methods": {}}, indent=2)
+    results, previous = store.data, store.path
     tasks = {} if cost_only else {name: TASKS[name]() for name in task_names}  # cost only: scores stay as they are
     for task in tasks.values():
         if task.kind == "decoding":
-            task.cache_dir = out_dir / "cache"  # the backbone's answers to its queries
-    # rows accumulate: a method evaluated again replaces its row, the others stay
-    previous = out_dir / "results.json"
-    results = json.loads(previous.read_text()) if previous.exists() else {"tasks": {}, "methods": {}}
+            task.cache_dir = store.out_dir / "cache"  # the backbone's answers to its queries
     for name, task in tasks.items():
         if task.kind == "decoding":
             instr = {"query": task.query_instruction}
@@ -125,7 +118,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
             print(f"{method.name:<45} {row['seconds_per_1k']:.1f} s / 1k texts, "
                   f"{row['ms_per_query_alone']:.0f} ms / query alone", flush=True)
-            write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+            store.save()
             continue
         made_by = method.identity()
         row, done = earlier_scores(results, method.name, tasks, made_by)
@@ -143,7 +136,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
             shown = {k: v for k, v in row[name].items() if k not in ("examples", "made_by")}
             print(f"{method.name:<45} {name:<15} {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
             unfinished[method.name] = {k: row[k] for k in tasks if k in row}
-            write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")  # a task's score survives a kill
+            store.save()  # a task's score survives a kill
         previous_row = results["methods"].get(method.name, {})
         if skip_cost and "seconds_per_1k" in previous_row:
             row.update({k: previous_row[k] for k in ("seconds_per_1k", "ms_per_query_alone") if k in previous_row})
@@ -155,14 +148,9 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
         unfinished.pop(method.name, None)
         if not unfinished:
             results.pop("unfinished")
-        write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")  # progress survives
-    write_text(out_dir / "results.md", markdown_table(results))
-    plot(results, out_dir / "results.png")
+        store.save()  # progress survives
+    store.report(markdown_table, plot)
     return results
-
-
-def _fmt(x) -> str:
-    return "–" if x is None else f"{x:.3f}"
 
 
 def markdown_table(results: dict) -> str:
@@ -178,9 +166,9 @@ def markdown_table(results: dict) -> str:
              "|---" * (len(cols) + 4) + "|"]
     for name in names:
         row = results["methods"][name]
-        cells = [_fmt(row.get(t, {}).get(m)) for _, t, m in cols]
+        cells = [cell(row.get(t, {}).get(m)) for _, t, m in cols]
         alone = row.get("ms_per_query_alone")  # rows scored before it was measured have none
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(row['avg'])} | {row['seconds_per_1k']:.1f} | "
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {cell(row['avg'])} | {row['seconds_per_1k']:.1f} | "
                      + ("–" if alone is None else f"{alone:.0f}") + " |")
     if "decoding" in tasks:
         lines += [""] + decoding_section(results)
@@ -206,10 +194,10 @@ def decoding_section(results: dict) -> list[str]:
              "for HyDE the prompt is the real query in the chat template: the ceiling):", "",
              "| method | " + " | ".join(DECODING_COLUMNS) + " |", "|---" * (len(DECODING_COLUMNS) + 1) + "|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in DECODING_COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(row.get(c)) for c in DECODING_COLUMNS) + " |")
         for other, label in (("word lens", "word lens"), ("soft prompt", "soft prompt (the paper's decoder)")):
             if other in row:  # a student read through its other decoders
-                lines.append(f"| {name}, {label} | " + " | ".join(_fmt(row[other].get(c)) for c in DECODING_COLUMNS)
+                lines.append(f"| {name}, {label} | " + " | ".join(cell(row[other].get(c)) for c in DECODING_COLUMNS)
                              + " |")
     for name, row in rows.items():
         lines += ["", f"Decoded examples, {name}:", ""]
@@ -229,16 +217,15 @@ def plot(results: dict, path: Path) -> None:
                                          ("clustering", "v_measure"), ("decoding", "ndcg@10"))
                      if t in results["tasks"]]
     names = list(results["methods"])
-    fig, ax = plt.subplots(figsize=(2.2 * len(metrics_shown) + 3, 4))
+    fig = figure((2.2 * len(metrics_shown) + 3, 4))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(names))
-    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors  # no two bars share a colour
+    palette = colours(len(names))
     for i, name in enumerate(names):
         values = [results["methods"][name].get(t, {}).get(m, 0.0) for t, m in metrics_shown]
-        ax.bar(np.arange(len(metrics_shown)) + i * width, values, width, label=name, color=colours[i % len(colours)])
+        ax.bar(np.arange(len(metrics_shown)) + i * width, values, width, label=name, color=palette[i % len(palette)])
     ax.set_xticks(np.arange(len(metrics_shown)) + width * (len(names) - 1) / 2)
     ax.set_xticklabels([f"{t}\n{m}" + (" (lower is safer)" if m == "harmful@5" else "") for t, m in metrics_shown])
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
-    fig.tight_layout()
-    replace_file(path, lambda p: fig.savefig(p, dpi=120, format="png"))
-    plt.close(fig)
+    save_png(fig, path)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The default recipe re-decided on the broad benchmark's SELECTION set only (the report set
-# is not touched here). Every variant trains on the same answered queries with `genembed train`'s defaults
-# (600 steps) except what its name says; each is scored by `genembed benchmark --set selection` into
+# is not touched here). Every variant trains on the same answered queries with alignment to the answer for
+# 600 steps (the recipe these comparisons ran around) except what its name says; each is scored by `genembed benchmark --set selection` into
 # runs/benchmark-selection (results.md / .json / .png). Resumable: a finished stage is skipped, a
 # started training run continues.
 #   usage: bash lab/experiments/broad_recipes.sh [VARIANT ...]     (default: align both)
@@ -84,6 +84,9 @@ for v in "${variants[@]}"; do
     self-docs) args=(--recipe self-supervised) ;;  # the bundled self-supervised checkpoint's recipe
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
+  # the variants name what differs from the recipe these comparisons ran around: alignment to the answer,
+  # 600 steps (later values of a repeated option win)
+  [[ " ${args[*]-} " == *" --recipe "* ]] || args=(--target response --steps 600 ${args[@]+"${args[@]}"})
   if [ ! -e "$ROOT/data/responses.jsonl" ] && [ -e runs/default/responses.jsonl ]; then
     mkdir -p "$ROOT/data"; cp runs/default/responses.jsonl "$ROOT/data/"  # the same 2,400 rows, same command
   fi

@@ -35,7 +35,7 @@ BACKBONE=smollm2-135m-instruct  # the default alias: its package and file come f
 VARIANTS=(paper tuned)
 
 variant_args() {  # the `genembed train` arguments of a variant (both: the paper's losses at its batch)
-  local common=(--teacher self --w-rec 1.0 --batch-size "${BATCH:-32}" --steps "${STEPS:-1000}"
+  local common=(--teacher self --target response --w-rec 1.0 --batch-size "${BATCH:-32}" --steps "${STEPS:-1000}"
                 --warmup-steps $(( ${STEPS:-1000} / 20 )) --save-every "${SAVE_EVERY:-100}" ${LIMIT:+--limit "$LIMIT"})
   case $1 in
     paper) ARGS=("${common[@]}" --lr-tokens 3e-4 --lr-projections 3e-4) ;;
