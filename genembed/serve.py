@@ -386,7 +386,8 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
     if api_key is not None and not api_key.strip():
         raise ValueError("api_key is empty: give a key, or none to serve without one")
     if not isinstance(model_name, str) or not model_name.strip():
-        raise ValueError(f"model_name must be a non-empty string (the name clients send as 'model'), got {model_name!r}")
+        raise ValueError(f"model_name must be a non-empty string (the name clients send as 'model'), "
+                         f"got {model_name!r}")
     dim = int(model.config.embedding_dim)
 
     registry = CollectorRegistry()  # per app: two apps in one process keep separate counts
