@@ -421,6 +421,9 @@ def serve(
     max_texts: int = typer.Option(2048, min=1, help="Texts per request (more: 413)."),
     max_chars: int = typer.Option(16384, min=1, help="Characters per text (more: 413)."),
     bf16: bool = typer.Option(False, help=BF16_HELP + " Decoding stays float32."),
+    served_model_name: Optional[str] = typer.Option(None, "--served-model-name", help="The name clients send as "
+                                                    "'model' (GET /v1/models lists it); default: --model as given, "
+                                                    "'default' without one."),
 ):
     """Serve an OpenAI-compatible /v1/embeddings (plus /v1/decode, /health, /metrics) over HTTP."""
     from .serve import serve as run
@@ -429,7 +432,7 @@ def serve(
     check_backend(backend)
     run(load(model, backbone=backbone) if backbone else model, host=host, port=port, api_key=api_key,
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_texts=max_texts, max_chars=max_chars, backend=backend,
-        bf16=bf16)
+        bf16=bf16, model_name=served_model_name or model or "default")
 
 
 @app.command()
@@ -478,7 +481,7 @@ def evaluate(
     evaluate_models(list(model or []), tasks.split(","), baselines.split(","), out, include_default=not no_default,
                     ridge_responses=ridge_responses, hyde_tasks=None if hyde_tasks == "all" else set(hyde_tasks.split(",")),
                     cost_texts=cost_texts, cost_only=cost_only, skip_cost=skip_cost,
-                    bf16=bf16_is_native() if bf16 is None else bf16, backend=backend)
+                    bf16=(bf16_is_native() and backend != "onnx") if bf16 is None else bf16, backend=backend)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
 
@@ -503,7 +506,7 @@ def benchmark(
     names = bench.task_names(sets.split(","), [t for t in tasks.split(",") if t])
     check_model(*(model or []))
     check_backend(backend)
-    use_bf16 = bf16_is_native() if bf16 is None else bf16
+    use_bf16 = (bf16_is_native() and backend != "onnx") if bf16 is None else bf16
     methods = build_methods(list(model or []), baselines.split(","), include_default=not no_default,
                             cache_dir=out / "cache", bf16=use_bf16, backend=backend)
     results = bench.run(methods, names, out, rescore=rescore)

@@ -129,7 +129,7 @@ async def load(url: str, requests: int, concurrency: int, timeout: float, max_se
             i, next_i = next_i, next_i + 1
             t0 = time.perf_counter()
             try:
-                r = await http.post("/v1/embeddings", json={"model": "genembed", "input": TEXTS[i % len(TEXTS)]})
+                r = await http.post("/v1/embeddings", json={"input": TEXTS[i % len(TEXTS)]})
                 ok = r.status_code == 200 and len(r.json()["data"]) == 1
                 if not ok:
                     errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
