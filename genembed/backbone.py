@@ -26,6 +26,7 @@ from transformers.utils import logging as hf_logging
 
 from .atomic import file_digest, sync_folder, write_text
 from .data import package_file
+from .errors import InputError
 from .recipe import DTYPES
 
 ALIASES = {
@@ -141,7 +142,7 @@ def load_backbone(name: str, dtype: str = "float32", device: str | None = None) 
     """The frozen backbone `name`, loaded once per (name, dtype, device); device None →
     $GENEMBED_DEVICE, else CUDA when available, else CPU."""
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        raise InputError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     device = canonical_device(device or default_device())
     key = (name, f"{dtype}@{device}")
     with _lock:

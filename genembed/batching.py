@@ -11,6 +11,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
+from .errors import InputError, InputTypeError
 from .inputs import pad
 from .reader import chunked
 
@@ -44,7 +45,7 @@ def check_texts(texts, offset: int, desc: str) -> None:
     """Every item must be a string; the first that is not is named by its position."""
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
-        raise TypeError(f"{desc}() expects strings; item {offset + bad} is {type(texts[bad]).__name__}")
+        raise InputTypeError(f"{desc}() expects strings; item {offset + bad} is {type(texts[bad]).__name__}")
 
 
 def as_sized(texts):
@@ -62,11 +63,11 @@ def windows(texts, tokenize: Callable[[list[str]], list[list[int]]], pad_id: int
     """Yield (offset, n, batches) per window of rows offset..offset+n; `batches` yields (indices within
     the window, ids, mask) with left-padded ids, longest rows first."""
     if len(texts) == 0:
-        raise ValueError(f"{desc}() got an empty list of texts: pass at least one string")
+        raise InputError(f"{desc}() got an empty list of texts: pass at least one string")
     if isinstance(texts, list):  # checked before any work; a streamed source checks itself
         check_texts(texts, 0, desc)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if show_progress_bar is None:
         show_progress_bar = len(texts) > 4 * batch_size and sys.stderr.isatty()
 

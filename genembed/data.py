@@ -18,6 +18,7 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from .errors import InputError
 
 HELDOUT_BYTE_BELOW = 26  # sha1(id)[0] < 26  ->  held out (26/256 ≈ 10.2%)
 MIN_QUERY_CHARS = 15
@@ -97,7 +98,7 @@ def load_sharegpt(split: str = "train", path: Path | None = None) -> list[Conver
     assistant answer (they are the Q→A evaluation pairs).
     """
     if split not in ("train", "heldout", "all"):
-        raise ValueError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
+        raise InputError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
     out, seen, heldout_texts = [], set(), set()
     for record in iter_sharegpt_records(path):
         turns = record.get("conversations") or []

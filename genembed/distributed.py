@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Processes:
     def share(self, items: list) -> list:
         """This process's contiguous slice of `items`; len(items) must divide evenly."""
         if len(items) % self.world:
-            raise ValueError(f"{len(items)} items cannot be split evenly over {self.world} processes: "
+            raise InputError(f"{len(items)} items cannot be split evenly over {self.world} processes: "
                              f"choose a batch size divisible by the number of processes")
         n = len(items) // self.world
         return items[self.rank * n:(self.rank + 1) * n]

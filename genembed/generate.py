@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .backbone import Backbone, cache_keyword
+from .errors import InputError
 from .inputs import pad, positions, prompt_ids
 from .jsonl import append_rows, numbered_rows, read_rows, string_field
 
@@ -43,7 +44,7 @@ def answer_queries(
     procs = distributed.current()
     ids = [q[0] for q in queries]
     if len(set(ids)) != len(ids):
-        raise ValueError("query ids must be unique")
+        raise InputError("query ids must be unique")
     out_path = Path(out_path)
     if procs.is_main:
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import distributed
 from .atomic import file_digest, replace_file, write_text
+from .errors import InputError, MissingDependency
 from .jsonl import numbered_rows, read_json_object, string_field
 from .reader import TextFile, chunked
 
@@ -46,7 +47,7 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise ImportError("genembed search needs faiss: pip install 'genembed[search]'") from None
+        raise MissingDependency("genembed search needs faiss: pip install 'genembed[search]'") from None
     return faiss
 
 
@@ -68,7 +69,7 @@ def source_rows(path: str | Path, field: str = "text", id_field: str | None = "i
     must — else the line number. Any other file: one text per line, id = line number (1-based)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"corpus file not found: {path}")
+        raise InputError(f"corpus file not found: {path}")
     if path.suffix != ".jsonl":
         for i, text in enumerate(TextFile(path)):
             yield i + 1, text
@@ -80,7 +81,7 @@ def source_rows(path: str | Path, field: str = "text", id_field: str | None = "i
         if with_ids is None:
             with_ids = has_id  # the first row decides, so ids and line numbers never mix
         elif has_id != with_ids:
-            raise ValueError(f"{path}:{n} {'has' if has_id else 'has no'} '{id_field}' key but the first row "
+            raise InputError(f"{path}:{n} {'has' if has_id else 'has no'} '{id_field}' key but the first row "
                              f"{'has none' if has_id else 'has one'}: give every row an id or none")
         if not has_id:
             yield n, text
@@ -125,15 +126,15 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
     source file, else refused); on a finished one it only rebuilds the faiss index if `kind` changed.
     """
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
     if batch_size < 1 or chunk_size < 1:
-        raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
+        raise InputError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
     _faiss()  # missing faiss is reported now, not after the corpus is encoded
     procs = distributed.current()  # under a launcher, each process encodes every N-th chunk
     source, out_dir = Path(source), Path(out_dir)
     count = sum(1 for _ in source_rows(source, field, id_field))  # validates every row before any work
     if count == 0:
-        raise ValueError(f"{source} has no rows to index")
+        raise InputError(f"{source} has no rows to index")
     model, model_ref = _resolve_model(model, backend)
     settings = {
         "format": FORMAT, "model": model_ref, "model_fingerprint": _fingerprint(model),
@@ -177,7 +178,7 @@ def make_faiss_index(vectors: np.ndarray, kind: str, m: int = HNSW_M, ef_constru
         index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = HNSW_EF_SEARCH
     else:
-        raise ValueError(f"kind must be 'flat' or 'hnsw', got {kind!r}")
+        raise InputError(f"kind must be 'flat' or 'hnsw', got {kind!r}")
     for start in range(0, len(vectors), FAISS_ADD_BLOCK):
         index.add(np.ascontiguousarray(vectors[start:start + FAISS_ADD_BLOCK], dtype=np.float32))
     return index
@@ -195,7 +196,7 @@ def _start_or_resume(out_dir: Path, settings: dict) -> dict:
         leftovers = sorted(p.name for p in out_dir.iterdir()
                            if not p.name.startswith(".") and p.name not in (VECTORS, ROWS, OFFSETS))
         if leftovers:
-            raise ValueError(f"{out_dir} is not empty and holds no {MANIFEST} ({', '.join(leftovers[:5])}): "
+            raise InputError(f"{out_dir} is not empty and holds no {MANIFEST} ({', '.join(leftovers[:5])}): "
                              f"choose an empty or new folder")
         for name in (VECTORS, ROWS, OFFSETS):
             (out_dir / name).write_bytes(b"")
@@ -206,13 +207,13 @@ def _start_or_resume(out_dir: Path, settings: dict) -> dict:
     manifest = read_manifest(out_dir)
     old = manifest["source"]
     if (old["size"], old["sha1"]) != (settings["source"]["size"], settings["source"]["sha1"]):
-        raise ValueError(f"{out_dir} was built from {old['path']} (size {old['size']}, sha1 {old['sha1'][:12]}); "
+        raise InputError(f"{out_dir} was built from {old['path']} (size {old['size']}, sha1 {old['sha1'][:12]}); "
                          f"{settings['source']['path']} differs (size {settings['source']['size']}, sha1 "
                          f"{settings['source']['sha1'][:12]}): the source changed, so it cannot be resumed; "
                          f"use a new --out folder or delete {out_dir}")
     differ = [k for k in IDENTITY if manifest.get(k) != settings[k]]
     if differ:
-        raise ValueError(f"{out_dir} holds an index built with other settings ({', '.join(differ)} differ): "
+        raise InputError(f"{out_dir} holds an index built with other settings ({', '.join(differ)} differ): "
                          f"use a new --out folder or delete {out_dir}")
     _cut_stores(out_dir, manifest)
     # the same bytes and model, perhaps at new paths (the model's is where search will load it)
@@ -227,7 +228,7 @@ def _cut_stores(out_dir: Path, manifest: dict) -> None:
         path = out_dir / name
         actual = path.stat().st_size if path.exists() else -1
         if actual < size:
-            raise ValueError(f"{path} holds {max(actual, 0)} bytes but {MANIFEST} counts {size}: the index "
+            raise InputError(f"{path} holds {max(actual, 0)} bytes but {MANIFEST} counts {size}: the index "
                              f"folder is damaged; delete {out_dir} and build again")
         if actual > size:
             os.truncate(path, size)
@@ -284,7 +285,7 @@ def _encode_rows(model, source: Path, out_dir: Path, manifest: dict, batch_size:
         for stale in parts.glob("*.f32"):  # (left by a run with another chunk size)
             stale.unlink()
     if done != count:
-        raise ValueError(f"{source} changed while it was being indexed ({done} rows, expected {count})")
+        raise InputError(f"{source} changed while it was being indexed ({done} rows, expected {count})")
 
 
 def _append_chunk(chunk: list, vectors: np.ndarray, out_dir: Path, manifest: dict) -> None:
@@ -309,13 +310,13 @@ def _write_manifest(out_dir: Path, manifest: dict) -> None:
 def read_manifest(out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
-        raise ValueError(f"index folder not found: {out_dir}")
+        raise InputError(f"index folder not found: {out_dir}")
     path = out_dir / MANIFEST
     if not path.exists():
-        raise ValueError(f"{out_dir} is not a genembed index: it has no {MANIFEST}")
+        raise InputError(f"{out_dir} is not a genembed index: it has no {MANIFEST}")
     manifest = read_json_object(path)
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a genembed index manifest of format {FORMAT}")
+        raise InputError(f"{path} is not a genembed index manifest of format {FORMAT}")
     return manifest
 
 
@@ -331,7 +332,7 @@ def _build_lock(out_dir: Path):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"another build is writing to {out_dir}") from None
+            raise InputError(f"another build is writing to {out_dir}") from None
         try:
             yield
         finally:
@@ -353,13 +354,13 @@ class Index:
         folder = Path(folder)
         manifest = read_manifest(folder)
         if not manifest.get("complete"):
-            raise ValueError(f"the index in {folder} is not finished ({manifest.get('rows_done')} of "
+            raise InputError(f"the index in {folder} is not finished ({manifest.get('rows_done')} of "
                              f"{manifest.get('count')} rows encoded): rerun `genembed index build` to resume it")
         faiss = _faiss()
         index = faiss.read_index(str(folder / FAISS_FILE))
         count, dim = manifest["count"], manifest["dim"]
         if (index.ntotal, index.d) != (count, dim) or (folder / OFFSETS).stat().st_size != 8 * count:
-            raise ValueError(f"{folder} is damaged: {FAISS_FILE} or {OFFSETS} does not hold the {count} rows "
+            raise InputError(f"{folder} is damaged: {FAISS_FILE} or {OFFSETS} does not hold the {count} rows "
                              f"of dimension {dim} that {MANIFEST} records; build it again")
         offsets = np.memmap(folder / OFFSETS, dtype="<u8", mode="r", shape=(count,))
         opened = cls(folder, manifest, index, offsets, None)
@@ -380,7 +381,7 @@ class Index:
         if self._model is None:
             ref = self.manifest.get("model")
             if ref is None:
-                raise ValueError(f"the index in {self.folder} was built from a model in memory, not a "
+                raise InputError(f"the index in {self.folder} was built from a model in memory, not a "
                                  f"checkpoint folder: pass the model (Index.open(..., model=...) or --model)")
             self._model = self._check_model(*_resolve_model(ref, self._backend))
         return self._model
@@ -388,7 +389,7 @@ class Index:
     def _check_model(self, model, ref):
         if _fingerprint(model) != self.manifest["model_fingerprint"]:
             where = ref or "the model given"
-            raise ValueError(f"{where} is not the model the index in {self.folder} was built with: "
+            raise InputError(f"{where} is not the model the index in {self.folder} was built with: "
                              f"its vectors would not be comparable")
         return model
 
@@ -398,9 +399,9 @@ class Index:
         if isinstance(queries, str):
             queries = [queries]
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise InputError(f"k must be >= 1, got {k}")
         if not queries:
-            raise ValueError("no queries to search")
+            raise InputError("no queries to search")
         vectors = self.model.encode(list(queries), instruction=instruction, batch_size=batch_size, normalize=True,
                                     show_progress_bar=False)
         return self.search_vectors(vectors, k)
@@ -408,10 +409,10 @@ class Index:
     def search_vectors(self, vectors: np.ndarray, k: int = 10, ef_search: int | None = None) -> list[list[Hit]]:
         """Hits for query vectors [n, dim] (L2-normalise them for cosine scores)."""
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise InputError(f"k must be >= 1, got {k}")
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         if vectors.shape[1] != self.manifest["dim"]:
-            raise ValueError(f"query vectors have dimension {vectors.shape[1]}, the index {self.manifest['dim']}")
+            raise InputError(f"query vectors have dimension {vectors.shape[1]}, the index {self.manifest['dim']}")
         if self.kind == "hnsw":  # the candidate list must hold at least k
             self.faiss_index.hnsw.efSearch = max(ef_search or self.manifest["hnsw"]["ef_search"], k)
         scores, rows = self.faiss_index.search(vectors, min(k, len(self)))

@@ -29,6 +29,7 @@ the attention mask, so padding does not shift positions.
 from __future__ import annotations
 
 import torch
+from .errors import InputError
 
 _SENTINEL = "\u2063GENEMBED_TEXT\u2063"
 _template_cache: dict[int, tuple[list[int], list[int]]] = {}
@@ -55,7 +56,7 @@ def chat_wrapping(tokenizer) -> tuple[list[int], list[int]]:
 def prompt_ids(tokenizer, texts: list[str], instruction: str = "", max_text_tokens: int = 256) -> list[list[int]]:
     """Chat-formatted ids for each text; the text alone is cut to max_text_tokens."""
     if max_text_tokens < 1:
-        raise ValueError(f"max_text_tokens must be >= 1, got {max_text_tokens}")
+        raise InputError(f"max_text_tokens must be >= 1, got {max_text_tokens}")
     if not texts:
         return []
     prefix, suffix = chat_wrapping(tokenizer)
@@ -74,14 +75,14 @@ def encoder_ids(tokenizer, texts: list[str], instruction: str, max_tokens: int, 
     if layout == "chat":
         return prompt_ids(tokenizer, texts, instruction, max_tokens)
     if layout != "official":
-        raise ValueError(f"input_layout must be one of {LAYOUTS}, got {layout!r}")
+        raise InputError(f"input_layout must be one of {LAYOUTS}, got {layout!r}")
     first, last = added_ids(tokenizer)
     if last:
-        raise ValueError(f"this tokenizer appends {last} after a text: in the official layout they would come after "
+        raise InputError(f"this tokenizer appends {last} after a text: in the official layout they would come after "
                          f"the special tokens, which the official code does not expect")
     budget = max_tokens - len(first) - n_special
     if budget < 1:
-        raise ValueError(f"max_text_tokens {max_tokens} leaves no room for a text beside {len(first)} + {n_special} "
+        raise InputError(f"max_text_tokens {max_tokens} leaves no room for a text beside {len(first)} + {n_special} "
                          f"added and special tokens")
     if not texts:
         return []

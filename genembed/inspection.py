@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .decoders import generate, get_decoder
+from .errors import InputError
 
 
 @torch.no_grad()
@@ -21,7 +22,7 @@ def logit_lens(model, texts, top_k: int = 5, instruction: str | None = None, bat
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
     if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise InputError(f"top_k must be >= 1, got {top_k}")
     model.eval()
     out: list = [None] * len(texts)
     tok, head = model.backbone.tokenizer, model.backbone.model.get_output_embeddings()
@@ -37,7 +38,7 @@ def nearest_words(model, texts, k: int = 10, instruction: str | None = None, bat
     text a list of (word, cosine), for a list one such list per text. Loads the teacher unless given."""
     single = isinstance(texts, str)
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     emb = model.encode([texts] if single else texts, instruction=instruction, batch_size=batch_size)
     out = get_decoder(model, "words", teacher).words.nearest(emb, k)
     return out[0] if single else out
@@ -56,7 +57,7 @@ def inspect(model, texts: list[str], via: str | None = None, instruction: str | 
             max_new_tokens: int = 48, words: int = 10) -> list[Inspection]:
     """Everything inspection shows, per text; one encode serves the words, the neighbour and the decode."""
     if not texts:
-        raise ValueError("no texts to inspect")
+        raise InputError("no texts to inspect")
     decoder = get_decoder(model, via)
     lenses = logit_lens(model, list(texts), top_k=top_k, instruction=instruction)
     state = decoder.read(list(texts), instruction)

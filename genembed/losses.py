@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .errors import InputError
 from .inputs import positions
 
 
@@ -75,7 +76,7 @@ def checkpointed_layers(base, enabled: bool = True):
     training mode; only for passes without a KV cache (a recomputed layer would append twice)."""
     layers = getattr(base, "layers", None) if enabled else None
     if enabled and layers is None:
-        raise ValueError(f"gradient checkpointing needs the decoder layers at .layers; "
+        raise InputError(f"gradient checkpointing needs the decoder layers at .layers; "
                          f"{type(base).__name__} has none")
     for layer in layers or ():
         layer.forward = partial(checkpoint, type(layer).forward.__get__(layer), use_reentrant=False)

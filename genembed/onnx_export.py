@@ -34,6 +34,7 @@ from torch import nn
 
 from .atomic import file_digest, recover_folder, write_folder
 from .backbone import Backbone, cache_keyword, cache_root, kv_cache, kv_tensors
+from .errors import InputError, MissingDependency
 
 FORMAT = 1
 FILES = ("body.onnx", "body.onnx.data", "head.onnx", "head.onnx.data")
@@ -46,7 +47,7 @@ def require_onnx():
         import onnx
         import onnxruntime
     except ImportError as e:
-        raise ImportError(f"{MISSING_EXTRA} ({e})") from None
+        raise MissingDependency(f"{MISSING_EXTRA} ({e})") from None
     return onnx, onnxruntime
 
 
@@ -151,7 +152,7 @@ def kv_shape(config) -> tuple[int, int]:
 def write_export(folder: Path, backbone: Backbone) -> Path:
     onnx, ort = require_onnx()
     if backbone.dtype != torch.float32 or backbone.device.type != "cpu":
-        raise ValueError(f"the onnx backend exports a float32 backbone on the CPU (this one is {backbone.dtype} "
+        raise InputError(f"the onnx backend exports a float32 backbone on the CPU (this one is {backbone.dtype} "
                          f"on {backbone.device}); load the model with dtype='float32', device='cpu'")
     base, config = backbone.model.base_model, backbone.model.config
     layers, (kv_heads, head_dim) = config.num_hidden_layers, kv_shape(config)

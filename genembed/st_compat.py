@@ -12,6 +12,7 @@ import numbers
 
 import numpy as np
 import torch
+from .errors import InputError
 
 
 def st_instruction(model, instruction: str | None, prompt_name: str | None, prompt: str | None) -> str | None:
@@ -20,9 +21,9 @@ def st_instruction(model, instruction: str | None, prompt_name: str | None, prom
     given = [(k, v) for k, v in (("instruction", instruction), ("prompt_name", prompt_name), ("prompt", prompt))
              if v is not None]
     if len(given) > 1:
-        raise ValueError(f"give one of instruction / prompt_name / prompt, got {', '.join(k for k, _ in given)}")
+        raise InputError(f"give one of instruction / prompt_name / prompt, got {', '.join(k for k, _ in given)}")
     if prompt_name is not None and prompt_name not in model.config.instructions:
-        raise ValueError(f"unknown prompt_name {prompt_name!r}: this checkpoint's prompts are "
+        raise InputError(f"unknown prompt_name {prompt_name!r}: this checkpoint's prompts are "
                          f"{sorted(model.config.instructions)} (or pass the text as prompt=)")
     return given[0][1] if given else None
 
@@ -30,14 +31,14 @@ def st_instruction(model, instruction: str | None, prompt_name: str | None, prom
 def check_st_options(model, truncate_dim, precision, output_value, device) -> None:
     dim = model.config.embedding_dim
     if truncate_dim is not None and truncate_dim != dim:
-        raise ValueError(f"truncate_dim={truncate_dim}: genembed embeddings are not trained to be truncated "
+        raise InputError(f"truncate_dim={truncate_dim}: genembed embeddings are not trained to be truncated "
                          f"(Matryoshka); use None or {dim}")
     if precision != "float32":
-        raise ValueError(f"precision={precision!r}: genembed returns float32 embeddings only")
+        raise InputError(f"precision={precision!r}: genembed returns float32 embeddings only")
     if output_value != "sentence_embedding":
-        raise ValueError(f"output_value={output_value!r}: genembed returns 'sentence_embedding' only")
+        raise InputError(f"output_value={output_value!r}: genembed returns 'sentence_embedding' only")
     if device is not None and torch.device(device) != model.device:
-        raise ValueError(f"device={device!r}: this model is on {model.device}; load it there instead "
+        raise InputError(f"device={device!r}: this model is on {model.device}; load it there instead "
                          f"(genembed.load(path, device=...))")
 
 
@@ -100,7 +101,7 @@ class SentenceTransformerAPI:
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"max_seq_length must be a positive whole number of tokens, got {value!r}")
+            raise InputError(f"max_seq_length must be a positive whole number of tokens, got {value!r}")
         self.config.max_text_tokens = int(value)
 
     @staticmethod

@@ -506,7 +506,7 @@ def load_teacher(name: str, backbone: Backbone | None = None, dtype: str | None 
     teachers run on the backbone's device in its dtype (float32 without a backbone)."""
     if name == "self":
         if backbone is None:
-            raise ValueError("the 'self' teacher needs the backbone")
+            raise InputError("the 'self' teacher needs the backbone")
         return SelfTeacher(backbone)
     # on the training device: embedding tens of thousands of responses on a CPU beside a GPU is the slow part
     device = str(backbone.device) if backbone is not None else "cpu"
@@ -533,7 +533,7 @@ def alignment_targets(teacher, queries: list[str], responses: list[str], kind: s
     each response; "query+response", the unit mean of its unit embeddings of the query and of the response;
     "query", its embedding of the query."""
     if kind not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+        raise InputError(f"target must be one of {TARGETS}, got {kind!r}")
     if kind == "query":
         return cached_targets(teacher, queries, cache_dir, show_progress_bar)
     targets = cached_targets(teacher, responses, cache_dir, show_progress_bar)

@@ -26,6 +26,7 @@ from . import distributed
 from .atomic import file_digest, recover_folder, replace_file, write_text
 from .backbone import load_backbone
 from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import InputError
 from .generate import read_responses
 from .inputs import official_response_ids, pad, response_ids
 from .jsonl import append_rows, read_rows
@@ -168,13 +169,13 @@ def open_run(cfg: TrainConfig, resume: bool, procs) -> bool:
     has_state = (resume_dir / "trainer.pt").exists()
     started = has_state or (out / "log.jsonl").exists()  # killed before its first save: a log, no state
     if resume and not started:
-        raise ValueError(f"nothing to resume in {out}: no run was started there (start without --resume)")
+        raise InputError(f"nothing to resume in {out}: no run was started there (start without --resume)")
     leftovers = sorted(p.name for p in out.iterdir() if p.name != "cache") if out.is_dir() else []
     if not resume and leftovers:  # (cache/ holds teacher targets keyed by content: safe to share)
-        raise ValueError(f"{out} already holds a run ({', '.join(leftovers)}): pass --resume to continue it, "
+        raise InputError(f"{out} already holds a run ({', '.join(leftovers)}): pass --resume to continue it, "
                          f"or choose a new --out")
     if cfg.batch_size % procs.world:
-        raise ValueError(f"batch size {cfg.batch_size} cannot be split evenly over {procs.world} processes")
+        raise InputError(f"batch size {cfg.batch_size} cannot be split evenly over {procs.world} processes")
     procs.barrier()  # every process has checked the folder before the main one writes into it
     if procs.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -194,15 +195,15 @@ def student(cfg: TrainConfig, backbone, teacher, resume_dir: Path, has_state: bo
     model = load_checkpoint(resume_dir, backbone=backbone)
     state = torch.load(resume_dir / "trainer.pt", weights_only=False, map_location="cpu")
     if state.get("responses_sha1", responses_sha1) != responses_sha1:
-        raise ValueError(f"{cfg.responses} changed since {cfg.out_dir} was started (its contents differ from the "
+        raise InputError(f"{cfg.responses} changed since {cfg.out_dir} was started (its contents differ from the "
                          f"file the run trained on): use a new --out")
     unknown = unknown_settings(state["train_config"])
     if unknown:
-        raise ValueError(f"{resume_dir} was written with settings this genembed does not have "
+        raise InputError(f"{resume_dir} was written with settings this genembed does not have "
                          f"({', '.join(unknown)}): it cannot be resumed; use a new --out")
     changed = changed_settings(state["train_config"], cfg)
     if changed:
-        raise ValueError(f"{resume_dir} was written by a run with other settings ({', '.join(changed)}); "
+        raise InputError(f"{resume_dir} was written by a run with other settings ({', '.join(changed)}); "
                          f"use a new --out")
     return model, state
 
@@ -241,7 +242,7 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     # -- data: queries, responses, teacher targets (cached) --------------------------------
     rows = read_responses(cfg.responses)[: cfg.limit or None]
     if len(rows) < cfg.batch_size:
-        raise ValueError(f"{cfg.responses} has {len(rows)} usable rows, fewer than one batch ({cfg.batch_size})")
+        raise InputError(f"{cfg.responses} has {len(rows)} usable rows, fewer than one batch ({cfg.batch_size})")
     backbone = load_backbone(cfg.backbone, dtype=cfg.dtype, device=procs.device)
     teacher = load_teacher(cfg.teacher, backbone)
     with procs.main_first():  # the main process fills the targets cache; the others read it

@@ -3,6 +3,7 @@ that the lenses, the retrieval metrics and inspection share (faiss indexes are i
 from __future__ import annotations
 
 import numpy as np
+from .errors import InputError
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -22,7 +23,7 @@ def top_k(queries: np.ndarray, vectors: np.ndarray, k: int, unit_vectors: bool =
     by cosine, nearest first. unit_vectors: the vectors are stored at unit length (a lens's bank): used
     as they are."""
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     scores = unit(queries) @ (np.asarray(vectors, dtype=np.float32) if unit_vectors else unit(vectors)).T
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]

@@ -19,6 +19,7 @@ import numpy as np
 
 from .arrays import cached_array
 from .backbone import cache_root
+from .errors import InputError
 from .inputs import prompt_ids
 from .vectors import nearest, unit
 
@@ -54,7 +55,7 @@ class WordLens:
 
     def __init__(self, words: list[str], vectors: np.ndarray):
         if len(words) != len(vectors) or not words:
-            raise ValueError(f"the word lens needs one vector per word; got {len(words)} words, {len(vectors)} vectors")
+            raise InputError(f"the word lens needs one vector per word; got {len(words)} words, {len(vectors)} vectors")
         self.words, self.vectors = words, vectors
 
     @classmethod
@@ -62,10 +63,10 @@ class WordLens:
         """The lens of a genembed model: its backbone's vocabulary in the space of its teacher (loaded)."""
         words, _ = vocabulary_words(model.backbone.tokenizer)
         if not words:
-            raise ValueError("the word lens needs whole-word tokens (' word') in the backbone's vocabulary; this "
+            raise InputError("the word lens needs whole-word tokens (' word') in the backbone's vocabulary; this "
                              "tokenizer has none: decode with via='soft-prompt'")
         if teacher.dim != model.config.embedding_dim:
-            raise ValueError(f"the word lens reads embeddings in the teacher's space, but this model's embeddings "
+            raise InputError(f"the word lens reads embeddings in the teacher's space, but this model's embeddings "
                              f"have {model.config.embedding_dim} dimensions and its teacher {model.config.teacher!r} "
                              f"{teacher.dim}: decode with via='soft-prompt'")
         return cls(words, word_vectors(teacher, words))

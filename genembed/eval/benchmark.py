@@ -30,6 +30,7 @@ import numpy as np
 
 from . import benchmark_tasks as bt
 from . import metrics
+from ..errors import InputError
 from .datasets import rotten_tomatoes, strongreject_clusters
 from .methods import memo_encode
 from .results import ResultsFile, cell, colours, figure, made_otherwise, save_png
@@ -83,11 +84,11 @@ def task_names(sets=SETS, names=None) -> list[str]:
     if names:
         unknown = sorted(set(names) - set(TASKS))
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+            raise InputError(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
         return [n for n in TASKS if n in names]
     unknown = sorted(set(sets) - set(SETS))
     if unknown:
-        raise ValueError(f"unknown set(s) {unknown}; choose from {list(SETS)}")
+        raise InputError(f"unknown set(s) {unknown}; choose from {list(SETS)}")
     return [n for n, s in TASKS.items() if s.set in sets]
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ..backbone import load_backbone
 from ..checkpoint import model_fingerprint
+from ..errors import InputError
 from ..generate import answer_queries, read_responses
 from ..ridge import ridge_fit
 from ..teachers import SelfTeacher, SentenceTransformerTeacher, cached_targets
@@ -74,7 +75,7 @@ class FusedWithInput:
         a = memo_encode(self.student, texts, instruction, side)
         b = memo_encode(self.on_input, texts, instruction, side)
         if a.shape[-1] != b.shape[-1]:
-            raise ValueError(f"{self.student.name} embeds in {a.shape[-1]} dimensions and {self.on_input.name} in "
+            raise InputError(f"{self.student.name} embeds in {a.shape[-1]} dimensions and {self.on_input.name} in "
                              f"{b.shape[-1]}: only a student and its own teacher share a space")
         return unit_mean(a, b)
 
@@ -156,7 +157,7 @@ class RidgeOnMeanPool:
                  limit: int | None = None, shrinkage: float = 0.1, bf16: bool = True):
         rows = read_responses(responses)[:limit]  # the rows training uses, read by the same rule
         if not rows:
-            raise ValueError(f"{responses} holds no (query, response) rows to fit the ridge baseline on")
+            raise InputError(f"{responses} holds no (query, response) rows to fit the ridge baseline on")
         self.pool = SelfTeacher(load_backbone(backbone_name), max_tokens=MAX_TEXT_TOKENS, bf16=bf16)
         targets = cached_targets(teacher, [r["response"] for r in rows], cache_dir, show_progress_bar=False)
         features = cached_targets(self.pool, [r["query"] for r in rows], cache_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from ..errors import InputError
 from .datasets import LabelledTask, RetrievalTask, advbench_safety, rotten_tomatoes, sharegpt_qa, strongreject_clusters
 from .decoding import sharegpt_decoding
 from .results import ResultsFile, cell, colours, figure, made_otherwise, save_png
@@ -113,7 +114,7 @@ def evaluate(methods: list, task_names: list[str], out_dir: str | Path, cost_tex
     for method in methods:
         if cost_only:
             if method.name not in results["methods"]:
-                raise ValueError(f"--cost-only: {method.name!r} has no scores in {previous} yet; evaluate it first")
+                raise InputError(f"--cost-only: {method.name!r} has no scores in {previous} yet; evaluate it first")
             row = results["methods"][method.name]
             row.update(encode_cost(method, cost_sample.queries, cost_sample.query_instruction))
             print(f"{method.name:<45} {row['seconds_per_1k']:.1f} s / 1k texts, "

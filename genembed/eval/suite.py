@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoint import DEFAULT_CHECKPOINT
+from ..errors import InputError
 from ..loading import load_model
 from ..teachers import SentenceTransformerTeacher
 from .methods import BackboneMeanPool, FusedWithInput, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
@@ -24,7 +25,7 @@ def check_names(kind: str, names, allowed) -> list[str]:
     names = [n for n in names if n]
     unknown = sorted(set(names) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(allowed)}")
+        raise InputError(f"unknown {kind}(s) {unknown}; choose from {sorted(allowed)}")
     return names
 
 
@@ -37,7 +38,7 @@ def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bo
     they are)."""
     baselines = check_names("baseline", baselines, BASELINES)
     if "ridge" in baselines and ridge_responses is None:
-        raise ValueError("the ridge baseline needs ridge_responses (--ridge-responses: the student's training "
+        raise InputError("the ridge baseline needs ridge_responses (--ridge-responses: the student's training "
                          "JSONL), or leave 'ridge' out of the baselines")
     paths = ([DEFAULT_CHECKPOINT] if include_default else []) + list(models)
     students = [p if not isinstance(p, (str, Path)) else load_model(p) for p in paths]
@@ -70,7 +71,7 @@ def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bo
                                  else TeacherOnInput(SentenceTransformerTeacher(config.teacher)))
             methods.append(FusedWithInput(student, on_input[key]))
     if not methods:
-        raise ValueError("nothing to evaluate: no model and no baseline")
+        raise InputError("nothing to evaluate: no model and no baseline")
     return methods
 
 
