@@ -47,7 +47,7 @@ def cpu_kind() -> str:
     """The CPU kind float32 results are expected bit-exact within: torch's kernel capability (AVX2,
     AVX512) plus AMX where the CPU has it. An AVX512 machine with AMX rounded the bundled default's
     float32 embeddings differently, by up to 3.4e-7, from the AVX512 machine that had made the
-    fixture (stop 36), so the two are told apart."""
+    fixture (2026-12-02), so the two are told apart."""
     from pathlib import Path
 
     kind = torch.backends.cpu.get_cpu_capability()

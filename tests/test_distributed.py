@@ -1,4 +1,4 @@
-"""Training under a launcher (issue 18.1): two processes on this CPU over gloo, started by
+"""Training under a launcher: two processes on this CPU over gloo, started by
 `accelerate launch`, reach the weights of one process; a run killed under two resumes under one."""
 import json
 import os
@@ -86,7 +86,7 @@ def generate_args(backbone, queries, out):
 
 
 def test_generation_shared_by_two_processes_loses_and_repeats_nothing(tiny_backbone_path, tmp_path):
-    """Issue 18.2: each process answers its share into a part file; the parts are merged into the
+    """Each process answers its share into a part file; the parts are merged into the
     output, each id once; a run killed under two processes resumes under one."""
     from genembed.jsonl import read_rows
     from genembed.testing import CORPUS
@@ -119,7 +119,7 @@ def test_generation_shared_by_two_processes_loses_and_repeats_nothing(tiny_backb
 
 
 def test_a_half_precision_backbone_trains_float32_tensors(tiny_backbone_path, tiny_responses, tmp_path):
-    """Issue 18.3: --dtype bfloat16 holds the frozen backbone in bf16; what trains stays float32."""
+    """--dtype bfloat16 holds the frozen backbone in bf16; what trains stays float32."""
     from genembed import load
 
     run(ONE + common(tiny_backbone_path, tiny_responses, steps=2, save_every=2) + ["--dtype", "bfloat16",
@@ -132,7 +132,7 @@ def test_a_half_precision_backbone_trains_float32_tensors(tiny_backbone_path, ti
 
 
 def test_corpus_encoding_shared_by_two_processes(tiny_model, tmp_path):
-    """Issue 18.2: `index build` under two processes (each encodes every other chunk, the main one
+    """`index build` under two processes (each encodes every other chunk, the main one
     appends them in order) gives the one-process index; killed under two, it resumes under one."""
     from genembed.checkpoint import save_checkpoint
 

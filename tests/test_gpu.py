@@ -1,4 +1,4 @@
-"""GPU paths (issue 18.3). They run wherever a CUDA device exists (scripts/gpu_check.sh) and are
+"""GPU paths. They run wherever a CUDA device exists (scripts/gpu_check.sh) and are
 skipped elsewhere: this CPU machine never exercises them."""
 import json
 

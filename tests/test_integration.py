@@ -72,7 +72,7 @@ def test_bundled_default_encodes_and_decodes():
 
 
 def test_the_bundled_default_embeds_bit_for_bit_as_recorded(monkeypatch):
-    """Issue 24: a change that should move no number moves none. The fixture holds the bundled
+    """A change that should move no number moves none. The fixture holds the bundled
     default's float32 embeddings (scripts/default_fixture.py, rerun whenever the default is retrained)
     for both instructions, texts of every kind (empty, a special-token string, one past
     max_text_tokens), batched two ways. torch's float32 kernels round differently per CPU kind (AVX2,
@@ -80,7 +80,7 @@ def test_the_bundled_default_embeds_bit_for_bit_as_recorded(monkeypatch):
     each kind that has its own file (the reference kind's, and those added by `default_fixture.py --add`)
     and within 1e-6 of the reference on the others. The batches are cut as the fixture was (full batches of the
     length-sorted rows): the same batches must give the same bits. Batches cut by cost
-    (batching.plan_batches, stop 34) round differently, within 1e-6 (checked after)."""
+    (batching.plan_batches) round differently, within 1e-6 (checked after)."""
     from pathlib import Path
 
     import genembed
@@ -116,7 +116,7 @@ def test_the_bundled_default_embeds_bit_for_bit_as_recorded(monkeypatch):
 
 
 def test_the_gguf_is_dequantised_once_and_the_cache_reads_back_the_same_model(tmp_path, monkeypatch):
-    """Issue 17.2: the first load converts the GGUF into a safetensors folder keyed by its SHA-256;
+    """The first load converts the GGUF into a safetensors folder keyed by its SHA-256;
     a later load reads that folder (no conversion) and gets the very weights and tokenizer."""
     import torch
     import transformers
@@ -150,7 +150,7 @@ def test_the_gguf_is_dequantised_once_and_the_cache_reads_back_the_same_model(tm
 
 
 def test_hnsw_recall_against_exact_search_on_real_answers():
-    """Issue 17.3 on a real corpus: the held-out ShareGPT answers and queries (MiniLM vectors,
+    """On a real corpus: the held-out ShareGPT answers and queries (MiniLM vectors,
     cheap to compute here); the approximate index finds the exact top 10 almost always."""
     from genembed.eval.datasets import sharegpt_qa
     from genembed.index import make_faiss_index
@@ -167,7 +167,7 @@ def test_hnsw_recall_against_exact_search_on_real_answers():
 
 
 def test_bundled_self_supervised_checkpoint_opens_by_name_and_ranks():
-    """Issue 27.3: the second bundled checkpoint (scripts/train_self_supervised.sh): its teacher is the
+    """The second bundled checkpoint (scripts/train_self_supervised.sh): its teacher is the
     backbone itself, so its embeddings have the backbone's width; it opens by name and ranks an answer first."""
     import genembed
 

@@ -1,4 +1,4 @@
-"""A genembed model where sentence-transformers code expects a model (issue 17.4): a real
+"""A genembed model where sentence-transformers code expects a model: a real
 sentence-transformers evaluator runs on it unchanged, and the encode keywords such code passes
 are honoured or refused with the reason."""
 import numpy as np
