@@ -13,6 +13,10 @@ What is counted (bytes per element b: 2 for bf16/fp16 weights, 4 for float32):
                one layer's activations; and the LM head's float32 logits on response positions
                (chunks of 512 positions when checkpointing)
   generation   the KV cache of a batch answering queries (prompt + new tokens)
+  teacher      an LLM2Vec teacher of the same backbone (the paper's: its adapters merged into a copy of the
+               backbone's weights, in --dtype), held beside the student while training; its embeddings of
+               the responses are computed once before the first step, so only its weights count, plus one
+               batch's inference states in the first phase
 Saved activations per token per layer (a llama-style block, no recomputation): the inputs of the
 q/k/v, o, gate/up and down projections, the two norms, SiLU and gate products, and the attention
 probabilities over the context: b·(6·hidden + 4·intermediate) + 2·heads·context bytes (softmax in
@@ -97,9 +101,9 @@ def main(argv=None):
           f"{args.thought_tokens} + {args.compression_tokens} tokens, queries {args.query_tokens} and responses "
           f"{args.response_tokens} tokens (scripts/memory_plan.py)\n")
     print("| backbone | parameters | processes | rows each | weights | align only (default) | both losses | "
-          "both + --gradient-checkpointing | generate (batch {}, {} tokens) |".format(args.generate_batch,
-                                                                                    args.generate_tokens))
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "both + --gradient-checkpointing | the same + LLM2Vec teacher | generate (batch {}, {} tokens) |".format(
+              args.generate_batch, args.generate_tokens))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in shapes.items():
         s = s.get("text_config", s)
         for n in (int(x) for x in args.processes.split(",")):
@@ -110,7 +114,7 @@ def main(argv=None):
             gen = full["weights"] + kv_bytes(s, b, args.generate_batch * args.generate_tokens)
             print(f"| {name} | {parameters(s) / 1e9:.2f} B | {n} | {rows} | {full['weights'] / GIB:.1f} | "
                   f"{base / GIB:.1f} | {(base + full['recon']) / GIB:.1f} | {(base + ckpt['recon']) / GIB:.1f} | "
-                  f"{gen / GIB:.1f} |")
+                  f"{(base + ckpt['recon'] + full['weights']) / GIB:.1f} | {gen / GIB:.1f} |")
 
 
 if __name__ == "__main__":
