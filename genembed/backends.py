@@ -24,14 +24,18 @@ and the same KV cache type, so the call sites only choose which one to call.
 from __future__ import annotations
 
 import json
+import os
+import time
 import warnings
 import weakref
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from .backbone import cache_keyword, kv_cache, kv_tensors
+from .errors import InputError
 
 NAMES = ("torch", "onnx", "openvino")
 _runtimes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per loaded backbone model
@@ -111,7 +115,7 @@ class OnnxBackbone:
         name = self.GRAPHS[role]
         if name not in self._sessions:
             options = self.ort.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
+            options.intra_op_num_threads = configured_threads()
             # no spin-waiting between calls: decoding alternates the body and head sessions, each with its own
             # thread pool, and a pool left spinning takes a core from the other (a decode step 83 -> 44 ms on
             # 2 cores; benchmarks/decode_profile.py)
@@ -227,7 +231,118 @@ class OpenVinoBackbone(OnnxBackbone):
         key = f"{name}@{precision}"
         if key not in self._sessions:
             compiled = self.core.compile_model(str(self.folder / name), "CPU", {
-                "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": configured_threads(),
                 "PERFORMANCE_HINT": "LATENCY"})
             self._sessions[key] = _OpenVinoSession(compiled), [i.get_any_name() for i in compiled.inputs]
         return self._sessions[key]
+
+
+# -- threads ------------------------------------------------------------------------------------
+# torch runs each operation on a team of intra-op threads (by default one per core) that meet at a
+# barrier after every parallel region. When another process holds some of those cores, a region waits
+# for its descheduled thread, hundreds of times per decoding step, and a batched step collapses
+# (lab/benchmarks/decode_batch.py). So genembed runs no more threads than there are free cores:
+# `num_threads` (genembed.load, --threads) fixes the count; by default (None) it follows the cores the
+# other processes leave free, measured while it runs.
+
+_configured: list[int] = []  # the process's own thread count, while a `threads` context is entered
+
+
+def configured_threads() -> int:
+    """The process's intra-op thread count outside genembed's choices (the onnx and openvino sessions are
+    sized by it, whenever they are made)."""
+    return _configured[0] if _configured else torch.get_num_threads()
+
+
+def check_threads(num_threads) -> None:
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 1):
+        raise InputError(f"num_threads must be a whole number >= 1, or None (follow the free cores), got "
+                         f"{num_threads!r}")
+
+
+def _cpu_ticks(cpus) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of the given CPUs since boot, from /proc/stat; None where unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            rows = [line.split() for line in f if line.startswith("cpu") and not line.startswith("cpu ")]
+    except OSError:
+        return None
+    busy = total = 0
+    for fields in rows:
+        if int(fields[0][3:]) in cpus:
+            ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return (busy, total) if total else None
+
+
+class FreeCores:
+    """How many of this process's CPUs the other processes leave free, from /proc/stat: the CPUs' busy
+    time over an interval less this process's own CPU time over it. The first reading samples `window`
+    seconds; later ones cover the time since the previous reading (a reading younger than `window`
+    is reused)."""
+
+    def __init__(self, window: float = 0.1):
+        self.window, self.last, self.free = window, None, None
+        try:
+            self.cpus = os.sched_getaffinity(0)
+        except (AttributeError, OSError):
+            self.cpus = set(range(os.cpu_count() or 1))
+
+    def _snapshot(self):
+        ticks = _cpu_ticks(self.cpus)
+        return None if ticks is None else (time.monotonic(), time.process_time(), *ticks)
+
+    def __call__(self) -> float | None:
+        """Free cores (a float), or None where /proc/stat cannot be read (not Linux)."""
+        now = self._snapshot()
+        if now is None:
+            return None
+        if self.last is None or now[0] - self.last[0] > 60:  # no recent reading: sample one window
+            self.last = now
+            time.sleep(self.window)
+            now = self._snapshot()
+        elif now[0] - self.last[0] < self.window:
+            return self.free
+        (t0, own0, busy0, _), (t1, own1, busy1, _) = self.last, now
+        self.last = now
+        others = max((busy1 - busy0) / os.sysconf("SC_CLK_TCK") - (own1 - own0), 0.0) / max(t1 - t0, 1e-6)
+        self.free = max(len(self.cpus) - others, 0.0)
+        return self.free
+
+
+_meter = FreeCores()
+
+
+def choose_threads(num_threads: int | None = None) -> int:
+    """The intra-op thread count to run with now: `num_threads` if given; else the process's count
+    (configured_threads) capped at the cores the other processes leave free, at least 1."""
+    if num_threads is not None:
+        return num_threads
+    most, free = configured_threads(), _meter()
+    return most if free is None else max(1, min(most, int(free + 0.5)))
+
+
+@contextmanager
+def threads(num_threads: int | None = None):
+    """torch's CPU work inside runs with choose_threads(num_threads) threads; the count is restored after.
+    The yielded object's `rechoose()` chooses again (a long decode calls it every few steps)."""
+    outer = not _configured
+    if outer:
+        _configured.append(torch.get_num_threads())
+    state = SimpleNamespace(count=None)
+
+    def rechoose() -> int:
+        state.count = choose_threads(num_threads)
+        if state.count != torch.get_num_threads():
+            torch.set_num_threads(state.count)
+        return state.count
+
+    state.rechoose = rechoose
+    try:
+        rechoose()
+        yield state
+    finally:
+        if outer:
+            torch.set_num_threads(_configured.pop())

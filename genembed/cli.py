@@ -303,6 +303,37 @@ def query_lens(
     typer.echo(f"query lens of {len(m.query_lens.queries)} queries written to {model}")
 
 
+teacher_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                          help="Build an LLM2Vec teacher from a causal LM, offline (bidirectional attention, MNTP, "
+                               "SimCSE) for `genembed train --teacher`.")
+app.add_typer(teacher_app, name="teacher")
+
+
+def teacher_build(resume: bool = False, **settings):
+    """Build an LLM2Vec teacher from unlabeled text: the backbone made bidirectional, MNTP-trained (a LoRA, the
+    mntp/ folder), then SimCSE-trained (a second LoRA, the simcse/ folder). Resumable after a kill (--resume)."""
+    from .teacher_build import TeacherBuildConfig, build_teacher
+
+    spec = build_teacher(TeacherBuildConfig(**settings), resume=resume)
+    typer.echo(f"teacher: {spec}   (genembed train --teacher {spec})")
+
+
+# the options are TeacherBuildConfig's fields, written once there (teacher_build/config.py), plus --resume
+def _teacher_build_signature() -> pyinspect.Signature:
+    from .teacher_build.config import TeacherBuildConfig
+
+    hints = typing.get_type_hints(TeacherBuildConfig)
+    return pyinspect.Signature(
+        [pyinspect.Parameter("resume", pyinspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--resume", help="Continue the build in --out: finished phases are skipped, the running one "
+                                    "resumes from its last save."))]
+        + [_train_option(f, hints[f.name]) for f in dataclasses.fields(TeacherBuildConfig)])
+
+
+teacher_build.__signature__ = _teacher_build_signature()
+teacher_app.command("build")(teacher_build)
+
+
 index_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                         help="Build a faiss index of a corpus for `genembed search`.")
 app.add_typer(index_app, name="index")
@@ -394,15 +425,28 @@ def decode(
     instruction: Optional[str] = typer.Option(None, help=INSTRUCTION_HELP),
     max_new_tokens: int = typer.Option(64, min=1, help="Tokens each decoded text may have at most."),
     via: Optional[str] = typer.Option(None, help=VIA_HELP),
+    repetition_penalty: float = typer.Option(1.0, help="Divide (multiply, where negative) the logit of every token "
+                                             "already written by this (> 0; 1.0: off; transformers' option)."),
+    no_repeat_ngram_size: int = typer.Option(3, help="Never write the same N tokens in a row twice (0: off; "
+                                             "transformers' option). The Python API's default is 0, the paper's "
+                                             "plain greedy decoder."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads for decoding (default: as "
+                                          "many as the other processes leave cores free, measured as it runs)."),
 ):
     """Show what each text's embedding "says": text the frozen LLM writes from it (greedy)."""
+    from .decoders import check_decoding_options
+
     check_model(model)
     check_backend(backend)
     check_via(via)
+    check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
     items = read_texts(texts or [], input_file, field)
     if not items:
         raise UsageError("no texts to decode: give them as arguments or with --input")
-    decoded = load(model, backbone=backbone, backend=backend).decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via)
+    m = load(model, backbone=backbone, backend=backend)
+    m.num_threads = threads
+    decoded = m.decode(items, max_new_tokens=max_new_tokens, instruction=instruction, via=via,
+                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
     for text, said in zip(items, decoded):
         typer.echo(f"input:   {text}\ndecoded: {said}\n")
 

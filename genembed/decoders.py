@@ -18,13 +18,16 @@ that `generate` continues and `answer_cross_entropy` scores.
 """
 from __future__ import annotations
 
+import math
 import weakref
 
 import numpy as np
 import torch
 
-from .generate import generate_texts, greedy_from_embeddings
-from .inputs import pad
+from .backbone import cache_keyword
+from .backends import check_threads, threads
+from .errors import InputError
+from .inputs import pad, positions
 from .losses import reconstruction_loss
 from .teachers import load_teacher
 from .word_lens import WordLens, request_ids
@@ -97,9 +100,9 @@ def resolve(model, via: str | None) -> str:
     if via is None:
         via = model.config.decoder or ("queries" if model.query_lens is not None else "words")
     if via not in VIA:
-        raise ValueError(f"via must be one of {VIA}, got {via!r}")
+        raise InputError(f"via must be one of {VIA}, got {via!r}")
     if via == "queries" and model.query_lens is None:
-        raise ValueError("this model has no query lens (query-lens.safetensors, written by `genembed train`): "
+        raise InputError("this model has no query lens (query-lens.safetensors, written by `genembed train`): "
                          "decode with via='words' or via='soft-prompt'")
     return via
 
@@ -111,7 +114,7 @@ def get_decoder(model, via: str | None = None, teacher=None):
     if via == "soft-prompt":
         return SoftPromptDecoder(model)
     if teacher is None and model.config.teacher == "unknown":
-        raise ValueError(f"via={via!r} reads the embedding in its teacher's space, and this model's teacher is not "
+        raise InputError(f"via={via!r} reads the embedding in its teacher's space, and this model's teacher is not "
                          f"known (a published llm2vec-gen model): decode with via='soft-prompt', or pass teacher=")
     cached = _loaded.setdefault(model, {}) if teacher is None else {}
     if via not in cached:
@@ -120,23 +123,109 @@ def get_decoder(model, via: str | None = None, teacher=None):
     return cached[via]
 
 
-def generate(model, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bool = False) -> list[str]:
-    """The model's LLM's greedy continuation of each prompt: token-id lists, or a tensor [n, P, hidden].
-    On a backend other than torch (backends.py) token-id prompts are embedded and left-padded, so both
-    kinds run through that backend's forward."""
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    backbone, lm = model.backbone, model.runtime.lm if model.runtime is not None else None
-    if not isinstance(prompts, torch.Tensor) and lm is None:
-        return generate_texts(backbone, prompts, max_new_tokens, batch_size, bf16=bf16)
-    texts = []
+def check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size) -> None:
+    """The greedy decoder's options, refused with the reason where out of range."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be a whole number >= 1, got {max_new_tokens!r}")
+    if isinstance(repetition_penalty, bool) or not isinstance(repetition_penalty, (int, float)) \
+            or not math.isfinite(repetition_penalty) or repetition_penalty <= 0:
+        raise InputError(f"repetition_penalty must be a finite number > 0 (1.0: off; above 1 discourages tokens "
+                         f"already written), got {repetition_penalty!r}")
+    if isinstance(no_repeat_ngram_size, bool) or not isinstance(no_repeat_ngram_size, int) or no_repeat_ngram_size < 0:
+        raise InputError(f"no_repeat_ngram_size must be a whole number >= 0 (0: off; n: no n tokens in a row "
+                         f"written twice), got {no_repeat_ngram_size!r}")
+
+
+def penalise(logits: torch.Tensor, written: torch.Tensor, repetition_penalty: float = 1.0,
+             no_repeat_ngram_size: int = 0) -> torch.Tensor:
+    """Next-token logits [B, vocab] adjusted for the tokens each row has written so far ([B, t]), in place.
+
+    repetition_penalty p (the CTRL paper's, as transformers applies it): the logit of every token the row
+    has written is divided by p where positive, multiplied by p where negative. no_repeat_ngram_size n:
+    a token that would complete an n-gram the row has already written is ruled out. Both look at the
+    written tokens only, not the prompt (a lens's request is made of the words the answer may use)."""
+    if repetition_penalty != 1.0 and written.shape[1]:
+        seen = logits.gather(1, written)
+        logits.scatter_(1, written, torch.where(seen > 0, seen / repetition_penalty, seen * repetition_penalty))
+    n = no_repeat_ngram_size
+    if n and written.shape[1] >= n:
+        for row, tokens in enumerate(written.tolist()):
+            tail = tokens[len(tokens) - n + 1:] if n > 1 else []
+            banned = {tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tokens[i:i + n - 1] == tail}
+            if banned:
+                logits[row, list(banned)] = -math.inf
+    return logits
+
+
+@torch.no_grad()
+def greedy(model, prompts: torch.Tensor, max_new_tokens: int, mask: torch.Tensor | None = None,
+           repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0, pace=None) -> list[list[int]]:
+    """Greedy tokens the model's LLM writes after prompts of input embeddings [B, P, hidden] (mask: [B, P]
+    for left-padded rows), each row cut before its end-of-turn token. Runs on the model's backend.
+
+    A row that has ended leaves the batch (its rows of the KV cache are dropped), so a batch runs no step
+    for it: decoding n prompts together does at most the steps decoding them one by one does, each for
+    the rows still writing. pace(): called every few steps (backends.threads' rechoose)."""
+    backbone = model.backbone
+    lm = model.runtime.lm if model.runtime is not None else backbone.model
+    cache_kw, embed = cache_keyword(backbone.model), backbone.model.get_input_embeddings()
+    eos = backbone.tokenizer.eos_token_id
+    inputs = prompts.to(embed.weight.dtype)
+    if mask is not None and bool(mask.all()):
+        mask = None  # nothing padded: the plain causal path
+    out_rows: list[list[int]] = [[] for _ in range(inputs.shape[0])]
+    active = torch.arange(inputs.shape[0], device=inputs.device)  # which prompt each batch row is
+    written = torch.empty(inputs.shape[0], 0, dtype=torch.long, device=inputs.device)
+    past = None
+    for step in range(max_new_tokens):
+        if pace is not None and step % 8 == 0 and step:
+            pace()
+        placed = {}
+        if mask is not None:
+            placed = {"attention_mask": mask, "position_ids": positions(mask)[:, -inputs.shape[1]:]}
+        out = lm(inputs_embeds=inputs, use_cache=True, logits_to_keep=1, **placed, **{cache_kw: past})
+        past = getattr(out, cache_kw)
+        logits = out.logits[:, -1].float()
+        if repetition_penalty != 1.0 or no_repeat_ngram_size:
+            logits = penalise(logits, written, repetition_penalty, no_repeat_ngram_size)
+        token = logits.argmax(-1)
+        ended = token == eos
+        for row, t in zip(active.tolist(), token.tolist()):
+            if t != eos:
+                out_rows[row].append(t)
+        if bool(ended.any()):
+            keep = (~ended).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            active, token, written = active[keep], token[keep], written[keep]
+            past.batch_select_indices(keep)
+            if mask is not None:
+                mask = mask[keep]
+                if bool(mask.all()):
+                    mask = None
+        written = torch.cat([written, token[:, None]], dim=1)
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        inputs = embed(token[:, None])
+    return out_rows
+
+
+def generate(model, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bool = False,
+             repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0, pace=None) -> list[str]:
+    """The model's LLM's greedy continuation of each prompt: token-id lists (embedded and left-padded), or
+    a tensor [n, P, hidden], `batch_size` prompts at a time (greedy). repetition_penalty,
+    no_repeat_ngram_size: see penalise (off by default: the paper's greedy decoder)."""
+    check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
+    backbone, texts = model.backbone, []
     with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(prompts), batch_size):
             chunk, mask = prompts[start:start + batch_size], None
             if not isinstance(chunk, torch.Tensor):
                 ids, mask = pad(chunk, backbone.tokenizer.pad_token_id, side="left")
-                chunk = backbone.model.get_input_embeddings()(ids.to(backbone.device))
-            rows = greedy_from_embeddings(backbone, chunk.to(backbone.device), max_new_tokens, mask=mask, lm=lm)
+                ids, mask = ids.to(backbone.device), mask.to(backbone.device)
+                chunk = backbone.model.get_input_embeddings()(ids)
+            rows = greedy(model, chunk.to(backbone.device), max_new_tokens, mask, repetition_penalty,
+                          no_repeat_ngram_size, pace)
             texts += [backbone.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
     return texts
 
@@ -169,16 +258,28 @@ def rotate(prompts):
 
 
 def decode(model, texts, via: str | None = None, max_new_tokens: int = 64, instruction: str | None = None,
-           batch_size: int = 32, show_progress_bar: bool | None = None, teacher=None):
-    """Each text's decoded embedding (one string → one string). via: see the module's docstring."""
+           batch_size: int = 32, show_progress_bar: bool | None = None, teacher=None,
+           repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0):
+    """Each text's decoded embedding (one string → one string). via: see the module's docstring;
+    repetition_penalty, no_repeat_ngram_size: see penalise (off by default). Runs with the model's
+    num_threads (backends.threads)."""
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
     decoder = get_decoder(model, via, teacher)
-    state = decoder.read(texts, instruction, batch_size, show_progress_bar=show_progress_bar)
-    out = generate(model, decoder.prompts(state), max_new_tokens, batch_size)
+    with model_threads(model) as pace:
+        state = decoder.read(texts, instruction, batch_size, show_progress_bar=show_progress_bar)
+        out = generate(model, decoder.prompts(state), max_new_tokens, batch_size,
+                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                       pace=pace.rechoose)
     return out[0] if single else out
+
+
+def model_threads(model):
+    """backends.threads with the model's num_threads (None: follow the free cores)."""
+    count = getattr(model, "num_threads", None)
+    check_threads(count)
+    return threads(count)
 
 
 def check_embeddings(model, embeddings) -> tuple[np.ndarray, bool]:
@@ -189,23 +290,25 @@ def check_embeddings(model, embeddings) -> tuple[np.ndarray, bool]:
     e = e[None] if single else e
     dim = model.config.embedding_dim
     if e.ndim != 2 or e.shape[0] == 0 or e.shape[1] != dim:
-        raise ValueError(f"embeddings must be [n, {dim}] (or one [{dim}] vector) with n >= 1, got shape "
+        raise InputError(f"embeddings must be [n, {dim}] (or one [{dim}] vector) with n >= 1, got shape "
                          f"{tuple(np.shape(embeddings))}")
     if not np.isfinite(e).all() or not (np.linalg.norm(e, axis=1) > 0).all():
-        raise ValueError("embeddings must be finite and non-zero")
+        raise InputError("embeddings must be finite and non-zero")
     return e, single
 
 
 def decode_embeddings(model, embeddings, via: str | None = None, max_new_tokens: int = 64, batch_size: int = 32,
-                      teacher=None):
+                      teacher=None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0):
     """Decode vectors of the model's embedding space (from encode(), an index, the mean of a cluster…)
-    through a lens: one [dim] vector → a string, [n, dim] → n strings."""
+    through a lens: one [dim] vector → a string, [n, dim] → n strings. repetition_penalty,
+    no_repeat_ngram_size: see penalise (off by default)."""
     if resolve(model, via) == "soft-prompt":
-        raise ValueError("the soft prompt belongs to a text, not to an embedding: decode the text with "
+        raise InputError("the soft prompt belongs to a text, not to an embedding: decode the text with "
                          "decode(..., via='soft-prompt'), or decode embeddings via='queries' or 'words'")
     e, single = check_embeddings(model, embeddings)
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
     decoder = get_decoder(model, via, teacher)
-    out = generate(model, decoder.prompts(e), max_new_tokens, batch_size)
+    with model_threads(model) as pace:
+        out = generate(model, decoder.prompts(e), max_new_tokens, batch_size, repetition_penalty=repetition_penalty,
+                       no_repeat_ngram_size=no_repeat_ngram_size, pace=pace.rechoose)
     return out[0] if single else out

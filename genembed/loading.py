@@ -39,15 +39,19 @@ def resolve(name) -> Path:
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
-def load_model(name=None, backbone=None, dtype: str = "float32", device: str | None = None, backend: str = "torch"):
+def load_model(name=None, backbone=None, dtype: str = "float32", device: str | None = None, backend: str = "torch",
+               num_threads: int | None = None):
     """A GenEmbed from `name` (see the module's docstring); backbone: a local copy of its backbone;
-    backend: how its inference runs (backends.py)."""
-    from .backends import check_name
+    backend: how its inference runs (backends.py); num_threads: torch's threads while it decodes
+    (backends.threads; None: as many as the other processes leave cores free)."""
+    from .backends import check_name, check_threads
 
     check_name(backend)  # before anything loads
+    check_threads(num_threads)
     folder = resolve(name)
     if is_official(folder) and not (folder / CONFIG_NAME).exists():
         model = read_official(folder, backbone=backbone, dtype=dtype, device=device)
     else:
         model = load_checkpoint(folder, backbone=backbone, dtype=dtype, device=device)
+    model.num_threads = num_threads
     return model.set_backend(backend)

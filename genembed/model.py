@@ -63,6 +63,7 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
         self.prefix_cache = SharedPrefixCache()  # keys/values of the prompt head all inputs share
         self.query_lens = None  # the checkpoint's bank of training queries, if it has one (query_lens.py)
         self.backend, self.runtime = "torch", None  # how inference runs (backends.py): set_backend
+        self.num_threads = None  # torch threads for decoding (backends.threads); None: follow the free cores
         self.special_tokens = nn.Parameter(torch.zeros(config.num_thought_tokens + config.num_compression_tokens,
                                                        config.hidden_size))
         self.recon = nn.Linear(config.hidden_size, config.hidden_size)
@@ -228,15 +229,21 @@ class GenEmbed(SentenceTransformerAPI, nn.Module):
 
     # -- reading an embedding (decoders.py, inspection.py) ------------------------------------
     def decode(self, texts, max_new_tokens: int = 64, instruction: str | None = None, batch_size: int = 32,
-               show_progress_bar: bool | None = None, via: str | None = None):
-        """What each text's embedding "says", as text the frozen LLM writes: decoders.decode."""
+               show_progress_bar: bool | None = None, via: str | None = None, repetition_penalty: float = 1.0,
+               no_repeat_ngram_size: int = 0):
+        """What each text's embedding "says", as text the frozen LLM writes: decoders.decode. Greedy, as the
+        paper's decoder; repetition_penalty > 1 and no_repeat_ngram_size >= 1 (as transformers' options of
+        those names, over the tokens written) keep a looping answer from repeating itself."""
         from .decoders import decode
 
         return decode(self, texts, via=via, max_new_tokens=max_new_tokens, instruction=instruction,
-                      batch_size=batch_size, show_progress_bar=show_progress_bar)
+                      batch_size=batch_size, show_progress_bar=show_progress_bar,
+                      repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
 
-    def decode_embeddings(self, embeddings, max_new_tokens: int = 64, batch_size: int = 32, via: str | None = None):
+    def decode_embeddings(self, embeddings, max_new_tokens: int = 64, batch_size: int = 32, via: str | None = None,
+                          repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0):
         """Decode vectors of this model's embedding space: decoders.decode_embeddings."""
         from .decoders import decode_embeddings
 
-        return decode_embeddings(self, embeddings, via=via, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        return decode_embeddings(self, embeddings, via=via, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                 repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)

@@ -115,6 +115,23 @@ def test_mntp_loss_falls_on_a_repeated_batch(tiny_backbone_path, texts_file, tmp
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def test_micro_batches_and_checkpointing_compute_the_same_step(tiny_backbone_path, texts_file, tmp_path):
+    """Gradient checkpointing (a build may resume under the other value) changes how a step is computed, not
+    what: the same loss and gradients up to rounding; so do micro-batches, up to the LoRA dropout's draws."""
+    from genembed.teacher_build.phases import MNTPPhase
+
+    def gradients(**kw):
+        phase = MNTPPhase(config(tiny_backbone_path, texts_file, tmp_path / "x", **kw), TEXTS, tiny_backbone_path)
+        loss = phase.step(1)["loss"]
+        return loss, torch.cat([p.grad.flatten() for p in phase.trainable])
+
+    for base, other in ((dict(), dict(gradient_checkpointing=True)),
+                        (dict(lora_dropout=0.0), dict(lora_dropout=0.0, mntp_micro_batch=1))):
+        (loss, grads), (other_loss, other_grads) = gradients(**base), gradients(**other)
+        assert grads.abs().max() > 0
+        assert abs(other_loss - loss) < 1e-5 and torch.allclose(other_grads, grads, atol=1e-6), other
+
+
 # -- SimCSE -------------------------------------------------------------------------------------------
 def test_pooling_and_the_contrastive_loss():
     hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
@@ -282,25 +299,24 @@ def test_bad_folders_and_data(tiny_backbone_path, texts_file, tmp_path):
     out = tmp_path / "build"
     with pytest.raises(TeacherBuildError, match=r"nothing to resume in .*build: no build was started there"):
         build_teacher(config(tiny_backbone_path, texts_file, out), resume=True, show_progress_bar=False)
-    with pytest.raises(TeacherBuildError, match=r"fewer than one SimCSE batch \(12\)"):
+    # texts too few for the phases: refused before anything is written or trained
+    with pytest.raises(TeacherBuildError, match=r"10 distinct texts, fewer than one SimCSE batch \(12\)"):
         build_teacher(config(tiny_backbone_path, texts_file, out, simcse_batch_size=12), show_progress_bar=False)
-    with pytest.raises(TeacherBuildError, match=r"already holds something .*pass --resume"):
-        build_teacher(config(tiny_backbone_path, texts_file, out), show_progress_bar=False)
-    with pytest.raises(TeacherBuildError, match=r"was started with other settings \(mntp_lr\)"):
-        build_teacher(config(tiny_backbone_path, texts_file, out, simcse_batch_size=12, mntp_lr=1e-3), resume=True,
-                      show_progress_bar=False)
+    with pytest.raises(TeacherBuildError, match=r"fewer than one MNTP block of 4096"):
+        build_teacher(config(tiny_backbone_path, texts_file, out, mntp_max_length=4096), show_progress_bar=False)
+    assert not out.exists()
+
     changing = tmp_path / "changing.txt"
     shutil.copy(texts_file, changing)
-    with pytest.raises(TeacherBuildError, match=r"fewer than one SimCSE batch"):
-        build_teacher(config(tiny_backbone_path, changing, tmp_path / "b1", simcse_batch_size=12),
-                      show_progress_bar=False)
-    changing.write_text("\n".join(TEXTS[:9]) + "\n")  # the same file, other texts
-    with pytest.raises(TeacherBuildError, match=r"the texts \(.*changing.txt\) differ from those .*b1 was started on"):
-        build_teacher(config(tiny_backbone_path, changing, tmp_path / "b1", simcse_batch_size=12), resume=True,
-                      show_progress_bar=False)
-    with pytest.raises(TeacherBuildError, match=r"fewer than one MNTP block of 4096"):
-        build_teacher(config(tiny_backbone_path, texts_file, tmp_path / "b2", mntp_max_length=4096),
-                      show_progress_bar=False)
+    with pytest.raises(Stop):
+        build_teacher(config(tiny_backbone_path, changing, out), show_progress_bar=False, on_step=_stop_at("mntp", 1))
+    with pytest.raises(TeacherBuildError, match=r"already holds something .*pass --resume"):
+        build_teacher(config(tiny_backbone_path, changing, out), show_progress_bar=False)
+    with pytest.raises(TeacherBuildError, match=r"was started with other settings \(mntp_lr\)"):
+        build_teacher(config(tiny_backbone_path, changing, out, mntp_lr=1e-3), resume=True, show_progress_bar=False)
+    changing.write_text("\n".join(TEXTS[1:] + ["another text"]) + "\n")  # the same file, other texts
+    with pytest.raises(TeacherBuildError, match=r"the texts \(.*changing.txt\) differ from those .*build was started on"):
+        build_teacher(config(tiny_backbone_path, changing, out), resume=True, show_progress_bar=False)
 
 
 def test_a_family_without_bidirectional_attention_is_refused_before_loading(texts_file, tmp_path):
