@@ -211,13 +211,13 @@ def greedy(model, prompts: torch.Tensor, max_new_tokens: int, mask: torch.Tensor
 
 
 def generate(model, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bool = False,
-             repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0, pace=None) -> list[str]:
+             repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> list[str]:
     """The model's LLM's greedy continuation of each prompt: token-id lists (embedded and left-padded), or
-    a tensor [n, P, hidden], `batch_size` prompts at a time (greedy). repetition_penalty,
-    no_repeat_ngram_size: see penalise (off by default: the paper's greedy decoder)."""
+    a tensor [n, P, hidden], `batch_size` prompts at a time, with the model's num_threads (model_threads).
+    repetition_penalty, no_repeat_ngram_size: see penalise (off by default: the paper's greedy decoder)."""
     check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
     backbone, texts = model.backbone, []
-    with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16), model_threads(model) as chosen:
         for start in range(0, len(prompts), batch_size):
             chunk, mask = prompts[start:start + batch_size], None
             if not isinstance(chunk, torch.Tensor):
@@ -225,7 +225,7 @@ def generate(model, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bo
                 ids, mask = ids.to(backbone.device), mask.to(backbone.device)
                 chunk = backbone.model.get_input_embeddings()(ids)
             rows = greedy(model, chunk.to(backbone.device), max_new_tokens, mask, repetition_penalty,
-                          no_repeat_ngram_size, pace)
+                          no_repeat_ngram_size, chosen.rechoose)
             texts += [backbone.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
     return texts
 
@@ -267,16 +267,15 @@ def decode(model, texts, via: str | None = None, max_new_tokens: int = 64, instr
     texts = [texts] if single else list(texts)
     check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
     decoder = get_decoder(model, via, teacher)
-    with model_threads(model) as pace:
+    with model_threads(model):  # the read (an encode for the lenses) too
         state = decoder.read(texts, instruction, batch_size, show_progress_bar=show_progress_bar)
         out = generate(model, decoder.prompts(state), max_new_tokens, batch_size,
-                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                       pace=pace.rechoose)
+                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
     return out[0] if single else out
 
 
 def model_threads(model):
-    """backends.threads with the model's num_threads (None: follow the free cores)."""
+    """backends.threads with the model's num_threads (None: follow the free cores): decoding's thread count."""
     count = getattr(model, "num_threads", None)
     check_threads(count)
     return threads(count)
@@ -308,7 +307,6 @@ def decode_embeddings(model, embeddings, via: str | None = None, max_new_tokens:
     e, single = check_embeddings(model, embeddings)
     check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
     decoder = get_decoder(model, via, teacher)
-    with model_threads(model) as pace:
-        out = generate(model, decoder.prompts(e), max_new_tokens, batch_size, repetition_penalty=repetition_penalty,
-                       no_repeat_ngram_size=no_repeat_ngram_size, pace=pace.rechoose)
+    out = generate(model, decoder.prompts(e), max_new_tokens, batch_size, repetition_penalty=repetition_penalty,
+                   no_repeat_ngram_size=no_repeat_ngram_size)
     return out[0] if single else out
