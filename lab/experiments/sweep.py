@@ -49,7 +49,7 @@ TEACHER, MEANPOOL, HYDE = "teacher on input", "backbone mean-pool", "HyDE"
 def train_command(settings: dict) -> str:
     """The `genembed train` command line that trains this variant."""
     parts = ["genembed train", f"--responses {settings['responses']}", f"--out {settings['out_dir']}"]
-    defaults = TrainConfig(responses="", out_dir="", **({"steps": settings["steps"]} if "steps" in settings else {}))
+    defaults = TrainConfig(responses="", out_dir="")
     for key, value in settings.items():
         if key in ("responses", "out_dir") or getattr(defaults, key) == value:
             continue
