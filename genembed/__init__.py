@@ -17,13 +17,15 @@ __version__ = "0.1.0"
 __all__ = ["load", "GenEmbed", "GenEmbedConfig", "TrainConfig", "load_backbone", "GenembedError"]
 
 
-def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None, backend: str = "torch"):
+def load(path=None, backbone=None, dtype: str = "float32", device: str | None = None, backend: str = "torch",
+         num_threads: int | None = None):
     """A trained GenEmbed: path None (the bundled default), a genembed checkpoint folder, an official
     llm2vec-gen folder or a hub id of either (loading.py); backbone: a local copy of its backbone;
-    backend: how inference runs, "torch", "onnx" or "openvino" (backends.py)."""
+    backend: how inference runs, "torch", "onnx" or "openvino" (backends.py); num_threads: torch's
+    threads while decoding (None: as many as the other processes leave cores free)."""
     from .loading import load_model
 
-    return load_model(path, backbone=backbone, dtype=dtype, device=device, backend=backend)
+    return load_model(path, backbone=backbone, dtype=dtype, device=device, backend=backend, num_threads=num_threads)
 
 
 def __getattr__(name):
