@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .atomic import file_digest, recover_folder, replace_file, write_text
+from .atomic import file_digest, recover_folder, write_text
 from .backbone import load_backbone
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
@@ -132,19 +132,23 @@ def loss_summary(log: list[dict], key: str, k: int = 10) -> tuple[float, float] 
 
 
 def plot_losses(log_path: Path, png_path: Path) -> None:
-    """losses.png: each trained loss per step, raw and smoothed. A matplotlib Figure on its own Agg canvas:
-    no pyplot, and the process's matplotlib backend is left as it was."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    """losses.png: each trained loss per step, raw and smoothed."""
     rows = read_rows(log_path)
     # a panel per loss the run trained (a run without reconstruction has no cross-entropy to show)
-    panels = [(key, title) for key, title in (("rec", "reconstruction cross-entropy"), ("align", "alignment loss"))
-              if any(r.get(key) is not None for r in rows)]
+    plot_curves(rows, [(key, title) for key, title in (("rec", "reconstruction cross-entropy"),
+                                                       ("align", "alignment loss"))], png_path)
+
+
+def plot_curves(rows: list[dict], panels: list[tuple[str, str]], png_path: Path) -> None:
+    """One panel per (key, title) that some row records: the value per step, raw and smoothed (a moving
+    mean over a twentieth of the rows). A Figure on its own Agg canvas: the matplotlib backend is untouched.
+    Nothing is written where no panel has values."""
+    from .eval.results import figure, save_png
+
+    panels = [(key, title) for key, title in panels if any(r.get(key) is not None for r in rows)]
     if not panels:
         return
-    fig = Figure(figsize=(5 * len(panels), 3.6))
-    FigureCanvasAgg(fig)
+    fig = figure((5 * len(panels), 3.6))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (key, title) in zip(axes[0], panels):
         kept = [r for r in rows if r.get(key) is not None]
@@ -155,8 +159,7 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
         ax.plot(steps[window - 1:], smooth, lw=2)
         ax.set_title(title)
         ax.set_xlabel("step")
-    fig.tight_layout()
-    replace_file(png_path, lambda p: fig.savefig(p, dpi=120, format="png"))
+    save_png(fig, png_path)
 
 
 def open_run(cfg: TrainConfig, resume: bool, procs) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import recover_folder, replace_file, write_folder, write_text
+from ..atomic import recover_folder, write_folder, write_text
 from ..jsonl import append_rows, read_json_object, read_rows
 from .config import RESULT_NEUTRAL, TeacherBuildConfig, TeacherBuildError
 from .layout import ADAPTER_WEIGHTS
@@ -170,26 +170,9 @@ def run_phase(phase, out: Path, steps: int, lr: float, show_progress_bar: bool, 
 
 
 def plot_phase(log_path: Path, name: str, png_path: Path) -> None:
-    """A phase's loss (and, for MNTP, masked-token accuracy) per step, raw and smoothed. A matplotlib Figure on
-    its own Agg canvas: no pyplot, and the process's matplotlib backend is left as it was."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """A phase's loss (and, for MNTP, masked-token accuracy) per step, raw and smoothed."""
+    from ..train import plot_curves
 
     rows = [r for r in read_rows(log_path) if r.get("phase") == name]
-    panels = [(k, t) for k, t in (("loss", f"{name} loss"), ("accuracy", "masked-token accuracy"))
-              if rows and all(k in r for r in rows)]
-    if not panels:
-        return
-    fig = Figure(figsize=(5 * len(panels), 3.6))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (key, title) in zip(axes[0], panels):
-        steps, values = [r["step"] for r in rows], [r[key] for r in rows]
-        ax.plot(steps, values, lw=0.8, alpha=0.5)
-        window = max(1, len(rows) // 20)
-        ax.plot(steps[window - 1:], np.convolve(values, np.ones(window) / window, mode="valid"), lw=2)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-    fig.tight_layout()
-    replace_file(png_path, lambda p: fig.savefig(p, dpi=120, format="png"))
+    plot_curves(rows, [(k, t) for k, t in (("loss", f"{name} loss"), ("accuracy", "masked-token accuracy"))
+                       if rows and all(k in r for r in rows)], png_path)
