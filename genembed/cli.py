@@ -541,6 +541,7 @@ def benchmark(
     rescore: bool = typer.Option(False, help="Score again what --out already holds."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast for every method (default: only where bf16 is native: a GPU, a CPU with AVX-512 BF16 / AMX)."),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP + " (the students; onnx gives the same embeddings within 1e-6 in cosine, faster on a CPU)"),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="The teacher the teacher baseline runs (any --teacher of genembed train: a sentence-transformers model, an LLM2Vec FIRST+SECOND, cls:ENCODER); default: the first model's."),
 ):
     """The broad offline benchmark (24 tasks, MTEB's six task types, a selection and a report set)."""
     from .backbone import bf16_is_native
@@ -552,7 +553,7 @@ def benchmark(
     check_backend(backend)
     use_bf16 = (bf16_is_native() and backend != "onnx") if bf16 is None else bf16
     methods = build_methods(list(model or []), baselines.split(","), include_default=not no_default,
-                            cache_dir=out / "cache", bf16=use_bf16, backend=backend)
+                            cache_dir=out / "cache", bf16=use_bf16, backend=backend, teacher=teacher)
     results = bench.run(methods, names, out, rescore=rescore)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")

@@ -123,6 +123,11 @@ class TrainConfig:
     # None: 4 x dim (4 x the squared distance to the target; 1 x dim lost to 4 x dim on every task in the recipe
     # comparisons)
     w_align: float | None = setting(None, "Weight of the alignment MSE (default: 4 x the teacher's dimension).")
+    # a sentence-transformers teacher and `self` give unit vectors already; an LLM2Vec or cls teacher gives raw
+    # states, which the official trainer aligns to as they are (with align_loss_weight 1)
+    unit_targets: bool = setting(True, "Align to the teacher's embeddings scaled to unit length (--no-unit-targets: "
+                                 "as the teacher gives them, e.g. an LLM2Vec teacher's raw pooled states, as the "
+                                 "official trainer does; then choose --w-align to fit their scale).")
     ridge_examples: int = setting(512, "Queries on which align starts as the least-squares fit from the initial "
                                   "soft prompt to the targets.")
     max_query_tokens: int = setting(128, "Queries are cut to this many tokens.")

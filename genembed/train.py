@@ -36,6 +36,7 @@ from .query_lens import QueryLens
 from .recipe import RESULT_NEUTRAL, TrainConfig
 from .ridge import ridge_fit
 from .teachers import alignment_targets, cached_targets, load_teacher
+from .vectors import unit
 
 
 def example_order(n: int, seed: int, position: int) -> int:
@@ -75,7 +76,7 @@ def input_texts(model: GenEmbed, texts: list[str]) -> list[str]:
 
 
 def with_document_rows(model: GenEmbed, rows: list[dict], teacher, queries, responses, targets, cache_dir: Path,
-                       show_progress_bar: bool):
+                       show_progress_bar: bool, unit_targets: bool):
     """The training rows followed by one document row per response (TrainConfig.documents): the response
     text under the "document" instruction, aligned to the teacher's embedding of that response (whatever
     TrainConfig.target is: a document's own content is what a query's answer should land on), and, for
@@ -84,7 +85,7 @@ def with_document_rows(model: GenEmbed, rows: list[dict], teacher, queries, resp
                                  model.resolve_instruction("document"))
     with distributed.current().main_first():  # cached already unless the query rows' target is "query" alone
         own = cached_targets(teacher, [r["response"] for r in rows], cache_dir, show_progress_bar)
-    return queries + documents, responses + responses, np.concatenate([targets, own])
+    return queries + documents, responses + responses, np.concatenate([targets, unit(own) if unit_targets else own])
 
 
 def batch_loss(model: GenEmbed, query_rows: list[list[int]], response_rows: list[list[int]], targets: torch.Tensor,
@@ -251,6 +252,8 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     with procs.main_first():  # the main process fills the targets cache; the others read it
         targets = alignment_targets(teacher, [r["query"] for r in rows], [r["response"] for r in rows], cfg.target,
                                     out / "cache", show_progress_bar)
+        if cfg.unit_targets:
+            targets = unit(targets)
 
     # -- the student: fresh (align warm-started by least squares), or resumed ---------------
     model, state = student(cfg, backbone, teacher, resume_dir, has_state, responses_sha1)
@@ -265,7 +268,9 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
         say(f"align initialised by ridge on {len(pick)} queries (train R² {r2:.3f})")
     if cfg.documents:
         queries, responses, targets = with_document_rows(model, rows, teacher, queries, responses, targets,
-                                                         out / "cache", show_progress_bar)
+                                                         out / "cache", show_progress_bar, cfg.unit_targets)
+        if cfg.unit_targets:
+            targets = unit(targets)
 
     # -- optimiser: tokens and projections in their own groups ----------------------------
     optimizer, scheduler, start = optimiser(cfg, model, state)

@@ -3,6 +3,7 @@ malformed files, skipped packages, and resumed runs. Methods here are fakes that
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,3 +278,33 @@ def test_build_methods_runs_the_students_on_the_backend_asked(tiny_model, monkey
     assert asked == [], "no backend asked: the students stay as they are"
     (student,) = build_methods([tiny_model], [""], include_default=False, backend="onnx")
     assert asked == ["onnx"] and student.model is tiny_model
+
+
+def test_the_teacher_baseline_runs_any_teacher_spec(tiny_model, tmp_path):
+    """`genembed benchmark --teacher SPEC` scores an LLM2Vec teacher (here the parity fixture's) on the input;
+    a rebuilt teacher under the same spec is a new method identity (its adapters' digest), so its old
+    scores are not reused."""
+    import shutil
+
+    from genembed.eval.methods import TeacherOnInput
+    from genembed.eval.suite import build_methods
+    from genembed.teachers import LLM2VecTeacher
+
+    fixture = Path(__file__).parent / "fixtures" / "llm2vec"
+    for name in ("base", "mntp", "simcse"):
+        shutil.copytree(fixture / name, tmp_path / name)
+    spec = f"{tmp_path / 'mntp'}+{tmp_path / 'simcse'}"
+    (method,) = build_methods([tiny_model], ["teacher"], include_default=False, bf16=False, teacher=spec)[1:]
+    assert isinstance(method, TeacherOnInput) and isinstance(method.teacher, LLM2VecTeacher)
+    assert method.name == f"teacher on input ({spec})"
+    x = method.encode(["how do I boil an egg", "the sea"], "", "text")
+    np.testing.assert_allclose(x, LLM2VecTeacher(spec).embed(["how do I boil an egg", "the sea"]), atol=1e-6)
+    before = method.identity()
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(tmp_path / "simcse" / "adapter_model.safetensors"))
+    save_file({k: v * 2 for k, v in weights.items()}, str(tmp_path / "simcse" / "adapter_model.safetensors"))
+    (rebuilt,) = build_methods([tiny_model], ["teacher"], include_default=False, bf16=False, teacher=spec)[1:]
+    assert rebuilt.name == method.name and rebuilt.identity() != before
+    with pytest.raises(ValueError, match="the backbone baseline"):
+        build_methods([tiny_model], ["teacher"], include_default=False, bf16=False, teacher="self")

@@ -112,7 +112,8 @@ def test_eval_runs_bf16_only_where_native_and_on_the_backend_asked(monkeypatch, 
     monkeypatch.setattr(genembed.backbone, "bf16_is_native", lambda: False)
     seen = []
 
-    def build_methods(models, baselines, include_default, ridge_responses, hyde_tasks, cache_dir, bf16, backend):
+    def build_methods(models, baselines, include_default, ridge_responses, hyde_tasks, cache_dir, bf16, backend,
+                      teacher=None):
         seen.extend([("bf16", bf16), ("backend", backend)])
         return [Student(None, "tiny", bf16=bf16)]
 

@@ -337,3 +337,53 @@ def test_the_llm2vec_package_reads_adapters_written_here_the_same_way(tmp_path, 
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     # the adapters really act: without the second one the vectors move
     assert np.abs(load_teacher(str(first)).embed(texts) - want).max() > 0.05
+
+
+# -- training over an LLM2Vec teacher ------------------------------------------------------------
+@pytest.mark.parametrize("unit_targets", [True, False])
+def test_training_aligns_to_unit_or_raw_llm2vec_states(unit_targets, tiny_responses, tmp_path, monkeypatch):
+    """--unit-targets (the default) scales the teacher's raw states to unit length, query and document rows
+    alike; --no-unit-targets aligns to them as the teacher gives them (the official trainer's way)."""
+    import genembed.train as train_module
+    from genembed.jsonl import read_rows
+    from genembed.train import TrainConfig, train
+
+    class Seen(Exception):
+        pass
+
+    def capture(cfg, model, queries, responses, targets, procs):
+        raise Seen(targets.numpy())
+
+    monkeypatch.setattr(train_module, "Steps", capture)
+    spec = f"{FIXTURE / 'mntp'}+{FIXTURE / 'simcse'}"
+    cfg = TrainConfig(responses=str(tiny_responses), out_dir=str(tmp_path / "run"), backbone=str(FIXTURE / "base"),
+                      teacher=spec, num_compression_tokens=3, batch_size=2, steps=2, ridge_examples=4,
+                      max_query_tokens=16, target="response", documents=True, unit_targets=unit_targets,
+                      query_lens=False)
+    with pytest.raises(Seen) as seen:
+        train(cfg, show_progress_bar=False)
+    targets = seen.value.args[0]
+    answers = [r["response"] for r in read_rows(tiny_responses)]
+    raw = LLM2VecTeacher(spec).embed(answers)
+    assert targets.shape == (2 * len(answers), raw.shape[1])  # a query row and a document row per answer
+    expected = raw / np.linalg.norm(raw, axis=1, keepdims=True) if unit_targets else raw
+    np.testing.assert_allclose(targets, np.concatenate([expected, expected]), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1, atol=1e-2)  # the raw states are not unit already
+
+
+def test_an_adapter_names_a_bundled_backbone_by_its_alias(teacher_copy, monkeypatch):
+    """A teacher built over a backbone genembed ships names it by its alias (its de-quantised folder is in a
+    per-machine cache); the alias is read back as that backbone."""
+    import genembed.backbone as backbone_module
+    import genembed.teachers as teachers_module
+    from genembed.teacher_build.layout import base_reference
+
+    assert base_reference("smollm2-135m-instruct", "/cache/some/folder") == "smollm2-135m-instruct"
+    assert base_reference(str(teacher_copy / "base"), str(teacher_copy / "base")) == str((teacher_copy / "base").resolve())
+    config = teacher_copy / "mntp" / "adapter_config.json"
+    config.write_text(config.read_text().replace('"../base"', '"tiny-alias"'))
+    monkeypatch.setitem(backbone_module.ALIASES, "tiny-alias", ("unused", "unused"))
+    monkeypatch.setattr(teachers_module, "transformers_path", lambda name: str(teacher_copy / "base"))
+    teacher = LLM2VecTeacher(f"{teacher_copy / 'mntp'}+{teacher_copy / 'simcse'}")
+    reference_teacher = LLM2VecTeacher(f"{FIXTURE / 'mntp'}+{FIXTURE / 'simcse'}")
+    np.testing.assert_allclose(teacher.embed(["a text"]), reference_teacher.embed(["a text"]), atol=1e-6)

@@ -34,7 +34,7 @@ from .. import decoders
 from ..arrays import slug
 from ..generate import answer_queries
 from ..inputs import plain_ids, prompt_ids, response_ids
-from ..teachers import SentenceTransformerTeacher
+from ..teachers import load_teacher
 from . import metrics
 from .datasets import QUERY_INSTRUCTION, sharegpt_qa
 
@@ -66,11 +66,11 @@ class DecodingTask:
         return [answer[i] for i in ids]
 
     def teacher(self, name: str):
-        """The sentence-transformers teacher that embeds decoded texts (MiniLM for a `self` student or a
+        """The teacher that embeds decoded texts: the student's own (MiniLM for a `self` student or a
         published model, whose teacher is not known)."""
         name = "all-minilm-l6-v2" if name in ("self", "unknown") else name  # (unknown: a published model's)
         if name not in self._teachers:
-            self._teachers[name] = SentenceTransformerTeacher(name)
+            self._teachers[name] = load_teacher(name)
         return self._teachers[name]
 
 

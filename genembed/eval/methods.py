@@ -19,7 +19,7 @@ from ..checkpoint import model_fingerprint
 from ..errors import InputError
 from ..generate import answer_queries, read_responses
 from ..ridge import ridge_fit
-from ..teachers import SelfTeacher, SentenceTransformerTeacher, cached_targets
+from ..teachers import SelfTeacher, cached_targets
 from ..vectors import unit_mean
 from .decoding import score_backbone_reference, score_student
 
@@ -81,13 +81,13 @@ class FusedWithInput:
 
 
 class TeacherOnInput:
-    """The teacher embeds the query / text itself (input-centric)."""
+    """The teacher (any genembed.teachers.load_teacher gives) embeds the query / text itself (input-centric)."""
 
-    def __init__(self, teacher: SentenceTransformerTeacher):
+    def __init__(self, teacher):
         self.teacher, self.name = teacher, f"teacher on input ({teacher.name})"
 
-    def identity(self) -> dict:
-        return {"teacher": self.teacher.name}
+    def identity(self) -> dict:  # (an LLM2Vec teacher's cache_id holds its adapters' digest: a rebuilt one is new)
+        return {"teacher": getattr(self.teacher, "cache_id", self.teacher.name)}
 
     def encode(self, texts, instruction: str, side: str) -> np.ndarray:
         return self.teacher.embed(texts)
@@ -114,7 +114,7 @@ class HyDE:
 
     query_tasks_only = True  # the broad benchmark: it answers queries, so only query → document tasks
 
-    def __init__(self, backbone_name: str, teacher: SentenceTransformerTeacher, cache_dir: str | Path,
+    def __init__(self, backbone_name: str, teacher, cache_dir: str | Path,
                  max_new_tokens: int = 64, use_cache: bool = True, tasks: set[str] | None = None, bf16: bool = True):
         self.backbone, self.teacher, self.tasks, self.bf16 = load_backbone(backbone_name), teacher, tasks, bf16
         self.cache_dir, self.max_new_tokens, self.use_cache = Path(cache_dir), max_new_tokens, use_cache

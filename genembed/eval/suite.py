@@ -12,7 +12,7 @@ from pathlib import Path
 from ..checkpoint import DEFAULT_CHECKPOINT
 from ..errors import InputError
 from ..loading import load_model
-from ..teachers import SentenceTransformerTeacher
+from ..teachers import load_teacher
 from .methods import BackboneMeanPool, FusedWithInput, HyDE, RidgeOnMeanPool, Student, TeacherOnInput
 from .run import TASKS, evaluate
 
@@ -31,11 +31,12 @@ def check_names(kind: str, names, allowed) -> list[str]:
 
 def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bool = True,
                   ridge_responses: str | Path | None = None, hyde_tasks: set[str] | None = None,
-                  cache_dir: str | Path = "runs/eval/cache", bf16: bool = True, backend: str | None = None) -> list:
+                  cache_dir: str | Path = "runs/eval/cache", bf16: bool = True, backend: str | None = None,
+                  teacher: str | None = None) -> list:
     """The students (the bundled default first unless include_default=False; then `models`: checkpoint
-    folders or loaded models) and the baselines named, on the first student's backbone and teacher;
-    every one that runs the backbone in bf16 autocast or not (bf16); the students on `backend` (None: as
-    they are)."""
+    folders or loaded models) and the baselines named, on the first student's backbone and teacher (or the
+    teacher spec `teacher`: any genembed.teachers.load_teacher accepts); every one that runs the backbone in
+    bf16 autocast or not (bf16); the students on `backend` (None: as they are)."""
     baselines = check_names("baseline", baselines, BASELINES)
     if "ridge" in baselines and ridge_responses is None:
         raise InputError("the ridge baseline needs ridge_responses (--ridge-responses: the student's training "
@@ -49,8 +50,10 @@ def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bo
                for m, p in zip(students, paths)]
     reference = students[0].config if students else None
     backbone = reference.backbone if reference else "smollm2-135m-instruct"
-    teacher_name = reference.teacher if reference and reference.teacher != "self" else "all-minilm-l6-v2"
-    teacher = SentenceTransformerTeacher(teacher_name) if {"teacher", "ridge", "hyde"} & set(baselines) else None
+    teacher_name = teacher or (reference.teacher if reference and reference.teacher != "self" else "all-minilm-l6-v2")
+    if teacher_name == "self":
+        raise InputError("the 'self' teacher on the input is the backbone baseline: use baselines 'backbone'")
+    teacher = load_teacher(teacher_name) if {"teacher", "ridge", "hyde"} & set(baselines) else None
     if "teacher" in baselines:
         methods.append(TeacherOnInput(teacher))
     if "backbone" in baselines:
@@ -68,7 +71,7 @@ def build_methods(models: list, baselines=DEFAULT_BASELINES, include_default: bo
             key = ("self", config.backbone) if config.teacher == "self" else config.teacher
             if key not in on_input:
                 on_input[key] = (BackboneMeanPool(config.backbone, bf16=bf16) if config.teacher == "self"
-                                 else TeacherOnInput(SentenceTransformerTeacher(config.teacher)))
+                                 else TeacherOnInput(load_teacher(config.teacher)))
             methods.append(FusedWithInput(student, on_input[key]))
     if not methods:
         raise InputError("nothing to evaluate: no model and no baseline")

@@ -1,7 +1,8 @@
 """The folders a built teacher is made of, laid out as the `llm2vec` package and the McGill-NLP/LLM2Vec-*
 repos lay them out (genembed.teachers reads the same layout):
 
-    mntp/     adapter_config.json (naming the base model: an absolute folder, or a hub id),
+    mntp/     adapter_config.json (naming the base model: a genembed backbone alias, an absolute
+              folder, or a hub id),
               adapter_model.safetensors (the MNTP LoRA over the bare transformer), the base's config.json
               and tokenizer files, llm2vec_config.json
     simcse/   adapter_config.json, adapter_model.safetensors (the SimCSE LoRA over the MNTP-merged
@@ -34,8 +35,13 @@ BASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special
               "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
 
 
-def base_reference(where: str) -> str:
-    """How adapter_config.json names the base: a local folder by its absolute path, a hub id as it is."""
+def base_reference(backbone: str, where: str) -> str:
+    """How adapter_config.json names the base: a backbone genembed ships by its alias (its de-quantised folder
+    lives in a per-machine cache), another local folder by its absolute path, a hub id as it is."""
+    from ..backbone import ALIASES
+
+    if backbone in ALIASES:
+        return backbone
     path = Path(where).expanduser()
     return str(path.resolve()) if path.is_dir() else where
 

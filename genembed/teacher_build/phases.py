@@ -144,7 +144,7 @@ class MNTPPhase(Phase):
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix=".base-files-") as tmp, quiet_peft():
-            write_adapter(folder, self.encoder, base_reference(self.where), beside=base_side_files(self.where, Path(tmp)))
+            write_adapter(folder, self.encoder, base_reference(self.cfg.backbone, self.where), beside=base_side_files(self.where, Path(tmp)))
 
 
 class SimCSEPhase(Phase):
