@@ -25,7 +25,7 @@ from .data import load_sharegpt
 from .errors import GenembedError, InputError, MissingDependency
 from .jsonl import read_rows
 from .reader import TextFile, chunked
-from .recipe import DTYPES, TrainConfig
+from .recipe import DTYPES, RECIPES, TrainConfig
 
 MODEL_HELP = ("The model: a genembed checkpoint folder, an official llm2vec-gen folder, a hub id of either, or a "
               "bundled one by name: 'default' (the default) or 'self-supervised'.")
@@ -205,25 +205,27 @@ def _train_option(f: dataclasses.Field, annotation) -> pyinspect.Parameter:
                                default=typer.Option(default, *flags, help=f.metadata.get("help")))
 
 
-def _recipe_option() -> pyinspect.Parameter:
-    """`genembed train --recipe NAME`: the named recipes of recipe.py, each with its description."""
-    from .recipe import RECIPES
-
-    names = "; ".join(f"'{name}': {r.description}" for name, r in RECIPES.items())
+def _recipe_option(recipes, default: str) -> pyinspect.Parameter:
+    """`--recipe NAME`: the named recipes (recipe.RECIPES, teacher_build.config.TEACHER_RECIPES), each with its
+    description; `default` is the one whose settings are the field defaults."""
+    names = "; ".join(f"'{name}': {r.description}" for name, r in recipes.items())
     return pyinspect.Parameter("recipe", pyinspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
-        "default", "--recipe", help=f"The named recipe to start from ({names}). Options given explicitly override its "
-                                    f"settings; the defaults shown here are the 'default' recipe's."))
+        default, "--recipe", help=f"The named recipe to start from ({names}). Options given explicitly override its "
+                                  f"settings; the defaults shown here are the '{default}' recipe's."))
+
+
+def _given(ctx: typer.Context, settings: dict) -> dict:
+    """The options given on the command line (or in the environment), which override the recipe's settings
+    (click's ParameterSource by name: typer may carry its own copy of click)."""
+    sources = {k: getattr(ctx.get_parameter_source(k), "name", "DEFAULT") for k in settings}
+    return {k: v for k, v in settings.items() if sources[k] not in ("DEFAULT", "DEFAULT_MAP")}
 
 
 def train(ctx: typer.Context, resume: bool = False, recipe: str = "default", **settings):
     """Train the special tokens and projections on a frozen backbone."""
     from .train import loss_summary, train as run
 
-    # the recipe's settings, then every option given on the command line (or in the environment) on top
-    # (click's ParameterSource by name: typer may carry its own copy of click)
-    sources = {k: getattr(ctx.get_parameter_source(k), "name", "DEFAULT") for k in settings}
-    given = {k: v for k, v in settings.items() if sources[k] not in ("DEFAULT", "DEFAULT_MAP")}
-    cfg = TrainConfig.from_recipe(recipe, **given)
+    cfg = TrainConfig.from_recipe(recipe, **_given(ctx, settings))
     if not Path(cfg.responses).exists():
         raise typer.BadParameter(f"responses file not found: {cfg.responses}")
     run(cfg, resume=resume)
@@ -244,7 +246,7 @@ train.__signature__ = pyinspect.Signature(
     [pyinspect.Parameter("ctx", pyinspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
      pyinspect.Parameter("resume", pyinspect.Parameter.KEYWORD_ONLY, annotation=bool,
                          default=typer.Option(False, "--resume", help="Continue the run in --out from its resume/ state.")),
-     _recipe_option()]
+     _recipe_option(RECIPES, "default")]
     + [_train_option(f, typing.get_type_hints(TrainConfig)[f.name]) for f in dataclasses.fields(TrainConfig)])
 app.command()(train)
 
@@ -309,24 +311,26 @@ teacher_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_ex
 app.add_typer(teacher_app, name="teacher")
 
 
-def teacher_build(resume: bool = False, **settings):
+def teacher_build(ctx: typer.Context, resume: bool = False, recipe: str = "llm2vec", **settings):
     """Build an LLM2Vec teacher from unlabeled text: the backbone made bidirectional, MNTP-trained (a LoRA, the
     mntp/ folder), then SimCSE-trained (a second LoRA, the simcse/ folder). Resumable after a kill (--resume)."""
     from .teacher_build import TeacherBuildConfig, build_teacher
 
-    spec = build_teacher(TeacherBuildConfig(**settings), resume=resume)
+    spec = build_teacher(TeacherBuildConfig.from_recipe(recipe, **_given(ctx, settings)), resume=resume)
     typer.echo(f"teacher: {spec}   (genembed train --teacher {spec})")
 
 
 # the options are TeacherBuildConfig's fields, written once there (teacher_build/config.py), plus --resume
 def _teacher_build_signature() -> pyinspect.Signature:
-    from .teacher_build.config import TeacherBuildConfig
+    from .teacher_build.config import TEACHER_RECIPES, TeacherBuildConfig
 
     hints = typing.get_type_hints(TeacherBuildConfig)
     return pyinspect.Signature(
-        [pyinspect.Parameter("resume", pyinspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        [pyinspect.Parameter("ctx", pyinspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+         pyinspect.Parameter("resume", pyinspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
             False, "--resume", help="Continue the build in --out: finished phases are skipped, the running one "
-                                    "resumes from its last save."))]
+                                    "resumes from its last save.")),
+         _recipe_option(TEACHER_RECIPES, "llm2vec")]
         + [_train_option(f, hints[f.name]) for f in dataclasses.fields(TeacherBuildConfig)])
 
 

@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
-# Build the bundled self-supervised checkpoint (genembed/self-supervised/, `genembed.load("self-supervised")`)
-# from scratch, offline: the paper's own setting, no labelled data anywhere. `genembed train --recipe
-# self-supervised` (genembed/recipe.py): the teacher is the frozen backbone itself (its mean-pooled last-layer
-# states of the response), alignment alone with document rows for 600 steps, on the same 2,400 answered
-# ShareGPT queries as the default (scripts/build_checkpoint.sh: the stages). Resumable.
+# Build the bundled self-supervised checkpoint (genembed/self-supervised/, `genembed.load("self-supervised")`) and
+# its teacher from scratch, offline: the paper's own setting, no labelled data anywhere.
+#   1. the LLM2Vec teacher: `genembed teacher build --recipe cpu` makes SmolLM2 bidirectional, then trains it
+#      with MNTP and SimCSE on unlabeled ShareGPT queries and answers (genembed/teacher_build/config.py) into
+#      TEACHER (default runs/self-supervised-teacher)
+#   2. its adapters are bundled as genembed/llm2vec-smollm2/ (scripts/bundle_teacher.py), which
+#      `load_teacher("smollm2-135m-llm2vec")` opens from a clean install; its loss plots go to lab/bundled/
+#   3. the student: `genembed train --recipe self-supervised` (genembed/recipe.py) over that teacher, on the same
+#      2,400 answered ShareGPT queries as the default (scripts/build_checkpoint.sh: the stages)
+# Every stage resumes where it stopped if the script is run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+TEACHER=${TEACHER:-runs/self-supervised-teacher}
+resume=""
+if [ -e "$TEACHER/build_config.json" ]; then resume="--resume"; fi  # finished phases are skipped
+.venv/bin/genembed teacher build --recipe cpu --out "$TEACHER" $resume
+.venv/bin/python scripts/bundle_teacher.py "$TEACHER" smollm2-135m-llm2vec
+mkdir -p lab/bundled
+cp "$TEACHER/mntp-loss.png" lab/bundled/self-supervised-teacher-mntp-loss.png
+cp "$TEACHER/simcse-loss.png" lab/bundled/self-supervised-teacher-simcse-loss.png
+cp "$TEACHER/log.jsonl" lab/bundled/self-supervised-teacher-log.jsonl
 exec bash scripts/build_checkpoint.sh self-supervised --recipe self-supervised

@@ -42,3 +42,24 @@ def tiny_responses(tmp_path_factory):
     rows = [{"id": str(i), "query": q, "response": r, "finished": True} for i, (q, r) in enumerate(pairs)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture()
+def run_cli(monkeypatch, capsys):
+    """`genembed ARGS` in this process, as the installed command runs it: run_cli(*args) -> (exit code, stdout,
+    stderr)."""
+    import sys
+
+    from genembed.cli import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["genembed", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -141,25 +141,11 @@ def test_python_dash_m_runs_the_command_with_its_error_handling(tmp_path):
     assert result.returncode == 2 and "missing.jsonl" in result.stderr and "Traceback" not in result.stderr
 
 
-def run_main(monkeypatch, capsys, *args):
-    """`genembed ARGS` in this process, as the installed command runs it: (exit code, stdout, stderr)."""
-    from genembed.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["genembed", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def error_lines(err):
     return [line for line in err.splitlines() if line.strip() and "Loading weights" not in line]
 
 
-def test_every_user_error_is_one_line_on_stderr_and_exit_code_2(tiny_model, tmp_path, monkeypatch, capsys):
+def test_every_user_error_is_one_line_on_stderr_and_exit_code_2(tiny_model, tmp_path, monkeypatch, capsys, run_cli):
     """Usage errors, file errors and library errors alike: `error: ...` on one line (no box, no wrapped
     path), whatever the command."""
     ckpt = str(save_checkpoint(tiny_model, tmp_path / "ckpt"))
@@ -178,14 +164,14 @@ def test_every_user_error_is_one_line_on_stderr_and_exit_code_2(tiny_model, tmp_
         (["train", "--responses", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "run")], "none.jsonl"),
     ]
     for args, named in cases:
-        code, out, err = run_main(monkeypatch, capsys, *args)
+        code, out, err = run_cli(*args)
         lines = error_lines(err)
         assert code == 2, (args, err)
         assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], (args, err)
         assert "Traceback" not in err and "│" not in err and not out, (args, err)
 
 
-def test_a_bug_shows_its_traceback_not_an_error_line(monkeypatch, capsys, tmp_path):
+def test_a_bug_shows_its_traceback_not_an_error_line(monkeypatch, capsys, tmp_path, run_cli):
     """Only a user's mistake (a GenembedError) becomes the one-line error; a ValueError or TypeError
     from a bug propagates (its traceback shows)."""
     import pytest
@@ -198,10 +184,10 @@ def test_a_bug_shows_its_traceback_not_an_error_line(monkeypatch, capsys, tmp_pa
 
         monkeypatch.setattr(genembed.cli, "load", broken)
         with pytest.raises(type(bug), match="bug"):
-            run_main(monkeypatch, capsys, "encode", "x", "--out", str(tmp_path / "v.npy"))
+            run_cli("encode", "x", "--out", str(tmp_path / "v.npy"))
 
 
-def test_options_are_refused_before_any_model_loads(monkeypatch, capsys, tmp_path):
+def test_options_are_refused_before_any_model_loads(monkeypatch, capsys, tmp_path, run_cli):
     import pytest
 
     import genembed.backbone
@@ -238,41 +224,41 @@ def test_options_are_refused_before_any_model_loads(monkeypatch, capsys, tmp_pat
         (["eval", "--backend", "tensorrt", "--out", str(tmp_path / "e")], "unknown backend"),
     ]
     for args, named in cases:
-        code, out, err = run_main(monkeypatch, capsys, *args)
+        code, out, err = run_cli(*args)
         assert code == 2 and named in err, (args, err)
         assert len(error_lines(err)) == 1, (args, err)
 
 
-def test_messages_name_the_real_problem(tiny_model, tmp_path, monkeypatch, capsys):
+def test_messages_name_the_real_problem(tiny_model, tmp_path, monkeypatch, capsys, run_cli):
     import pytest
 
     ckpt = str(save_checkpoint(tiny_model, tmp_path / "ckpt"))
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(empty), "--model", ckpt)
+    code, _, err = run_cli("encode", "--input", str(empty), "--model", ckpt)
     assert code == 2 and f"{empty} holds no texts" in err
-    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(tmp_path), "--model", ckpt)
+    code, _, err = run_cli("encode", "--input", str(tmp_path), "--model", ckpt)
     assert code == 2 and f"{tmp_path} is a folder; a file of texts is expected" in err
     weights = tmp_path / "ckpt" / "model.safetensors"
-    code, _, err = run_main(monkeypatch, capsys, "encode", "x", "--model", str(weights))
+    code, _, err = run_cli("encode", "x", "--model", str(weights))
     assert code == 2 and f"--model {weights} is a file; a checkpoint folder is expected" in err
     with pytest.raises(TypeError, match="expects a string or a list of strings, got NoneType"):
         tiny_model.encode(None)
 
 
-def test_a_blank_line_in_a_jsonl_input_stops_the_command_naming_its_line(tiny_model, tmp_path, monkeypatch, capsys):
+def test_a_blank_line_in_a_jsonl_input_stops_the_command_naming_its_line(tiny_model, tmp_path, monkeypatch, capsys, run_cli):
     """Row i is line i in both formats: a .txt blank line is the empty text, a .jsonl blank line an error
     (it once vanished silently: 3 lines gave 2 rows, every later row off its line)."""
     ckpt = str(save_checkpoint(tiny_model, tmp_path / "ckpt"))
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"text": "a"}\n\n{"text": "b"}\n')
-    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(rows), "--model", ckpt,
+    code, _, err = run_cli("encode", "--input", str(rows), "--model", ckpt,
                             "--out", str(tmp_path / "v.npy"))
     assert code == 2 and f"{rows}:2: blank line" in err and '{"text": ""}' in err
     assert not (tmp_path / "v.npy").exists()
     lines = tmp_path / "lines.txt"
     lines.write_text("a\n\nb\n")
-    code, _, err = run_main(monkeypatch, capsys, "encode", "--input", str(lines), "--model", ckpt,
+    code, _, err = run_cli("encode", "--input", str(lines), "--model", ckpt,
                             "--out", str(tmp_path / "v.npy"))
     assert code == 0 and np.load(tmp_path / "v.npy").shape[0] == 3
 

@@ -163,20 +163,11 @@ def test_the_default_thread_count_follows_the_free_cores(monkeypatch):
     assert free is None or 0 <= free <= len(backends.FreeCores().cpus)
 
 
-def test_the_decode_command_takes_the_options_and_refuses_bad_values(tiny_model, tmp_path, monkeypatch, capsys):
-    import sys
-
+def test_the_decode_command_takes_the_options_and_refuses_bad_values(tiny_model, tmp_path, run_cli):
     from genembed.checkpoint import save_checkpoint
-    from genembed.cli import main
 
     def run(*args):
-        monkeypatch.setattr(sys, "argv", ["genembed", "decode", "paris", "--model", str(ckpt), *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        out, err = capsys.readouterr()
+        code, out, err = run_cli("decode", "paris", "--model", str(ckpt), *args)
         return code, out + err
 
     ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")

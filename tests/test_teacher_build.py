@@ -359,3 +359,26 @@ def test_the_command_refuses_bad_options_in_one_line(tiny_backbone_path, texts_f
     assert result.returncode == 2 and "missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = run("--out", str(tmp_path / "b"), "--mntp-steps", "many")
     assert result.returncode == 2 and "error:" in result.stderr
+
+
+def test_the_named_build_recipes(monkeypatch, tmp_path):
+    """`--recipe cpu` (the bundled teacher's) sets its settings, an option given explicitly wins, the
+    default is the LLM2Vec paper's (the field defaults), an unknown name is one error naming the known ones."""
+    import genembed.teacher_build as teacher_build
+    from genembed.cli import app
+    from genembed.teacher_build.config import TEACHER_RECIPES, TeacherBuildConfig
+
+    seen = []
+    monkeypatch.setattr(teacher_build, "build_teacher", lambda cfg, resume=False: seen.append(cfg) or "spec")
+    runner = CliRunner()
+    out = str(tmp_path / "b")
+    for args in (["--recipe", "cpu"], ["--recipe", "cpu", "--mntp-steps", "7", "--simcse-lr", "3e-05"], []):
+        result = runner.invoke(app, ["teacher", "build", "--out", out, *args])
+        assert result.exit_code == 0, result.output
+    cpu, overridden, paper = seen
+    assert cpu == TeacherBuildConfig(out_dir=out, **TEACHER_RECIPES["cpu"].settings)
+    assert (cpu.mntp_steps, cpu.mntp_batch_size, cpu.simcse_batch_size, cpu.mntp_lr) == (150, 8, 16, 2e-4)
+    assert (overridden.mntp_steps, overridden.simcse_lr, overridden.mntp_batch_size) == (7, 3e-5, 8)
+    assert paper == TeacherBuildConfig(out_dir=out) and paper.mntp_steps == 1000
+    with pytest.raises(ValueError, match="unknown teacher recipe 'gpu': the recipes are llm2vec, cpu"):
+        TeacherBuildConfig.from_recipe("gpu", out_dir=out)

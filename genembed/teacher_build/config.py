@@ -14,12 +14,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from types import MappingProxyType
+from typing import Mapping
+
 from ..errors import InputError
-from ..recipe import DTYPES, setting
+from ..recipe import DTYPES, Recipe, setting
 
 # settings that change how a build computes, not what it computes: a build may resume under other values
 # (not mntp_micro_batch: the LoRA dropout draws its masks micro-batch by micro-batch)
 RESULT_NEUTRAL = ("out_dir", "save_every", "gradient_checkpointing")
+
+
+# the named build recipes (`genembed teacher build --recipe NAME`, TeacherBuildConfig.from_recipe)
+TEACHER_RECIPES: Mapping[str, Recipe] = MappingProxyType({
+    # the field defaults: the LLM2Vec paper's GPU budget
+    "llm2vec": Recipe("the LLM2Vec paper's: MNTP 1,000 steps of 32 x 512 tokens, SimCSE 1,000 steps of 128 texts "
+                      "(a GPU budget)", MappingProxyType({})),
+    # the bundled SmolLM2 teacher's (scripts/train_self_supervised.sh): the paper's recipe scaled to about 45 min
+    # on 2 idle AVX2 cores (2026-12-07: MNTP 8.4-10 s a step, SimCSE ~8 s), each phase 150 steps; a higher learning
+    # rate than the paper's for the few steps (lab/experiments/teacher_budget.py: the step costs measured)
+    "cpu": Recipe("the paper's scaled to 2 CPU cores: each phase 150 steps, MNTP 8 x 128 tokens, SimCSE 16 texts "
+                  "of 64 tokens, learning rate 2e-4", MappingProxyType(dict(
+                      mntp_steps=150, mntp_batch_size=8, mntp_max_length=128, mntp_lr=2e-4,
+                      simcse_steps=150, simcse_batch_size=16, simcse_max_length=64, simcse_lr=2e-4, save_every=10))),
+})
 
 
 class TeacherBuildError(InputError):
@@ -64,6 +82,13 @@ class TeacherBuildConfig:
                          "float32).")
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward: much less memory, slower "
                                            "steps.")
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides) -> "TeacherBuildConfig":
+        """The settings of the named build recipe (TEACHER_RECIPES), with `overrides` on top of them."""
+        if name not in TEACHER_RECIPES:
+            raise TeacherBuildError(f"unknown teacher recipe {name!r}: the recipes are {', '.join(TEACHER_RECIPES)}")
+        return cls(**{**TEACHER_RECIPES[name].settings, **overrides})
 
     def __post_init__(self):
         if self.lora_alpha is None:

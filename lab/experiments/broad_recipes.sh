@@ -29,7 +29,10 @@
 # 2,400 queries with ShareGPT's own recorded answers, ChatGPT's, in place of SmolLM2's: a stronger answerer;
 # lab/experiments/real_answers.py), real64 (mixed, 600 steps, on those recorded answers cut to their first 64
 # tokens, the length SmolLM2's answers are made at), real64-1200 (the default's recipe, mixed-1200, on those cut
-# answers: against the default's recorded selection row).
+# answers: against the default's recorded selection row), llm2vec-unit-300 / llm2vec-raw-300 (the self-supervised
+# setting over the bundled LLM2Vec teacher, smollm2-135m-llm2vec, for 300 steps: its states scaled to unit length
+# with the alignment weight 4 x dim, or raw with weight 1 as the official trainer aligns), llm2vec-unit / llm2vec-raw
+# (the same at 600 steps).
 # mixed-1200 and self-docs are the bundled checkpoints' recipes (`genembed train --recipe default / self-supervised`).
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -81,7 +84,13 @@ for v in "${variants[@]}"; do
     self-align) args=(--teacher self) ;;
     self-1200) args=(--teacher self --steps 1200 --warmup-steps 60) ;;
     self-mixed) args=(--teacher self --target query+response) ;;
-    self-docs) args=(--recipe self-supervised) ;;  # the bundled self-supervised checkpoint's recipe
+    self-docs) args=(--recipe self-supervised --teacher self) ;;  # the self-supervised checkpoint's recipe until 2026-12-07
+    # over the bundled LLM2Vec teacher (scripts/train_self_supervised.sh builds it): its pooled states scaled to
+    # unit length with genembed's alignment weight (4 x dim), or raw with weight 1 as the official trainer aligns
+    llm2vec-unit-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 300) ;;
+    llm2vec-raw-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 300) ;;
+    llm2vec-unit) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 600) ;;
+    llm2vec-raw) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 600) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   # the variants name what differs from the recipe these comparisons ran around: alignment to the answer,
