@@ -506,6 +506,9 @@ class CLSTeacher:
 def bundled_llm2vec_spec(name: str) -> str:
     """The FIRST+SECOND spec of a bundled LLM2Vec teacher (BUNDLED_LLM2VEC), its folders inside the package."""
     folder = Path(__file__).parent / BUNDLED_LLM2VEC[name]
+    if not (folder / "mntp" / ADAPTER_CONFIG).is_file():
+        raise TeacherError(f"the bundled teacher {name!r} is missing from this install ({folder}); "
+                           f"scripts/train_self_supervised.sh builds it")
     return f"{folder / 'mntp'}+{folder / 'simcse'}"
 
 

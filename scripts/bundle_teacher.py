@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+import genembed.teachers
 from genembed.teachers import BUNDLED_LLM2VEC, LLM2VecTeacher, bundled_llm2vec_spec
 
 KEEP = ("adapter_config.json", "llm2vec_config.json")
@@ -31,7 +32,7 @@ ap.add_argument("name", choices=sorted(BUNDLED_LLM2VEC), help="the bundled teach
 ap.add_argument("--backbone", default="smollm2-135m-instruct", help="the alias the build's --backbone was")
 args = ap.parse_args()
 
-dest = Path(bundled_llm2vec_spec(args.name).split("+")[0]).parent
+dest = Path(genembed.teachers.__file__).parent / BUNDLED_LLM2VEC[args.name]
 with tempfile.TemporaryDirectory(prefix=".bundle-", dir=dest.parent) as tmp:
     for part, base in (("mntp", args.backbone), ("simcse", "../mntp")):
         source, target = args.build / part, Path(tmp) / part
@@ -44,6 +45,8 @@ with tempfile.TemporaryDirectory(prefix=".bundle-", dir=dest.parent) as tmp:
         weights = load_file(str(source / "adapter_model.safetensors"))
         save_file({k: v.to(torch.float16).contiguous() for k, v in weights.items()},
                   str(target / "adapter_model.safetensors"))
+    for path in [Path(tmp), *Path(tmp).rglob("*")]:  # (a temporary folder is private to its owner)
+        path.chmod(0o755 if path.is_dir() else 0o644)
     shutil.rmtree(dest, ignore_errors=True)
     shutil.move(tmp, dest)
     Path(tmp).mkdir()  # (the context manager removes it again)

@@ -387,3 +387,28 @@ def test_an_adapter_names_a_bundled_backbone_by_its_alias(teacher_copy, monkeypa
     teacher = LLM2VecTeacher(f"{teacher_copy / 'mntp'}+{teacher_copy / 'simcse'}")
     reference_teacher = LLM2VecTeacher(f"{FIXTURE / 'mntp'}+{FIXTURE / 'simcse'}")
     np.testing.assert_allclose(teacher.embed(["a text"]), reference_teacher.embed(["a text"]), atol=1e-6)
+
+
+# -- the bundled teacher -------------------------------------------------------------------------------------
+@pytest.mark.integration
+def test_the_bundled_teacher_opens_by_name_offline_and_the_self_supervised_checkpoint_names_it():
+    from genembed.teachers import BUNDLED_LLM2VEC
+
+    (name,) = BUNDLED_LLM2VEC
+    teacher = load_teacher(name)
+    assert isinstance(teacher, LLM2VecTeacher) and teacher.name == name and teacher.dim == 576
+    x = teacher.embed(["How do I boil an egg?", "Paris is the capital of France.", ""])
+    assert x.shape == (3, 576) and np.isfinite(x).all()
+    assert not np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-2)  # raw pooled states, as llm2vec gives them
+    folder = ROOT / "genembed" / BUNDLED_LLM2VEC[name]
+    assert json.loads((folder / "mntp" / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        "smollm2-135m-instruct"
+    assert json.loads((ROOT / "genembed" / "self-supervised" / "config.json").read_text())["teacher"] == name
+
+
+def test_a_bundled_teacher_missing_from_the_install_is_named(monkeypatch):
+    import genembed.teachers as teachers_module
+
+    monkeypatch.setitem(teachers_module.BUNDLED_LLM2VEC, "gone-llm2vec", "no-such-folder")
+    with pytest.raises(TeacherError, match=r"the bundled teacher 'gone-llm2vec' is missing from this install"):
+        load_teacher("gone-llm2vec")

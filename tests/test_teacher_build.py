@@ -377,7 +377,7 @@ def test_the_named_build_recipes(monkeypatch, tmp_path):
         assert result.exit_code == 0, result.output
     cpu, overridden, paper = seen
     assert cpu == TeacherBuildConfig(out_dir=out, **TEACHER_RECIPES["cpu"].settings)
-    assert (cpu.mntp_steps, cpu.mntp_batch_size, cpu.simcse_batch_size, cpu.mntp_lr) == (150, 8, 16, 2e-4)
+    assert (cpu.mntp_steps, cpu.simcse_steps, cpu.mntp_batch_size, cpu.simcse_batch_size) == (150, 50, 8, 16)
     assert (overridden.mntp_steps, overridden.simcse_lr, overridden.mntp_batch_size) == (7, 3e-5, 8)
     assert paper == TeacherBuildConfig(out_dir=out) and paper.mntp_steps == 1000
     with pytest.raises(ValueError, match="unknown teacher recipe 'gpu': the recipes are llm2vec, cpu"):
