@@ -167,12 +167,13 @@ def test_hnsw_recall_against_exact_search_on_real_answers():
 
 
 def test_bundled_self_supervised_checkpoint_opens_by_name_and_ranks():
-    """The second bundled checkpoint (scripts/train_self_supervised.sh): its teacher is the
-    backbone itself, so its embeddings have the backbone's width; it opens by name and ranks an answer first."""
+    """The second bundled checkpoint (scripts/train_self_supervised.sh): its teacher is the LLM2Vec teacher
+    bundled beside it (the backbone made bidirectional, MNTP- and SimCSE-trained), so its embeddings have the
+    backbone's width; it opens by name and ranks an answer first."""
     import genembed
 
     model = genembed.load("self-supervised")
-    assert model.config.backbone == SMOLLM and model.config.teacher == "self"
+    assert model.config.backbone == SMOLLM and model.config.teacher == "smollm2-135m-llm2vec"
     q = model.encode_query(["How do I boil an egg?", "What is the capital of France?"], normalize=True)
     d = model.encode_document(["Boil the egg for nine minutes, then cool it in cold water.",
                                "Paris is the capital and largest city of France."], normalize=True)

@@ -31,8 +31,9 @@
 # tokens, the length SmolLM2's answers are made at), real64-1200 (the default's recipe, mixed-1200, on those cut
 # answers: against the default's recorded selection row), llm2vec-unit-300 / llm2vec-raw-300 (the self-supervised
 # setting over the bundled LLM2Vec teacher, smollm2-135m-llm2vec, for 300 steps: its states scaled to unit length
-# with the alignment weight 4 x dim, or raw with weight 1 as the official trainer aligns), llm2vec-unit / llm2vec-raw
-# (the same at 600 steps).
+# with the alignment weight 4 x dim, or raw with weight 1 as the official trainer aligns; on the first 1,200
+# answered queries, which 300 steps of 8 rows see once with their document rows), llm2vec-unit / llm2vec-raw
+# (the same at 600 steps on all the answers).
 # mixed-1200 and self-docs are the bundled checkpoints' recipes (`genembed train --recipe default / self-supervised`).
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -61,6 +62,7 @@ models=()
 for v in "${variants[@]}"; do
   data=$ROOT/data; n=2400
   if [ "$v" = queries-4800 ]; then data=$ROOT/data-4800; n=4800; fi
+  if [[ "$v" == llm2vec-*-300 ]]; then n=1280; fi  # they train on the first 1,200 answered rows (--limit 1200)
   recorded=""  # ShareGPT's recorded answers in place of SmolLM2's: "all", or the tokens each is cut to
   case $v in  # what each variant changes in `genembed train`
     align|queries-4800) args=() ;;
@@ -87,8 +89,8 @@ for v in "${variants[@]}"; do
     self-docs) args=(--recipe self-supervised --teacher self) ;;  # the self-supervised checkpoint's recipe until 2026-12-07
     # over the bundled LLM2Vec teacher (scripts/train_self_supervised.sh builds it): its pooled states scaled to
     # unit length with genembed's alignment weight (4 x dim), or raw with weight 1 as the official trainer aligns
-    llm2vec-unit-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 300) ;;
-    llm2vec-raw-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 300) ;;
+    llm2vec-unit-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 300 --limit 1200) ;;
+    llm2vec-raw-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 300 --limit 1200) ;;
     llm2vec-unit) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 600) ;;
     llm2vec-raw) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 600) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
