@@ -212,7 +212,8 @@ def test_document_rows_put_each_response_under_the_document_instruction_toward_i
     rows = [{"query": "q1", "response": "r1"}, {"query": "q2", "response": "r2"}]
     queries = tiny_model.token_rows(["q1", "q2"], tiny_model.resolve_instruction("query"))
     mixed = alignment_targets(teacher, ["q1", "q2"], ["r1", "r2"], "query+response", tmp_path)
-    q, r, t = with_document_rows(tiny_model, rows, teacher, queries, [[7], [8]], mixed, tmp_path, False)
+    q, r, t = with_document_rows(tiny_model, rows, teacher, queries, [[7], [8]], mixed, tmp_path, False,
+                                 unit_targets=False)
     assert q[:2] == queries
     assert q[2:] == tiny_model.token_rows(["r1", "r2"], "Summarize the following passage: ")
     assert r == [[7], [8], [7], [8]]  # reconstruction rebuilds the response itself
