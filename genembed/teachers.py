@@ -248,8 +248,8 @@ class LLM2VecTeacher:
     wrapped the same way. Pooling modes: mean (default), weighted_mean (weights 1..n over the text's
     tokens), eos_token / last_token (the last state; eos_token appends the family's EOS text first),
     bos_token (the state at the BOS token). Differences: an empty text is pooled over its own non-padding
-    tokens (llm2vec averages the whole padded row), and both adapters are merged (llm2vec keeps the second
-    unmerged: the same up to rounding)."""
+    tokens, or read as the EOS token where it has none (llm2vec averages the whole padded row), and both
+    adapters are merged (llm2vec keeps the second unmerged: the same up to rounding)."""
 
     def __init__(self, spec: str, device: str = "cpu", dtype: str = "float32", pooling_mode: str | None = None,
                  max_length: int | None = None):
@@ -404,8 +404,12 @@ class LLM2VecTeacher:
         return text
 
     def _strings(self, text: str) -> tuple[str, str]:
-        """(the string tokenized, the part of it that is pooled)."""
-        whole = _SEPARATOR + self._cut(text)
+        """(the string tokenized, the part of it that is pooled). A text with no tokens (empty, or blank where the
+        tokenizer adds no BOS) is read as the EOS token, so that it still gets a vector, as the `self` teacher does."""
+        text = self._cut(text)
+        if not self.tokenizer(text, add_special_tokens=True)["input_ids"]:
+            text = self.tokenizer.eos_token
+        whole = _SEPARATOR + text
         wrapper = _CHAT_WRAPPERS.get(self.base_name)
         if wrapper is not None:
             whole = wrapper[0] + whole.strip() + wrapper[1]

@@ -412,3 +412,14 @@ def test_a_bundled_teacher_missing_from_the_install_is_named(monkeypatch):
     monkeypatch.setitem(teachers_module.BUNDLED_LLM2VEC, "gone-llm2vec", "no-such-folder")
     with pytest.raises(TeacherError, match=r"the bundled teacher 'gone-llm2vec' is missing from this install"):
         load_teacher("gone-llm2vec")
+
+
+def test_a_text_with_no_tokens_is_read_as_eos(teacher_copy):
+    """SmolLM2's tokenizer adds no BOS: an empty text had no token to pool and gave NaN; it is read as EOS."""
+    spec = f"{teacher_copy / 'mntp'}+{teacher_copy / 'simcse'}"
+    teacher = LLM2VecTeacher(spec)
+    teacher.tokenizer.add_bos_token = False  # (the fixture's tokenizer adds one; SmolLM2's does not)
+    teacher.tokenizer.bos_token = None
+    x = teacher.embed(["", "a text", teacher.tokenizer.eos_token])
+    assert np.isfinite(x).all()
+    np.testing.assert_allclose(x[0], x[2], atol=1e-6)
