@@ -390,8 +390,9 @@ class LLM2VecTeacher:
         return digest.hexdigest()[:16]
 
     # -- embedding -----------------------------------------------------------------------------
-    def _cut(self, text: str) -> str:
-        """A text of more than doc_max_length tokens, cut to proportionally fewer words (as llm2vec does)."""
+    def _cut(self, text: str) -> tuple[str, int]:
+        """A text of more than doc_max_length tokens, cut to proportionally fewer words (as llm2vec does), and
+        its number of tokens."""
         def length(t: str) -> int:
             return len(self.tokenizer(t, add_special_tokens=False, truncation=True,
                                       max_length=self.max_length)["input_ids"])
@@ -401,13 +402,13 @@ class LLM2VecTeacher:
             words = text.split()
             text = " ".join(words[:int(len(words) * self.doc_max_length / n)])
             n = length(text)
-        return text
+        return text, n
 
     def _strings(self, text: str) -> tuple[str, str]:
         """(the string tokenized, the part of it that is pooled). A text with no tokens (empty, or blank where the
         tokenizer adds no BOS) is read as the EOS token, so that it still gets a vector, as the `self` teacher does."""
-        text = self._cut(text)
-        if not self.tokenizer(text, add_special_tokens=True)["input_ids"]:
+        text, n = self._cut(text)
+        if n == 0 and not self.tokenizer("", add_special_tokens=True)["input_ids"]:
             text = self.tokenizer.eos_token
         whole = _SEPARATOR + text
         wrapper = _CHAT_WRAPPERS.get(self.base_name)
