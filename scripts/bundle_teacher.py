@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-import genembed.teachers
-from genembed.teachers import BUNDLED_LLM2VEC, LLM2VecTeacher, bundled_llm2vec_spec
+from genembed.teachers import BUNDLED_LLM2VEC, LLM2VecTeacher, bundled_llm2vec_folder, bundled_llm2vec_spec
 
 KEEP = ("adapter_config.json", "llm2vec_config.json")
 TEXTS = ["How do I boil an egg?", "Photosynthesis turns light into chemical energy.", "Write a haiku about rain."]
@@ -32,7 +31,7 @@ ap.add_argument("name", choices=sorted(BUNDLED_LLM2VEC), help="the bundled teach
 ap.add_argument("--backbone", default="smollm2-135m-instruct", help="the alias the build's --backbone was")
 args = ap.parse_args()
 
-dest = Path(genembed.teachers.__file__).parent / BUNDLED_LLM2VEC[args.name]
+dest = bundled_llm2vec_folder(args.name)
 with tempfile.TemporaryDirectory(prefix=".bundle-", dir=dest.parent) as tmp:
     for part, base in (("mntp", args.backbone), ("simcse", "../mntp")):
         source, target = args.build / part, Path(tmp) / part

@@ -375,7 +375,7 @@ def test_an_adapter_names_a_bundled_backbone_by_its_alias(teacher_copy, monkeypa
     """A teacher built over a backbone genembed ships names it by its alias (its de-quantised folder is in a
     per-machine cache); the alias is read back as that backbone."""
     import genembed.backbone as backbone_module
-    import genembed.teachers as teachers_module
+    import genembed.teachers.llm2vec_spec as spec_module
     from genembed.teacher_build.layout import base_reference
 
     assert base_reference("smollm2-135m-instruct", "/cache/some/folder") == "smollm2-135m-instruct"
@@ -383,7 +383,7 @@ def test_an_adapter_names_a_bundled_backbone_by_its_alias(teacher_copy, monkeypa
     config = teacher_copy / "mntp" / "adapter_config.json"
     config.write_text(config.read_text().replace('"../base"', '"tiny-alias"'))
     monkeypatch.setitem(backbone_module.ALIASES, "tiny-alias", ("unused", "unused"))
-    monkeypatch.setattr(teachers_module, "transformers_path", lambda name: str(teacher_copy / "base"))
+    monkeypatch.setattr(spec_module, "transformers_path", lambda name: str(teacher_copy / "base"))
     teacher = LLM2VecTeacher(f"{teacher_copy / 'mntp'}+{teacher_copy / 'simcse'}")
     reference_teacher = LLM2VecTeacher(f"{FIXTURE / 'mntp'}+{FIXTURE / 'simcse'}")
     np.testing.assert_allclose(teacher.embed(["a text"]), reference_teacher.embed(["a text"]), atol=1e-6)
