@@ -93,6 +93,17 @@ def test_spec_recognition(tiny_backbone_path):
         assert not is_llm2vec_spec(other), other
 
 
+def test_load_teacher_opens_each_kind_a_spec_names(tiny_backbone):
+    """Every kind of spec gives a teacher of its kind, down to load_teacher's last case: a sentence-transformers
+    name (here the bundled MiniLM alias)."""
+    from genembed.teachers import SentenceTransformerTeacher
+
+    minilm = load_teacher("all-minilm-l6-v2")
+    assert isinstance(minilm, SentenceTransformerTeacher) and minilm.embed(["an egg"]).shape == (1, minilm.dim)
+    assert isinstance(load_teacher("self", tiny_backbone), SelfTeacher)
+    assert isinstance(load_teacher(f"{FIXTURE / 'mntp'}+{FIXTURE / 'simcse'}"), LLM2VecTeacher)
+
+
 def test_self_teacher_is_unchanged(tiny_backbone):
     teacher = load_teacher("self", tiny_backbone)
     assert isinstance(teacher, SelfTeacher)

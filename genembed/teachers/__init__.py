@@ -65,3 +65,4 @@ def load_teacher(name: str, backbone: Backbone | None = None, dtype: str | None 
         return teacher
     if is_llm2vec_spec(name):
         return LLM2VecTeacher(name, device=device, dtype=dtype)
+    return SentenceTransformerTeacher(name, device=device)
