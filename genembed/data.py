@@ -122,5 +122,15 @@ def load_sharegpt(split: str = "train", path: Path | None = None) -> list[Conver
     return out
 
 
+def training_rows(rows: list[dict], path: Path | None = None) -> list[dict]:
+    """Answered rows (generate's JSONL: id, query, response) that train: those still in the training split, with a
+    non-empty response, in the split's own order. The answer file's order is not that: generation answers the
+    longest queries first, and a resumed or extended run appends another such pass, so the first N rows of the
+    file would depend on how it was made; these are the same first N however it was made."""
+    position = {c.id: i for i, c in enumerate(load_sharegpt("train", path))}
+    kept = [r for r in rows if r["id"] in position and r["response"].strip()]
+    return sorted(kept, key=lambda r: position[r["id"]])
+
+
 def _fold(text: str) -> str:
     return " ".join(text.lower().split())

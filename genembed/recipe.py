@@ -40,12 +40,14 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
     # genembed/self-supervised/train-config.json. The teacher is the paper's kind, an LLM2Vec copy of the backbone
     # (bundled: scripts/train_self_supervised.sh builds it). Kept from the screens over the raw mean-pool teacher
     # (lab/reports/broad-benchmark.md): document rows (0.642 against 0.624 without), the response target (0.621
-    # against the mixed target's 0.612), alignment alone (both losses tied at twice the cost). 300 steps on the first
-    # 1,200 answered queries (each seen once, with its document row) is what the CPU time allowed here
+    # against the mixed target's 0.612), alignment alone (both losses tied at twice the cost); unit targets (0.673
+    # against raw targets' 0.641 over the LLM2Vec teacher). 300 steps on the first 1,200 rows (each seen once, with its
+    # document row) is what the CPU time allowed here; scripts/answer_queries.sh writes the rows in the split's order,
+    # so they are the split's first 1,200 queries
     "self-supervised": _recipe("the bundled self-supervised checkpoint's: no labelled data anywhere; the teacher is "
                                "the LLM2Vec teacher built from the backbone on unlabeled text (smollm2-135m-llm2vec), "
                                "alignment alone toward its embedding of the answer, with document rows, 300 steps "
-                               "on 1,200 answered queries",
+                               "on the first 1,200 answered queries",
                                teacher="smollm2-135m-llm2vec", target="response", documents=True, steps=300,
                                limit=1200),
     # the paper's recipe as the official llm2vec-gen code configures it (its conf/ and train_scripts/, and the
@@ -94,7 +96,8 @@ class TrainConfig:
     # 0 beat the paper's 10 at 600 steps on every task and trains 12% faster (the recipe comparisons)
     num_thought_tokens: int = setting(0, "T thought tokens (may be 0; the paper: 10).", "--thought-tokens")
     num_compression_tokens: int = setting(10, "C compression tokens.", "--compression-tokens")
-    limit: int | None = setting(None, "Use only the first N response rows.")
+    limit: int | None = setting(None, "Use only the first N response rows (scripts/answer_queries.sh writes them in "
+                                      "the ShareGPT split's order).")
     # 1,200 beat 600 on the broad benchmark's selection set: 0.704 against 0.692, ahead on five of six task types
     steps: int = setting(1200, "Optimiser steps (4 epochs of the bundled default's 2,400 rows at batch 8).")
     batch_size: int = setting(8, "Examples per micro-batch (the global batch under a launcher).")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build one bundled checkpoint (genembed/NAME/) from scratch, offline; what train_default.sh and
 # train_self_supervised.sh run:
-#   1-2. SmolLM2-135M-Instruct answers 2,400 ShareGPT training queries (greedy, 64 new tokens) into
-#        ANSWERS (default runs/default: every bundled checkpoint trains on the same answers) and rows
-#        outside the current training split are dropped (scripts/answer_queries.sh)
+#   1-2. SmolLM2-135M-Instruct answers the first QUERIES (default 2,400) ShareGPT training queries (greedy, 64 new
+#        tokens) into ANSWERS (default runs/default: every bundled checkpoint trains on the same answers, the
+#        first of one fixed order) and rows outside the current training split are dropped (scripts/answer_queries.sh)
 #   3. `genembed train` with the arguments given (`--recipe NAME`; STEPS=N overrides the steps)
 #   4. its query lens (the default decoder) embeds every ShareGPT training-split query (LENS=sharegpt, the
 #      default), or with LENS=training only its training queries, written by `genembed train` itself
@@ -20,6 +20,7 @@ ANSWERS=${ANSWERS:-runs/default}
 RUN=${RUN:-runs/$NAME}
 STEPS=${STEPS:-}
 LENS=${LENS:-sharegpt}
+QUERIES=${QUERIES:-2400}
 lens_flag=--no-query-lens
 if [ "$LENS" = training ]; then lens_flag=--query-lens; fi
 # bf16 autocast only where it is native (a GPU, a CPU with AVX-512 BF16 / AMX); emulated it is slower than float32
@@ -27,7 +28,7 @@ export BF16=${BF16-$(.venv/bin/python -c "from genembed.backbone import bf16_is_
 ge=.venv/bin/genembed
 mkdir -p "$RUN"
 start=$(date +%s)
-bash scripts/answer_queries.sh "$ANSWERS" 2400
+bash scripts/answer_queries.sh "$ANSWERS" "$QUERIES"
 resume=""
 if [ -e "$RUN/run/log.jsonl" ]; then resume="--resume"; fi  # a started run continues (from step 0 if nothing was saved)
 $ge train --responses "$ANSWERS/train.jsonl" --out "$RUN/run" ${STEPS:+--steps "$STEPS"} $BF16 $lens_flag $resume "$@"
