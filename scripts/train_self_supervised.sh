@@ -23,6 +23,7 @@ mkdir -p lab/bundled
 cp "$TEACHER/mntp-loss.png" lab/bundled/self-supervised-teacher-mntp-loss.png
 cp "$TEACHER/simcse-loss.png" lab/bundled/self-supervised-teacher-simcse-loss.png
 cp "$TEACHER/log.jsonl" lab/bundled/self-supervised-teacher-log.jsonl
-# its query lens holds its 1,200 training queries (1,170 distinct), 4.3 min of encoding here on 2026-12-07; the
-# full ShareGPT lens (8,926 queries) had encoded 541 of them in 3 min (the longest first) and was not waited for
+# its query lens holds its 1,200 training queries (1,179 distinct); training and lens took 30 min here on
+# 2026-12-07. The full ShareGPT lens (8,926 queries) had encoded 541 of them in 3 min (the longest first) and was
+# not waited for
 LENS=training QUERIES=1280 exec bash scripts/build_checkpoint.sh self-supervised --recipe self-supervised

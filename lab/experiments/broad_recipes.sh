@@ -34,7 +34,10 @@
 # with the alignment weight 4 x dim, or raw with weight 1 as the official trainer aligns; on the first 1,200
 # answered queries, which 300 steps of 8 rows see once with their document rows), llm2vec-unit / llm2vec-raw
 # (the same at 600 steps on all the answers), llm2vec-both-300 (llm2vec-unit-300 with both losses, --w-rec 1.0: the
-# paper's recipe also trains the soft prompt to be read back as the answer).
+# paper's recipe also trains the soft prompt to be read back as the answer), llm2vec-mixed-300 (the bundled
+# self-supervised recipe, --recipe self-supervised, toward the mixed target --target query+response: the LLM2Vec
+# teacher's unit mean of its embeddings of the query and of the answer; score it beside the bundled student,
+# `--model self-supervised`, trained on the same first 1,200 rows).
 # mixed-1200 and self-docs are the bundled checkpoints' recipes (`genembed train --recipe default / self-supervised`).
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -93,6 +96,7 @@ for v in "${variants[@]}"; do
     llm2vec-unit-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 300 --limit 1200) ;;
     llm2vec-raw-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 300 --limit 1200) ;;
     llm2vec-both-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --w-rec 1.0 --steps 300 --limit 1200) ;;
+    llm2vec-mixed-300) args=(--recipe self-supervised --target query+response) ;;
     llm2vec-unit) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 600) ;;
     llm2vec-raw) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 600) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
