@@ -38,12 +38,12 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
     "default": _recipe("the bundled default's: alignment alone to MiniLM toward the unit mean of its embeddings of "
                        "the query and of the answer, 1,200 steps of batch 8"),
     # genembed/self-supervised/train-config.json. The teacher is the paper's kind, an LLM2Vec copy of the backbone
-    # (bundled: scripts/train_self_supervised.sh builds it). Kept from the screens over the raw mean-pool teacher
-    # (lab/reports/broad-benchmark.md): document rows (0.642 against 0.624 without), the response target (0.621
-    # against the mixed target's 0.612), alignment alone (both losses tied at twice the cost); unit targets (0.673
-    # against raw targets' 0.641 over the LLM2Vec teacher). 300 steps on the first 1,200 rows (each seen once, with its
-    # document row) is what the CPU time allowed here; scripts/answer_queries.sh writes the rows in the split's order,
-    # so they are the split's first 1,200 queries
+    # (bundled: scripts/train_self_supervised.sh builds it). Kept from the screens (lab/reports/broad-benchmark.md):
+    # document rows (0.642 against 0.624 without, raw mean-pool teacher); the response target (0.621 against the
+    # mixed target's 0.612 there, 0.677 against 0.661 over the LLM2Vec teacher); alignment alone (both losses tied
+    # at twice the cost); unit targets (0.673 against raw targets' 0.641 over the LLM2Vec teacher). 300 steps on the
+    # first 1,200 rows (each seen once, with its document row) is what the CPU time allowed here;
+    # scripts/answer_queries.sh writes the rows in the split's order, so they are the split's first 1,200 queries
     "self-supervised": _recipe("the bundled self-supervised checkpoint's: no labelled data anywhere; the teacher is "
                                "the LLM2Vec teacher built from the backbone on unlabeled text (smollm2-135m-llm2vec), "
                                "alignment alone toward its embedding of the answer, with document rows, 300 steps "
