@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .atomic import file_digest, recover_folder, write_folder
 from .backbone import Backbone, load_backbone
@@ -20,6 +20,7 @@ from .errors import InputError
 from .jsonl import read_json_object
 from .model import GenEmbed, GenEmbedConfig
 from .query_lens import FILE as QUERY_LENS_FILE, QueryLens
+from .tensorfile import save_tensors
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
@@ -44,7 +45,7 @@ def save_checkpoint(model: GenEmbed, folder: str | Path, extra: dict[str, "calla
     written = {}
 
     def weights(path: Path) -> None:
-        save_file(tensors, str(path), metadata={"format": "pt", "library": "genembed"})
+        save_tensors(tensors, path, metadata={"format": "pt", "library": "genembed"})
         written["sha256"] = file_digest(path)
 
     def config(path: Path) -> None:  # after the weights: it records their checksum, checked on load

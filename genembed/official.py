@@ -36,7 +36,6 @@ from pathlib import Path
 import torch
 import yaml
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
 from .atomic import write_folder, write_text
@@ -47,6 +46,7 @@ from .errors import InputError
 from .inputs import added_ids
 from .jsonl import read_json_object
 from .model import DEFAULT_INSTRUCTIONS, GenEmbed, GenEmbedConfig
+from .tensorfile import save_tensors
 
 RUN_CONFIG, ENCODER_DECODER = "run_config.yml", "encoder_decoder_config.json"
 RECON, ALIGN = "reconstruction_mlp", "alignment_mlp"
@@ -434,7 +434,7 @@ def _official_files(model: GenEmbed, tokenizer, specials: list[str], original: i
 
     def adapter(path: Path):
         path.parent.mkdir(exist_ok=True)
-        save_file({BASE_KEY: table.contiguous(), DELTA_KEY: tokens.contiguous()}, str(path), metadata={"format": "pt"})
+        save_tensors({BASE_KEY: table.contiguous(), DELTA_KEY: tokens.contiguous()}, path, metadata={"format": "pt"})
 
     def in_encoder(write):
         def wrapped(path: Path):

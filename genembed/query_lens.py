@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from .atomic import write_text
 from .backbone import cache_root
 from .data import load_sharegpt
 from .errors import InputError
+from .tensorfile import save_tensors
 from .vectors import nearest
 
 FILE = "query-lens.safetensors"
@@ -120,7 +120,7 @@ class QueryLens:
             metadata = {"sharegpt_ids": json.dumps(self.sharegpt_ids), "sha256": _digest(self.queries)}
         else:
             metadata = {"queries": json.dumps(self.queries)}
-        save_file({"vectors": torch.from_numpy(self.vectors.astype(np.float16))}, str(path), metadata=metadata)
+        save_tensors({"vectors": torch.from_numpy(self.vectors.astype(np.float16))}, path, metadata=metadata)
 
     @classmethod
     def load(cls, folder, tokenizer) -> "QueryLens | None":

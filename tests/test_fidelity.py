@@ -238,6 +238,25 @@ def test_altered_weights_are_caught_by_the_checksum(tiny_model, tmp_path):
     load_checkpoint(old, backbone=tiny_model.backbone)
 
 
+def test_a_checkpoint_is_the_same_bytes_every_time_it_is_written(tiny_model, tmp_path, monkeypatch):
+    """The same weights give the same files, so a rebuild can be compared byte for byte and a checksum names the
+    weights: safetensors orders metadata keys by a randomly seeded hash, which flips between writes."""
+    from genembed.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+    from genembed.query_lens import FILE, QueryLens
+
+    lens = QueryLens(["a", "b"], np.eye(2, 32, dtype=np.float32), sharegpt_ids=["x_0", "y_0"])  # two metadata keys
+    monkeypatch.setattr(tiny_model, "query_lens", lens)
+    written = set()
+    for i in range(16):  # (the old writer gave one order in all 16 with probability 2 ** -15 per file)
+        folder = save_checkpoint(tiny_model, tmp_path / str(i))
+        written.add(tuple((folder / name).read_bytes() for name in (WEIGHTS_NAME, FILE, CONFIG_NAME)))
+    assert len(written) == 1
+    from safetensors import safe_open
+
+    with safe_open(str(folder / FILE), framework="np") as f:  # still a file safetensors itself reads
+        assert f.metadata()["sharegpt_ids"] == '["x_0", "y_0"]' and f.get_tensor("vectors").shape == (2, 32)
+
+
 class _CountingTexts:
     """A sized iterable that records how many texts have been read from it so far."""
 
