@@ -126,3 +126,17 @@ def test_every_readme_snippet_runs_as_written(tmp_path):
         cmd = [sys.executable, "-c", code] if language == "python" else ["bash", "-euo", "pipefail", "-c", code]
         done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"README block {i} ({language}) failed:\n{code}\n--- output:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+
+
+def test_every_shell_script_parses():
+    """`bash -n` on each tracked shell script: a comment line that lost its `#` is a syntax error that would
+    otherwise show only when the script runs, after whatever it did first."""
+    tracked = subprocess.run(["git", "ls-files", "*.sh", ".ci/run"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked, "no shell scripts found"
+    broken = {}
+    for name in tracked:
+        result = subprocess.run(["bash", "-n", name], cwd=REPO, capture_output=True, text=True)
+        if result.returncode:
+            broken[name] = result.stderr.strip()
+    assert not broken, broken

@@ -38,8 +38,8 @@
 # self-supervised recipe, --recipe self-supervised, toward the mixed target --target query+response: the LLM2Vec
 # teacher's unit mean of its embeddings of the query and of the answer; score it beside the bundled student,
 # `--model self-supervised`, trained on the same first 1,200 rows), llm2vec-2400 (the bundled self-supervised recipe
-on twice the queries for twice the steps, --steps 600 --limit 2400: the split's first 2,400 answered queries, each seen
-once with its document row).
+# on twice the queries for twice the steps, --steps 600 --limit 2400: the split's first 2,400 answered queries, each seen
+# once with its document row).
 # mixed-1200 and self-docs are the bundled checkpoints' recipes (`genembed train --recipe default / self-supervised`).
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
