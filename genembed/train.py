@@ -303,8 +303,8 @@ def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False
     model.eval()
     if procs.is_main:
         if cfg.query_lens:
-            model.query_lens = QueryLens.build(model, [r["query"] for r in rows], show_progress_bar=show_progress_bar,
-                                               bf16=cfg.bf16)
+            model.query_lens = QueryLens.build_rows(model, rows, show_progress_bar=show_progress_bar,
+                                                    bf16=cfg.bf16)
             say(f"query lens: {len(model.query_lens.queries)} training queries")
         save_checkpoint(model, out / "model")
         write_text(out / "train_config.json", json.dumps({**asdict(cfg), "num_processes": procs.world}, indent=2) + "\n")

@@ -79,3 +79,12 @@ def test_train_help_lists_the_recipes():
     assert result.exit_code == 0 and "--recipe" in result.output
     option = next(p for p in typer.main.get_command(app).commands["train"].params if p.name == "recipe")
     assert all(f"'{name}': {r.description}" in option.help for name, r in RECIPES.items()), option.help
+
+
+@pytest.mark.parametrize("name", ["default", "self-supervised"])
+def test_a_bundled_query_lens_names_its_sharegpt_queries_by_id_and_holds_none_of_their_text(name):
+    from safetensors import safe_open
+
+    with safe_open(str(REPO / "genembed" / name / "query-lens.safetensors"), framework="np") as f:
+        meta = f.metadata()
+    assert "queries" not in meta and json.loads(meta["sharegpt_ids"])  # ShareGPT may not be redistributed

@@ -67,17 +67,26 @@ def test_the_lens_travels_in_the_checkpoint_and_becomes_the_default_decoder(tiny
     assert get_decoder(model, "words").requests(emb) != requests
 
 
-def test_training_writes_the_lens_unless_told_not_to(tiny_backbone_path, tiny_responses, tmp_path):
+def test_training_writes_the_lens_unless_told_not_to(tiny_backbone_path, tiny_responses, tmp_path, monkeypatch):
     from test_train import config
 
+    import genembed.query_lens
     from genembed.checkpoint import load_checkpoint
+    from genembed.data import Conversation
     from genembed.jsonl import read_rows
     from genembed.query_lens import FILE
     from genembed.train import train
 
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    rows = read_rows(tiny_responses)
+    sharegpt = [Conversation(r["id"], r["query"], "") for r in rows]
+    monkeypatch.setattr(genembed.query_lens, "load_sharegpt", lambda split="train": sharegpt)
     train(config(tiny_backbone_path, tiny_responses, tmp_path / "a", steps=2, w_rec=0.0), show_progress_bar=False)
     lens = load_checkpoint(tmp_path / "a" / "model").query_lens
-    assert set(lens.queries) == {r["query"].strip() for r in read_rows(tiny_responses)}
+    assert set(lens.queries) == {r["query"].strip() for r in rows}
+    # rows that are ShareGPT training queries: the lens keeps their ids, never their text
+    assert set(lens.sharegpt_ids) == {r["id"] for r in rows}
+    assert rows[1]["query"].encode() not in (tmp_path / "a" / "model" / FILE).read_bytes()
     train(config(tiny_backbone_path, tiny_responses, tmp_path / "b", steps=2, w_rec=0.0, query_lens=False),
           show_progress_bar=False)
     assert not (tmp_path / "b" / "model" / FILE).exists()
@@ -122,6 +131,38 @@ def test_the_query_lens_command_adds_a_lens_to_a_checkpoint(tiny_model, tmp_path
     assert neither.exit_code != 0 and "--input or --sharegpt" in neither.output
     missing = CliRunner().invoke(app, ["query-lens", "--model", str(ckpt), "--input", str(tmp_path / "none.jsonl")])
     assert missing.exit_code != 0 and load_checkpoint(ckpt).query_lens.queries == QUERIES  # nothing lost
+
+
+def test_a_lens_of_rows_keeps_sharegpt_ids_only_where_every_row_is_a_sharegpt_training_query(tiny_model, tmp_path,
+                                                                                             monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    import genembed.query_lens
+    from genembed.checkpoint import load_checkpoint, save_checkpoint
+    from genembed.cli import app
+    from genembed.data import Conversation
+    from genembed.query_lens import FILE, QueryLens
+
+    monkeypatch.setenv("GENEMBED_CACHE", str(tmp_path / "cache"))
+    sharegpt = [Conversation(f"c{i}_0", q, "") for i, q in enumerate(QUERIES)]
+    monkeypatch.setattr(genembed.query_lens, "load_sharegpt", lambda split="train": sharegpt)
+    rows = [{"id": c.id, "query": c.query} for c in sharegpt]
+    assert QueryLens.build_rows(tiny_model, rows).sharegpt_ids == [c.id for c in sharegpt]
+    for other in ({"id": "c1_0", "query": "my own question"},  # a ShareGPT id over someone's own text
+                  {"id": "mine", "query": QUERIES[1]},        # an id ShareGPT lacks
+                  {"query": QUERIES[1]}):                      # no id
+        lens = QueryLens.build_rows(tiny_model, [*rows[:1], other, *rows[2:]])
+        assert lens.sharegpt_ids is None and other["query"] in lens.queries
+
+    ckpt = save_checkpoint(tiny_model, tmp_path / "ckpt")
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(json.dumps({**r, "response": "r"}) + "\n" for r in rows))
+    result = CliRunner().invoke(app, ["query-lens", "--model", str(ckpt), "--input", str(responses)])
+    assert result.exit_code == 0, result.output
+    assert QUERIES[1].encode() not in (ckpt / FILE).read_bytes()
+    assert load_checkpoint(ckpt).query_lens.queries == QUERIES
 
 
 def test_decode_embeddings_reads_any_vector_of_the_space(tiny_model, tmp_path, monkeypatch):
