@@ -19,10 +19,12 @@ that `generate` continues and `answer_cross_entropy` scores.
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .backbone import cache_keyword
 from .backends import check_threads, threads
@@ -211,13 +213,18 @@ def greedy(model, prompts: torch.Tensor, max_new_tokens: int, mask: torch.Tensor
 
 
 def generate(model, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bool = False,
-             repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> list[str]:
+             repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+             show_progress_bar: bool | None = None, desc: str = "generating") -> list[str]:
     """The model's LLM's greedy continuation of each prompt: token-id lists (embedded and left-padded), or
     a tensor [n, P, hidden], `batch_size` prompts at a time, with the model's num_threads (model_threads).
-    repetition_penalty, no_repeat_ngram_size: see penalise (off by default: the paper's greedy decoder)."""
+    repetition_penalty, no_repeat_ngram_size: see penalise (off by default: the paper's greedy decoder).
+    show_progress_bar: a bar of texts written (None: where there are several batches and a terminal)."""
     check_decoding_options(max_new_tokens, repetition_penalty, no_repeat_ngram_size)
+    if show_progress_bar is None:
+        show_progress_bar = len(prompts) > batch_size and sys.stderr.isatty()
     backbone, texts = model.backbone, []
-    with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16), model_threads(model) as chosen:
+    with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16), model_threads(model) as chosen, \
+            tqdm(total=len(prompts), desc=desc, unit="text", disable=not show_progress_bar) as bar:
         for start in range(0, len(prompts), batch_size):
             chunk, mask = prompts[start:start + batch_size], None
             if not isinstance(chunk, torch.Tensor):
@@ -227,6 +234,7 @@ def generate(model, prompts, max_new_tokens: int, batch_size: int = 32, bf16: bo
             rows = greedy(model, chunk.to(backbone.device), max_new_tokens, mask, repetition_penalty,
                           no_repeat_ngram_size, chosen.rechoose)
             texts += [backbone.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+            bar.update(len(rows))
     return texts
 
 
@@ -270,7 +278,8 @@ def decode(model, texts, via: str | None = None, max_new_tokens: int = 64, instr
     with model_threads(model):  # the read (an encode for the lenses) too
         state = decoder.read(texts, instruction, batch_size, show_progress_bar=show_progress_bar)
         out = generate(model, decoder.prompts(state), max_new_tokens, batch_size,
-                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
+                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                       show_progress_bar=show_progress_bar)
     return out[0] if single else out
 
 

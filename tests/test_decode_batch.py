@@ -178,3 +178,11 @@ def test_the_decode_command_takes_the_options_and_refuses_bad_values(tiny_model,
         code, out = run(option, value)
         assert code == 2 and "Traceback" not in out, out
     assert "repetition_penalty must be a finite number > 0" in run("--repetition-penalty", "0")[1]
+
+
+def test_decoding_many_texts_shows_a_bar_of_texts_written(tiny_model, capsys):
+    tiny_model.decode(TEXTS, max_new_tokens=2, batch_size=2, show_progress_bar=True)
+    written = capsys.readouterr().err
+    assert "generating" in written and "5/5" in written  # the writing, not only the encoding before it
+    tiny_model.decode(TEXTS, max_new_tokens=2, batch_size=2, show_progress_bar=False)
+    assert "generating" not in capsys.readouterr().err

@@ -131,7 +131,8 @@ def score_decoder(decoder, task: DecodingTask, answers: list[list[int]], batch_s
                "ce mean": decoders.repeat(decoder.prompts(decoder.mean(state)), len(task.queries))}
     with torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
         ce = {key: decoders.answer_cross_entropy(backbone, p, answers, batch_size) for key, p in prompts.items()}
-    texts = decoders.generate(decoder.model, own, DECODE_TOKENS, batch_size, bf16=bf16)
+    texts = decoders.generate(decoder.model, own, DECODE_TOKENS, batch_size, bf16=bf16,
+                              show_progress_bar=len(task.queries) > 16, desc=f"decoding via {decoder.name}")
     return {**ce, "gap other": ce["ce other"] - ce["ce own"], "gap mean": ce["ce mean"] - ce["ce own"],
             **_retrieval(task, task.teacher(decoder.model.config.teacher), texts), "examples": _examples(task, texts)}
 
