@@ -39,7 +39,8 @@
 # teacher's unit mean of its embeddings of the query and of the answer; score it beside the bundled student,
 # `--model self-supervised`, trained on the same first 1,200 rows), llm2vec-2400 (the bundled self-supervised recipe
 # on twice the queries for twice the steps, --steps 600 --limit 2400: the split's first 2,400 answered queries, each seen
-# once with its document row).
+# once with its document row), llm2vec-both-2400 (that recipe, the bundled one since 2026-12-07, with both losses,
+# --w-rec 1.0: the paper's recipe on the bundled rows).
 # mixed-1200 and self-docs are the bundled checkpoints' recipes (`genembed train --recipe default / self-supervised`).
 # The answered queries of scripts/train_default.sh (runs/default), made by the same command, seed ROOT/data.
 set -euo pipefail
@@ -100,6 +101,7 @@ for v in "${variants[@]}"; do
     llm2vec-both-300) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --w-rec 1.0 --steps 300 --limit 1200) ;;
     llm2vec-mixed-300) args=(--recipe self-supervised --target query+response) ;;
     llm2vec-2400) args=(--recipe self-supervised --steps 600 --limit 2400) ;;
+    llm2vec-both-2400) args=(--recipe self-supervised --steps 600 --limit 2400 --w-rec 1.0) ;;
     llm2vec-unit) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --unit-targets --steps 600) ;;
     llm2vec-raw) args=(--recipe self-supervised --teacher smollm2-135m-llm2vec --no-unit-targets --w-align 1 --steps 600) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
