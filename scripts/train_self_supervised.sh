@@ -23,5 +23,6 @@ cp "$TEACHER/mntp-loss.png" lab/bundled/self-supervised-teacher-mntp-loss.png
 cp "$TEACHER/simcse-loss.png" lab/bundled/self-supervised-teacher-simcse-loss.png
 cp "$TEACHER/log.jsonl" lab/bundled/self-supervised-teacher-log.jsonl
 # its query lens holds its 2,400 training queries (2,351 distinct); on 2026-12-07 the student's stages took 12 min of
-# answering (the 781 answers still missing), 8 min of teacher targets, 37 min of training and 8 min of lens
+# answering (the 781 answers still missing), 8 min of teacher targets, about 83 min of training (8.3 s a step, the
+# median: both losses) and 8 min of lens
 LENS=training QUERIES=2400 exec bash scripts/build_checkpoint.sh self-supervised --recipe self-supervised
