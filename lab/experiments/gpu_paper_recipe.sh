@@ -2,8 +2,9 @@
 # The paper's recipe on the real SmolLM2-135M, on a lent GPU, then the decoding task and the
 # selection benchmark here. The GPU machine is offline and holds none of the data packages, and a call
 # carries 64 MiB with the working tree (~27 MiB), so the 94 MiB GGUF travels in three parts, one per call,
-# on a machine kept warm between them (ignored paths already there stay). No teacher model travels: the
-# runs use the paper's self-supervised setting (--teacher self: the backbone is its own teacher).
+# on a machine kept warm between them (ignored paths already there stay). The teacher is the paper's kind, the
+# LLM2Vec copy of the backbone bundled in genembed/llm2vec-smollm2/ (its adapters travel with the working tree;
+# TEACHER=self gives the backbone's own mean-pooled states instead).
 #
 # Two runs train side by side on the one GPU (a 135M step is launch-bound there, lab/gpu/README.md), both with the
 # paper's losses (reconstruction + alignment) at its batch 32, on the same 2,400 answered queries as every
@@ -35,7 +36,7 @@ BACKBONE=smollm2-135m-instruct  # the default alias: its package and file come f
 VARIANTS=(paper tuned)
 
 variant_args() {  # the `genembed train` arguments of a variant (both: the paper's losses at its batch)
-  local common=(--teacher self --target response --w-rec 1.0 --batch-size "${BATCH:-32}" --steps "${STEPS:-1000}"
+  local common=(--teacher "${TEACHER:-smollm2-135m-llm2vec}" --target response --w-rec 1.0 --batch-size "${BATCH:-32}" --steps "${STEPS:-1000}"
                 --warmup-steps $(( ${STEPS:-1000} / 20 )) --save-every "${SAVE_EVERY:-100}" ${LIMIT:+--limit "$LIMIT"})
   case $1 in
     paper) ARGS=("${common[@]}" --lr-tokens 3e-4 --lr-projections 3e-4) ;;
