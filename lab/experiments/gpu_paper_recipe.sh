@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The paper's recipe on the real SmolLM2-135M, on a lent GPU, then the decoding task and the
 # selection benchmark here. The GPU machine is offline and holds none of the data packages, and a call
-# carries 64 MiB with the working tree (~27 MiB), so the 94 MiB GGUF travels in three parts, one per call,
+# carries 64 MiB with the working tree (~40 MiB: the bundled checkpoints and LLM2Vec adapters), so the 94 MiB GGUF
+# travels in parts sized to what is left (five at that tree size), one per call,
 # on a machine kept warm between them (ignored paths already there stay). The teacher is the paper's kind, the
 # LLM2Vec copy of the backbone bundled in genembed/llm2vec-smollm2/ (its adapters travel with the working tree;
 # TEACHER=self gives the backbone's own mean-pooled states instead).
@@ -16,11 +17,10 @@
 # the call's transfers, when that is less than the call's 600 s). A run cut by the guard comes back as its
 # last resume/ state (saved every 100 steps), and its NOTE says so.
 #
-#   bash lab/experiments/gpu_paper_recipe.sh pack        # here: runs/gpu27/{a,b,c} (parts, rows, gguf wheel)
-#   then three device `run` calls, back to back (an idle machine goes back after 30 s):
-#     carry [runs/gpu27/a]  command: nvidia-smi -L; ls -l runs/gpu27/*
-#     carry [runs/gpu27/b]  command: ls -l runs/gpu27/*
-#     carry [runs/gpu27/c]  command: DEADLINE_SECONDS=N bash lab/experiments/gpu_paper_recipe.sh device
+#   bash lab/experiments/gpu_paper_recipe.sh pack        # here: runs/gpu27/p1..pN (parts; the last: rows, gguf wheel)
+#   then N device `run` calls, back to back (an idle machine goes back after 30 s):
+#     carry [runs/gpu27/p1] .. [runs/gpu27/pN-1]  command: nvidia-smi -L; ls -l runs/gpu27/*
+#     carry [runs/gpu27/pN]  command: DEADLINE_SECONDS=N bash lab/experiments/gpu_paper_recipe.sh device
 #                           (timeout_s N + 30; N = min(560, budget_left_s - 90), budget_left_s from `status`)
 #   bash lab/experiments/gpu_paper_recipe.sh score FILES_AT   # here: unpack, selection benchmark, decoding task
 #     (the run's files_at; TASKS=a,b scores only those benchmark tasks)
@@ -51,15 +51,19 @@ pack() {  # the three carries: GGUF parts (each under ~32 MiB), the answered row
 print(package_file(*ALIASES['$BACKBONE']))")
   # the rows every CPU recipe trained on (lab/experiments/broad_recipes.sh): made here if missing (~31 min, resumable)
   [ -s "$rows" ] || bash scripts/answer_queries.sh runs/recipes/data 2400
-  rm -rf "$DIR/a" "$DIR/b" "$DIR/c"; mkdir -p "$DIR/a" "$DIR/b" "$DIR/c"
-  local size part; size=$(stat -c %s "$gguf"); part=$(( (size + 2) / 3 ))
-  split -b "$part" -d -a 1 "$gguf" "$DIR/part"
-  mv "$DIR/part0" "$DIR/a/gguf.part"; mv "$DIR/part1" "$DIR/b/gguf.part"; mv "$DIR/part2" "$DIR/c/gguf.part"
-  sha256sum < "$gguf" | cut -d' ' -f1 > "$DIR/c/gguf.sha256"
-  gzip -9 -c "$rows" > "$DIR/c/train.jsonl.gz"
+  rm -rf "$DIR"/p[0-9]*; mkdir -p "$DIR"
+  # a call carries the tracked tree and one part within 64 MiB; 3 MiB are kept for the rows, the wheel and slack
+  local size tree room n last; size=$(stat -c %s "$gguf"); tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+  room=$(( 61 * 1024 * 1024 - tree )); n=$(( (size + room - 1) / room ))
+  [ "$room" -gt 0 ] && [ "$n" -le 9 ] || { echo "the working tree ($tree bytes) leaves no room to carry the GGUF"; exit 3; }
+  split -n "$n" -d -a 1 "$gguf" "$DIR/part"
+  for i in $(seq 1 "$n"); do mkdir -p "$DIR/p$i"; mv "$DIR/part$(( i - 1 ))" "$DIR/p$i/gguf.part"; done
+  last=$DIR/p$n
+  sha256sum < "$gguf" | cut -d' ' -f1 > "$last/gguf.sha256"
+  gzip -9 -c "$rows" > "$last/train.jsonl.gz"
   local version; version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('gguf'))")
-  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d "$DIR/c" "gguf==$version"  # the one used here
-  du -sh "$DIR"/a "$DIR"/b "$DIR"/c
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d "$last" "gguf==$version"  # the one used here
+  du -sh "$DIR"/p[0-9]*
 }
 
 device() {  # on the GPU machine: join, install, train both variants side by side, pack the results into $OUT
@@ -69,12 +73,13 @@ device() {  # on the GPU machine: join, install, train both variants side by sid
   local package file  # where the alias looks: a package found before any installed one, holding the joined file
   read -r package file < <(PYTHONPATH=$PWD "$py" -c "from genembed.backbone import ALIASES; print(*ALIASES['$BACKBONE'])")
   mkdir -p "$site/$package"; : > "$site/$package/__init__.py"
-  cat "$DIR/a/gguf.part" "$DIR/b/gguf.part" "$DIR/c/gguf.part" > "$site/$package/$file"
-  if [ "$(sha256sum < "$site/$package/$file" | cut -d' ' -f1)" != "$(cat "$DIR/c/gguf.sha256")" ]; then
+  local last; last=$(ls -d "$DIR"/p[0-9]* | sort | tail -1)  # fewer than ten parts: the names sort in order
+  cat $(ls -d "$DIR"/p[0-9]* | sort | sed 's|$|/gguf.part|') > "$site/$package/$file"
+  if [ "$(sha256sum < "$site/$package/$file" | cut -d' ' -f1)" != "$(cat "$last/gguf.sha256")" ]; then
     echo "the joined GGUF does not match its SHA-256: a part is missing or stale (ls below)"; ls -l "$DIR"/*; exit 3
   fi
-  gzip -d -c "$DIR/c/train.jsonl.gz" > "$DIR/train.jsonl"
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$DIR"/c/gguf-*.whl
+  gzip -d -c "$last/train.jsonl.gz" > "$DIR/train.jsonl"
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$last"/gguf-*.whl
   export PYTHONPATH="$PWD:$site" GENEMBED_CACHE=${GENEMBED_CACHE:-/tmp/genembed-cache}
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
   "$py" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
