@@ -22,8 +22,8 @@ from .sentence import SentenceTransformerTeacher
 from .targets import alignment_targets, cached_targets
 
 __all__ = ["BUNDLED_LLM2VEC", "CLSTeacher", "LLM2VecTeacher", "SelfTeacher", "SentenceTransformerTeacher",
-           "TeacherError", "alignment_targets", "bundled_llm2vec_folder", "bundled_llm2vec_spec", "cached_targets", "is_llm2vec_spec",
-           "load_teacher"]
+           "TeacherError", "alignment_targets", "bundled_llm2vec_folder", "bundled_llm2vec_spec", "cached_targets",
+           "is_llm2vec_spec", "load_teacher"]
 
 # LLM2Vec teachers bundled with genembed (their adapters, in genembed/<folder>/{mntp,simcse}), by name
 BUNDLED_LLM2VEC = {"smollm2-135m-llm2vec": "llm2vec-smollm2"}
