@@ -1,14 +1,17 @@
 """Files and folders genembed rewrites are replaced whole: written beside the target, forced to
 disk, then renamed over it, so a kill at any moment leaves either the old copy or the new one,
-never a half-written one."""
+never a half-written one. A folder or file a long job writes into has one writer at a time (writer_lock)."""
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+from .errors import InputError
 
 
 def replace_file(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -25,6 +28,35 @@ def replace_file(path: str | Path, write: Callable[[Path], None]) -> Path:
         tmp.unlink(missing_ok=True)
     sync_folder(path.parent)
     return path
+
+
+@contextmanager
+def writer_lock(lock_file: str | Path, target: str | Path, job: str) -> Iterator[None]:
+    """Hold `target` (a folder or file a long job writes) for one writer while the block runs: an exclusive
+    lock on `lock_file`, which the system drops when the process ends, a kill -9 included. Where another
+    process holds it (a second run started on the same target, or the workers of a launcher that was killed
+    alone), an InputError names the target. Not POSIX (no fcntl): no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_file, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{target} is in use by another {job} (a running process holds {lock_file}; after a "
+                             f"launcher is killed its worker processes may still run): stop it first, or choose "
+                             f"another output") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def folder_lock(folder: str | Path, job: str):
+    """writer_lock for a folder: its lock file is folder/.lock."""
+    return writer_lock(Path(folder) / ".lock", folder, job)
 
 
 def write_text(path: str | Path, text: str) -> Path:

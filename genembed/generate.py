@@ -9,12 +9,14 @@ most the batch in flight and never writes a row twice.
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from . import distributed
+from .atomic import writer_lock
 from .backbone import Backbone, cache_keyword
 from .errors import InputError
 from .inputs import pad, positions, prompt_ids
@@ -42,12 +44,20 @@ def answer_queries(
     appends the parts' rows to out_path (each id once) and removes them. A killed run, under any
     number of processes, resumes from out_path plus whatever parts are left."""
     procs = distributed.current()
-    ids = [q[0] for q in queries]
-    if len(set(ids)) != len(ids):
+    if len({q[0] for q in queries}) != len(queries):
         raise InputError("query ids must be unique")
     out_path = Path(out_path)
     if procs.is_main:
         out_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = out_path.with_name(f"{out_path.name}.lock")  # (the main process writes the output: it holds it)
+    with writer_lock(lock, out_path, "generate run") if procs.is_main else nullcontext():
+        return _answer(backbone, queries, out_path, procs, max_new_tokens, batch_size, max_query_tokens, sample,
+                       temperature, top_p, seed, bf16, show_progress_bar)
+
+
+def _answer(backbone, queries, out_path: Path, procs, max_new_tokens, batch_size, max_query_tokens, sample,
+            temperature, top_p, seed, bf16, show_progress_bar) -> list[dict]:
+    """generate's work, with the output held."""
     with procs.main_first():  # the main process repairs torn tails; the others then read
         done = {row["id"] for path in [out_path, *part_files(out_path)] for row in read_rows(path, repair=procs.is_main)}
     procs.barrier()  # every process has read the parts before any appends to them

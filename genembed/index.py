@@ -22,14 +22,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import distributed
-from .atomic import file_digest, replace_file, write_text
+from .atomic import file_digest, folder_lock, replace_file, write_text
 from .errors import InputError, MissingDependency
 from .jsonl import numbered_rows, read_json_object, string_field
 from .reader import TextFile, chunked
@@ -145,7 +145,7 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
     }
     if procs.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out_dir) if procs.is_main else nullcontext():  # (the main process writes; it holds the lock)
+    with folder_lock(out_dir, "index build") if procs.is_main else nullcontext():  # (the main process writes; it holds the lock)
         with procs.main_first():
             manifest = _start_or_resume(out_dir, settings) if procs.is_main else read_manifest(out_dir)
         if manifest["rows_done"] < count:
@@ -318,25 +318,6 @@ def read_manifest(out_dir: str | Path) -> dict:
     if manifest.get("format") != FORMAT:
         raise InputError(f"{path} is not a genembed index manifest of format {FORMAT}")
     return manifest
-
-
-@contextmanager
-def _build_lock(out_dir: Path):
-    """One build per folder at a time: two writers would interleave their chunks."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(out_dir / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(f"another build is writing to {out_dir}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # -- searching -----------------------------------------------------------------------------

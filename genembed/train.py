@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .atomic import file_digest, recover_folder, write_text
+from .atomic import file_digest, folder_lock, recover_folder, write_text
 from .backbone import load_backbone
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
@@ -163,26 +164,30 @@ def plot_curves(rows: list[dict], panels: list[tuple[str, str]], png_path: Path)
     save_png(fig, png_path)
 
 
-def open_run(cfg: TrainConfig, resume: bool, procs) -> bool:
+def open_run(cfg: TrainConfig, resume: bool, procs, hold: ExitStack) -> bool:
     """Check the run folder before any work: a new (or empty) folder, or with resume a started run.
-    Returns whether a resume state exists."""
+    The main process holds the folder (folder_lock) until `hold` closes, from before it reads or repairs
+    anything in it. Returns whether a resume state exists."""
     out, resume_dir = Path(cfg.out_dir), Path(cfg.out_dir) / "resume"
-    if procs.is_main:
+    if procs.is_main and out.is_dir():
+        hold.enter_context(folder_lock(out, "training run"))
         recover_folder(resume_dir)  # a kill mid-swap of resume/ left the previous state aside
     procs.barrier()
     has_state = (resume_dir / "trainer.pt").exists()
     started = has_state or (out / "log.jsonl").exists()  # killed before its first save: a log, no state
     if resume and not started:
         raise InputError(f"nothing to resume in {out}: no run was started there (start without --resume)")
-    leftovers = sorted(p.name for p in out.iterdir() if p.name != "cache") if out.is_dir() else []
-    if not resume and leftovers:  # (cache/ holds teacher targets keyed by content: safe to share)
+    # (cache/ holds teacher targets keyed by content: safe to share)
+    leftovers = sorted(p.name for p in out.iterdir() if p.name not in ("cache", ".lock")) if out.is_dir() else []
+    if not resume and leftovers:
         raise InputError(f"{out} already holds a run ({', '.join(leftovers)}): pass --resume to continue it, "
                          f"or choose a new --out")
     if cfg.batch_size % procs.world:
         raise InputError(f"batch size {cfg.batch_size} cannot be split evenly over {procs.world} processes")
     procs.barrier()  # every process has checked the folder before the main one writes into it
-    if procs.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    if procs.is_main and not out.is_dir():
+        out.mkdir(parents=True)
+        hold.enter_context(folder_lock(out, "training run"))
     return has_state
 
 
@@ -228,16 +233,23 @@ def optimiser(cfg: TrainConfig, model: GenEmbed, state: dict | None):
 
 def train(cfg: TrainConfig, show_progress_bar: bool = True, resume: bool = False) -> GenEmbed:
     """Train into the run folder cfg.out_dir: a new (or empty) folder, or with resume=True the
-    folder of a run to continue from its resume/ state. Anything else is refused before any work.
+    folder of a run to continue from its resume/ state. Anything else is refused before any work, and
+    so is a folder another run is writing into.
 
     Under a launcher (`accelerate launch`, `torchrun`) each of N processes computes its share of
     every batch (batch_size stays the global batch), the trainable tensors' gradients are summed
     across processes, and only the main process writes; the weights equal a one-process run's up
     to float rounding, and a run may resume under another number of processes."""
     procs = distributed.current()
+    with ExitStack() as hold:  # the run folder, held by the main process until the run ends
+        has_state = open_run(cfg, resume, procs, hold)
+        return _run(cfg, procs, has_state, show_progress_bar, resume)
+
+
+def _run(cfg: TrainConfig, procs, has_state: bool, show_progress_bar: bool, resume: bool) -> GenEmbed:
+    """The run, in the folder open_run checked (and the main process holds)."""
     out = Path(cfg.out_dir)
     resume_dir = out / "resume"
-    has_state = open_run(cfg, resume, procs)
     responses_sha1 = file_digest(cfg.responses, "sha1")
     show_progress_bar = show_progress_bar and procs.is_main
     say = print if procs.is_main else (lambda *a, **k: None)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -29,6 +30,17 @@ def common(backbone, responses, steps, save_every):
 def run(cmd):
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def kill_launch(proc):
+    """SIGKILL to a launcher and every worker it started. The workers run in sessions of their own, so
+    killing the launcher's process group alone would leave them working on (and holding the folder)."""
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 2, "the launcher had not started its workers"
+    for p in [psutil.Process(proc.pid), *workers]:
+        p.send_signal(signal.SIGKILL)
+    proc.wait()
+    psutil.wait_procs(workers, timeout=30)
 
 
 def assert_close(a_dir, b_dir, rtol=1e-4):
@@ -61,12 +73,14 @@ def test_a_run_killed_under_two_processes_resumes_under_one(tiny_backbone_path, 
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_launch(proc)
     saved = torch.load(killed / "resume" / "trainer.pt", weights_only=False)["step"]
     assert 0 < saved < 80
     run(ONE + args + ["--out", str(killed), "--resume"])
-    assert_close(tmp_path / "whole", killed)
+    # 80 steps under one process and under two differ by rounding, up to 1.9e-4 of a tensor's norm on an
+    # AVX-512 CPU; a resume that drops Adam's moments or skips a step lands 0.16-0.47 away (2026-12-08,
+    # lab/reliability/resume_tolerance.py)
+    assert_close(tmp_path / "whole", killed, rtol=1e-2)
     steps = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()]
     assert steps == list(range(80))
     assert json.loads((killed / "train_config.json").read_text())["num_processes"] == 1
@@ -109,8 +123,7 @@ def test_generation_shared_by_two_processes_loses_and_repeats_nothing(tiny_backb
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_launch(proc)
     assert len(list(tmp_path.glob("killed.jsonl.part*"))) == 2
     run(ONE + generate_args(tiny_backbone_path, queries, killed))
     rows = read_rows(killed)
@@ -163,8 +176,7 @@ def test_corpus_encoding_shared_by_two_processes(tiny_model, tmp_path):
             pass
         time.sleep(0.01)
     assert proc.poll() is None, "the build ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_launch(proc)
     run(ONE + build(killed))
     assert (killed / "rows.jsonl").read_bytes() == (one / "rows.jsonl").read_bytes(), "every row once, in order"
     np.testing.assert_allclose(np.fromfile(killed / "vectors.f32", dtype="<f4"), a, atol=1e-5)

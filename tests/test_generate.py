@@ -43,3 +43,17 @@ def test_sampling_is_seeded(tiny_backbone, tmp_path):
     a = answer_queries(tiny_backbone, QUERIES, tmp_path / "a.jsonl", **kw)
     b = answer_queries(tiny_backbone, QUERIES, tmp_path / "b.jsonl", **kw)
     assert [r["response"] for r in a] == [r["response"] for r in b]
+
+
+def test_an_output_another_run_is_writing_is_refused_and_left_as_it_is(tiny_backbone, tmp_path):
+    from genembed.atomic import writer_lock
+
+    out = tmp_path / "answers.jsonl"
+    answer_queries(tiny_backbone, QUERIES[:2], out, max_new_tokens=3, show_progress_bar=False)
+    before = out.read_bytes()
+    with writer_lock(tmp_path / "answers.jsonl.lock", out, "generate run"):  # a run still answering into it
+        with pytest.raises(ValueError, match=r"answers.jsonl is in use by another generate run"):
+            answer_queries(tiny_backbone, QUERIES, out, max_new_tokens=3, show_progress_bar=False)
+    assert out.read_bytes() == before
+    rows = answer_queries(tiny_backbone, QUERIES, out, max_new_tokens=3, show_progress_bar=False)  # once it ended
+    assert sorted(r["id"] for r in rows) == sorted(q[0] for q in QUERIES)

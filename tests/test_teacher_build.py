@@ -312,6 +312,11 @@ def test_bad_folders_and_data(tiny_backbone_path, texts_file, tmp_path):
         build_teacher(config(tiny_backbone_path, changing, out), show_progress_bar=False, on_step=_stop_at("mntp", 1))
     with pytest.raises(TeacherBuildError, match=r"already holds something .*pass --resume"):
         build_teacher(config(tiny_backbone_path, changing, out), show_progress_bar=False)
+    from genembed.atomic import folder_lock
+
+    with folder_lock(out, "teacher build"):  # a build still running there holds the folder
+        with pytest.raises(GenembedError, match=r"build is in use by another teacher build"):
+            build_teacher(config(tiny_backbone_path, changing, out), resume=True, show_progress_bar=False)
     with pytest.raises(TeacherBuildError, match=r"was started with other settings \(mntp_lr\)"):
         build_teacher(config(tiny_backbone_path, changing, out, mntp_lr=1e-3), resume=True, show_progress_bar=False)
     changing.write_text("\n".join(TEXTS[1:] + ["another text"]) + "\n")  # the same file, other texts

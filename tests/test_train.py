@@ -68,6 +68,54 @@ def test_resume_equals_uninterrupted(tiny_backbone_path, tiny_responses, tmp_pat
     assert steps == list(range(6)), "the log has each step once"
 
 
+def test_a_folder_another_run_writes_into_is_refused_until_that_run_is_killed(tiny_backbone_path, tiny_responses,
+                                                                               tmp_path):
+    """Two runs in one folder would interleave their saves and logs: the second is refused (the case of a
+    launcher killed alone, whose workers go on), and once the first is killed with SIGKILL it resumes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from dataclasses import asdict
+
+    out = tmp_path / "run"
+    cfg = config(tiny_backbone_path, tiny_responses, out, steps=2000, save_every=2)
+    first = subprocess.Popen([sys.executable, "-c", "import json, sys; from genembed.train import TrainConfig, train; "
+                              "train(TrainConfig(**json.loads(sys.argv[1])), show_progress_bar=False)",
+                              json.dumps(asdict(cfg))], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (out / "resume" / "trainer.pt").exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, first.stderr.read().decode()[-2000:]
+        with pytest.raises(ValueError, match=f"{out} is in use by another training run"):
+            train(cfg, show_progress_bar=False, resume=True)
+        with pytest.raises(ValueError, match="in use by another training run"):
+            train(config(tiny_backbone_path, tiny_responses, out), show_progress_bar=False)
+        assert first.poll() is None, "the refused runs stopped the first"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the kill freed the folder: the run resumes from its last save (two steps of it are enough to see)
+    saved = torch.load(out / "resume" / "trainer.pt", weights_only=False)["step"]
+    ran, real_step = [], train_module.Steps.__call__
+
+    def two_steps(self, step):
+        if len(ran) == 2:
+            raise Killed()
+        ran.append(step)
+        return real_step(self, step)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module.Steps, "__call__", two_steps)
+        with pytest.raises(Killed):
+            train(cfg, show_progress_bar=False, resume=True)
+    assert ran == [saved, saved + 1]
+
+
 def test_resume_with_other_settings_is_refused(tiny_backbone_path, tiny_responses, tmp_path):
     train(config(tiny_backbone_path, tiny_responses, tmp_path / "run", steps=3), show_progress_bar=False)
     with pytest.raises(ValueError, match="other settings"):

@@ -17,13 +17,14 @@ import gc
 import json
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import recover_folder, write_folder, write_text
+from ..atomic import folder_lock, recover_folder, write_folder, write_text
 from ..jsonl import append_rows, read_json_object, read_rows
 from .config import RESULT_NEUTRAL, TeacherBuildConfig, TeacherBuildError
 from .layout import ADAPTER_WEIGHTS
@@ -54,7 +55,7 @@ def open_build(cfg: TeacherBuildConfig, resume: bool) -> dict | None:
     if resume and not saved_path.is_file():
         raise TeacherBuildError(f"nothing to resume in {out}: no build was started there (start without --resume)")
     if not resume:
-        leftovers = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        leftovers = sorted(p.name for p in out.iterdir() if p.name != ".lock") if out.is_dir() else []
         if leftovers:
             raise TeacherBuildError(f"{out} already holds something ({', '.join(leftovers[:4])}): pass --resume to "
                                     f"continue a build, or choose a new --out")
@@ -80,13 +81,22 @@ def build_teacher(cfg: TeacherBuildConfig, resume: bool = False, show_progress_b
     """Build the LLM2Vec teacher into cfg.out_dir: a new (or empty) folder, or with resume=True the folder of
     a build to continue (its finished phases skipped, the running one from its resume state). on_step(phase,
     steps_done) is called after every step (and its save, when there is one). Returns the teacher spec."""
+    out = Path(cfg.out_dir)
+    with ExitStack() as hold:  # one build per folder at a time, from before it is read until the build ends
+        if out.is_dir():
+            hold.enter_context(folder_lock(out, "teacher build"))
+        saved = open_build(cfg, resume)
+        return _build(cfg, out, saved, hold, show_progress_bar, on_step)
+
+
+def _build(cfg: TeacherBuildConfig, out: Path, saved: dict | None, hold: ExitStack, show_progress_bar: bool,
+           on_step) -> str:
+    """The build, in the folder open_build checked (held by `hold` once it exists)."""
     from transformers import AutoConfig, AutoTokenizer
 
     from ..backbone import transformers_path
     from ..bidirectional import check_family
 
-    out = Path(cfg.out_dir)
-    saved = open_build(cfg, resume)
     where = transformers_path(cfg.backbone)  # (a GGUF is de-quantised once, into the cache)
     check_family(AutoConfig.from_pretrained(where), f"backbone {cfg.backbone}")
     texts = read_texts(cfg)
@@ -95,6 +105,9 @@ def build_teacher(cfg: TeacherBuildConfig, resume: bool = False, show_progress_b
         raise TeacherBuildError(f"the texts ({cfg.texts}) differ from those {out} was started on: use a new --out")
     check_texts(cfg, AutoTokenizer.from_pretrained(where), texts)  # (an hour of MNTP must not end in this error)
     if saved is None:
+        if not out.is_dir():
+            out.mkdir(parents=True)
+            hold.enter_context(folder_lock(out, "teacher build"))
         write_text(out / CONFIG_FILE, json.dumps({"settings": asdict(cfg), "texts_sha1": digest,
                                                   "texts": len(texts)}, indent=2) + "\n")
     say = print if show_progress_bar else (lambda *a, **k: None)
