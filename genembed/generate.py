@@ -51,41 +51,35 @@ def answer_queries(
         out_path.parent.mkdir(parents=True, exist_ok=True)
     lock = out_path.with_name(f"{out_path.name}.lock")  # (the main process writes the output: it holds it)
     with writer_lock(lock, out_path, "generate run") if procs.is_main else nullcontext():
-        return _answer(backbone, queries, out_path, procs, max_new_tokens, batch_size, max_query_tokens, sample,
-                       temperature, top_p, seed, bf16, show_progress_bar)
-
-
-def _answer(backbone, queries, out_path: Path, procs, max_new_tokens, batch_size, max_query_tokens, sample,
-            temperature, top_p, seed, bf16, show_progress_bar) -> list[dict]:
-    """generate's work, with the output held."""
-    with procs.main_first():  # the main process repairs torn tails; the others then read
-        done = {row["id"] for path in [out_path, *part_files(out_path)] for row in read_rows(path, repair=procs.is_main)}
-    procs.barrier()  # every process has read the parts before any appends to them
-    todo = [q for q in queries if q[0] not in done]
-    mine = todo[procs.rank::procs.world]
-    target = out_path if procs.world == 1 else out_path.with_name(f"{out_path.name}.part{procs.rank}")
-    tok = backbone.tokenizer
-    prompts = prompt_ids(tok, [q[1] for q in mine], max_text_tokens=max_query_tokens)
-    order = sorted(range(len(mine)), key=lambda i: -len(prompts[i]))  # similar lengths share a batch
-    bar = tqdm(total=len(queries), initial=len(queries) - len(todo), desc="answering", unit="query",
-               disable=not (show_progress_bar and procs.is_main))
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        if sample:  # a seed per batch content: a resumed run samples what the first run would have
-            digest = hashlib.sha1("".join(mine[i][0] for i in batch).encode()).digest()
-            torch.manual_seed(seed + int.from_bytes(digest[:4], "little"))
-        texts, finished = generate_batch(backbone, [prompts[i] for i in batch], max_new_tokens, sample=sample,
-                                         temperature=temperature, top_p=top_p, bf16=bf16)
-        rows = [{"id": mine[i][0], "query": mine[i][1], "response": text, "finished": done}
-                for i, text, done in zip(batch, texts, finished)]
-        append_rows(target, rows)
-        bar.update(min(len(rows) * procs.world, bar.total - bar.n))  # (the main process stands for all)
-    bar.close()
-    procs.barrier()
-    if procs.is_main:
-        merge_parts(out_path)
-    procs.barrier()
-    return read_rows(out_path)
+        with procs.main_first():  # the main process repairs torn tails; the others then read
+            done = {row["id"] for path in [out_path, *part_files(out_path)]
+                    for row in read_rows(path, repair=procs.is_main)}
+        procs.barrier()  # every process has read the parts before any appends to them
+        todo = [q for q in queries if q[0] not in done]
+        mine = todo[procs.rank::procs.world]
+        target = out_path if procs.world == 1 else out_path.with_name(f"{out_path.name}.part{procs.rank}")
+        tok = backbone.tokenizer
+        prompts = prompt_ids(tok, [q[1] for q in mine], max_text_tokens=max_query_tokens)
+        order = sorted(range(len(mine)), key=lambda i: -len(prompts[i]))  # similar lengths share a batch
+        bar = tqdm(total=len(queries), initial=len(queries) - len(todo), desc="answering", unit="query",
+                   disable=not (show_progress_bar and procs.is_main))
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            if sample:  # a seed per batch content: a resumed run samples what the first run would have
+                digest = hashlib.sha1("".join(mine[i][0] for i in batch).encode()).digest()
+                torch.manual_seed(seed + int.from_bytes(digest[:4], "little"))
+            texts, finished = generate_batch(backbone, [prompts[i] for i in batch], max_new_tokens, sample=sample,
+                                             temperature=temperature, top_p=top_p, bf16=bf16)
+            rows = [{"id": mine[i][0], "query": mine[i][1], "response": text, "finished": done}
+                    for i, text, done in zip(batch, texts, finished)]
+            append_rows(target, rows)
+            bar.update(min(len(rows) * procs.world, bar.total - bar.n))  # (the main process stands for all)
+        bar.close()
+        procs.barrier()
+        if procs.is_main:
+            merge_parts(out_path)
+        procs.barrier()
+        return read_rows(out_path)
 
 
 @torch.no_grad()

@@ -145,7 +145,7 @@ def build_index(model, source: str | Path, out_dir: str | Path, field: str = "te
     }
     if procs.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out_dir, "index build") if procs.is_main else nullcontext():  # (the main process writes; it holds the lock)
+    with folder_lock(out_dir, "index build") if procs.is_main else nullcontext():  # (the main process writes)
         with procs.main_first():
             manifest = _start_or_resume(out_dir, settings) if procs.is_main else read_manifest(out_dir)
         if manifest["rows_done"] < count:

@@ -1,3 +1,11 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -72,14 +80,6 @@ def test_a_folder_another_run_writes_into_is_refused_until_that_run_is_killed(ti
                                                                                tmp_path):
     """Two runs in one folder would interleave their saves and logs: the second is refused (the case of a
     launcher killed alone, whose workers go on), and once the first is killed with SIGKILL it resumes."""
-    import json
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from dataclasses import asdict
-
     out = tmp_path / "run"
     cfg = config(tiny_backbone_path, tiny_responses, out, steps=2000, save_every=2)
     first = subprocess.Popen([sys.executable, "-c", "import json, sys; from genembed.train import TrainConfig, train; "
